@@ -1,0 +1,75 @@
+"""Typed, frozen desired state: what the state files say, already validated.
+
+Nothing past the loader re-checks these values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class StagePolicy:
+    """Gates and limits for entering one stage."""
+
+    max_versions: int | None = None
+    require_from: tuple[str, ...] | None = None
+    require_tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a file's models are reconciled. The default: no gates, unlisted ignored, drift corrected."""
+
+    unlisted_versions: str = "ignore"  # ignore | archive
+    drift: str = "correct"  # correct | warn | ignore
+    stages: Mapping[str, StagePolicy] = field(default_factory=lambda: MappingProxyType({}))
+
+    def for_stage(self, stage: str) -> StagePolicy:
+        return self.stages.get(stage, StagePolicy())
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """Desired assignment of one model version. `stage=None` leaves the stage unmanaged."""
+
+    version: str
+    stage: str | None = None
+    aliases: tuple[str, ...] = ()
+    run_id: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Desired state of one registered model, and where it was declared."""
+
+    name: str
+    versions: Mapping[str, VersionSpec]
+    policy: Policy = field(default_factory=Policy)
+    description: str | None = None
+    suspend: bool = False
+    file: str = ""
+    line: int = 0
+
+    def alias_owner(self) -> dict[str, str]:
+        """alias -> version, as declared."""
+        return {a: v.version for v in self.versions.values() for a in v.aliases}
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """All models declared across the state files (merged)."""
+
+    models: Mapping[str, ModelSpec]
+    files: tuple[str, ...] = ()
+    digest: str = ""  # sha256 of the files' bytes, for "what was this plan computed from"
+
+
+def version_key(version: str) -> int:
+    """Sort key for version strings ("10" after "9")."""
+    return int(version) if version.isdigit() else -1
