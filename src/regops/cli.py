@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 
-from regops.errors import RegopsError, StateError
+from regops import render, service, views
+from regops.errors import RegopsError, StateError, UsageError
 from regops.options import common_options, settings
 
 EXIT_USAGE = 64
@@ -22,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 
 class RegopsGroup(click.Group):
-    """Maps every outcome to the documented exit codes, for the console script and CliRunner alike."""
+    """Maps every outcome to the documented exit codes (console script and CliRunner)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -90,6 +92,162 @@ def validate(ctx: click.Context) -> int:
     click.echo(
         f"{len(state.files)} file(s) valid: {len(state.models)} model(s), {n_versions} version(s)"
     )
+    return 0
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the plan as JSON, for `reconcile --plan FILE`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when changes are pending from git, 3 when live drifted outside git.",
+)
+@click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.pass_context
+def plan(
+    ctx: click.Context, out: Path | None, detailed_exitcode: bool, models: tuple[str, ...]
+) -> int:
+    """Show what reconcile would change, with each gate's verdict."""
+    s = settings(ctx)
+    p = service.run_plan(s, models)
+    doc = p.to_dict()
+    if out is not None:
+        out.write_text(render.render_json(doc) + "\n", encoding="utf-8")
+    click.echo(render.render(doc, s.fmt))
+    return p.exit_code(detailed_exitcode)
+
+
+@cli.command()
+@common_options
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Apply this saved plan (refused if the registry moved since).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context, plan_file: Path | None, dry_run: bool, models: tuple[str, ...]
+) -> int:
+    """Apply the desired state to the registry (refusing failed gates)."""
+    s = settings(ctx)
+    if plan_file is not None and models:
+        raise UsageError("--model cannot be combined with --plan (a saved plan is applied whole)")
+    p = service.load_plan_file(plan_file) if plan_file else service.run_plan(s, models)
+    doc = p.to_dict()
+    if s.fmt != "json":
+        click.echo(render.render(doc, s.fmt))
+    if dry_run or not p.ok or (not p.changes and not p.records):
+        if s.fmt == "json":
+            click.echo(render.render_json({"plan": doc, "result": None}))
+        return 0 if p.ok else 1
+    result = service.run_reconcile(s, plan=p)
+    if s.fmt == "json":
+        click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
+    else:
+        click.echo("")
+        click.echo(render.render_result(result.to_dict(), s.fmt))
+    return 0 if result.ok else 1
+
+
+@cli.command()
+@common_options
+@click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one state file per model into DIR (default: print to stdout).",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.pass_context
+def export(ctx: click.Context, models: tuple[str, ...], output: Path | None, force: bool) -> int:
+    """Write the live registry as state files (adopt an existing registry)."""
+    s = settings(ctx)
+    registry = service.open_registry(s)
+    live = registry.snapshot(list(models) or None)
+    for name in models:
+        views.require_model(live, name)
+    chosen = list(live.models.values())
+    if output is None:
+        click.echo(views.export_yaml(chosen, has_stages=live.has_stages), nl=False)
+        return 0
+    targets = {m.name: output / f"{m.name}.yaml" for m in chosen}
+    clash = [str(p) for p in targets.values() if p.exists()]
+    if clash and not force:
+        raise RegopsError(f"refusing to overwrite {', '.join(clash)} (use --force)")
+    output.mkdir(parents=True, exist_ok=True)
+    for m in chosen:
+        targets[m.name].write_text(views.export_yaml([m], has_stages=live.has_stages))
+        click.echo(f"wrote {targets[m.name]} ({len(m.versions)} versions)")
+    return 0
+
+
+@cli.command("list-models")
+@common_options
+@click.pass_context
+def list_models(ctx: click.Context) -> int:
+    """List registered models with their stages and aliases."""
+    s = settings(ctx)
+    rows = views.model_rows(service.open_registry(s).snapshot())
+    if s.fmt == "json":
+        click.echo(render.render_json({"models": rows}))
+    else:
+        click.echo(views.table(rows, ["model", "versions", "latest", "stages", "aliases"]))
+    return 0
+
+
+@cli.command("list-versions")
+@common_options
+@click.option("--model-name", required=True, help="Registered model name.")
+@click.pass_context
+def list_versions(ctx: click.Context, model_name: str) -> int:
+    """List the versions of one model: stage, aliases, evidence."""
+    s = settings(ctx)
+    m = views.require_model(service.open_registry(s).snapshot([model_name]), model_name)
+    rows = [views.version_row(m, v) for v in m.versions.values()]
+    if s.fmt == "json":
+        click.echo(render.render_json({"versions": rows}))
+    else:
+        cols = [
+            "version",
+            "stage",
+            "aliases",
+            "created",
+            "validation_status",
+            "smoke_test_status",
+            "run_id",
+        ]
+        click.echo(views.table(rows, cols))
+    return 0
+
+
+@cli.command("get-model")
+@common_options
+@click.option("--model-name", required=True, help="Registered model name.")
+@click.option("--stage", type=click.Choice(["None", "Staging", "Production", "Archived"]))
+@click.option("--alias", help="Alias, e.g. champion.")
+@click.pass_context
+def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str | None) -> int:
+    """Show the version serving a stage (its latest) or an alias."""
+    if (stage is None) == (alias is None):
+        raise UsageError("give exactly one of --stage or --alias")
+    s = settings(ctx)
+    m = views.require_model(service.open_registry(s).snapshot([model_name]), model_name)
+    row = views.version_row(m, views.find_version(m, stage=stage, alias=alias))
+    row["uri"] = f"models:/{model_name}/{row['version']}"
+    if s.fmt == "json":
+        click.echo(render.render_json(row))
+    else:
+        for key, value in row.items():
+            shown = ",".join(value) if isinstance(value, list) else value
+            click.echo(f"{key + ':':<19} {shown if shown not in (None, '') else '-'}")
     return 0
 
 

@@ -24,7 +24,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from regops.errors import Diagnostic, StateError
 from regops.state import STAGES, DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 
-MAX_FILE_BYTES = 1 << 20  # a state file is hand-edited text; anything bigger is a mistake or an attack
+# A state file is hand-edited text; anything bigger is a mistake or an attack.
+MAX_FILE_BYTES = 1 << 20
 RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
 
@@ -47,7 +48,9 @@ class _NoAliasLoader(yaml.SafeLoader):
                 problem="YAML aliases (*name) are not allowed in state files",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        node = super().compose_node(parent, index)
+        assert node is not None
+        return node
 
 
 def state_files(state_dir: Path) -> list[Path]:
@@ -142,14 +145,15 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
             hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
             yield f.line_of((*path, key)), f"unknown key {key!r} in {where}{hint}"
         return
-    if err.validator == "propertyNames" or (err.relative_schema_path and "propertyNames" in err.relative_schema_path):
+    if "propertyNames" in err.relative_schema_path:
         key = err.instance
         line = f.line_of((*path, key)) if isinstance(key, str) else f.line_of(path)
         if path and path[-1] == "versions":
             yield line, f"version key {key!r} must be a version number (digits, no leading zero)"
         elif path == ("models",):
-            yield line, (
-                f"model name {key!r} is not allowed: use ASCII letters, digits, '_', '.', '-'"
+            yield (
+                line,
+                (f"model name {key!r} is not allowed: use ASCII letters, digits, '_', '.', '-'"),
             )
         elif path and path[-1] == "stages":
             yield line, f"{key!r} is not a stage (one of: {', '.join(STAGES)})"
@@ -167,12 +171,16 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         choices = ", ".join(map(str, err.validator_value))
         yield line, f"{where}: {err.instance!r} is not one of: {choices}"
     elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "aliases":
-        yield line, (
-            f"alias {err.instance!r} has characters that are not allowed "
-            "(use ASCII letters, digits, '_' and '-')"
+        yield (
+            line,
+            (
+                f"alias {err.instance!r} has characters that are not allowed "
+                "(use ASCII letters, digits, '_' and '-')"
+            ),
         )
     elif err.validator == "type":
-        yield line, f"{where}: expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+        got = f"{type(err.instance).__name__} {err.instance!r}"
+        yield line, f"{where}: expected {err.validator_value}, got {got}"
     else:
         yield line, f"{where}: {err.message}"
 
@@ -213,7 +221,7 @@ def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
             for i, alias in enumerate(spec.get("aliases", [])):
                 line = f.line_of((*vpath, "aliases", i))
                 if RESERVED_ALIAS.match(alias):
-                    f.diag(line, f"alias {alias!r} is reserved by MLflow ('latest' and 'v<digits>')")
+                    f.diag(line, f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')")
                 elif alias in seen_alias:
                     f.diag(
                         line,

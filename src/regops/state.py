@@ -23,7 +23,7 @@ class StagePolicy:
 
 @dataclass(frozen=True)
 class Policy:
-    """How a file's models are reconciled. The default: no gates, unlisted ignored, drift corrected."""
+    """How a file's models are reconciled. Default: no gates, unlisted ignored, drift corrected."""
 
     unlisted_versions: str = "ignore"  # ignore | archive
     drift: str = "correct"  # correct | warn | ignore

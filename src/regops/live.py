@@ -1,0 +1,107 @@
+"""Typed, frozen snapshot of the live registry (what MLflow says now)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+AUDIT_PREFIX = "regops."
+APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    version: str
+    stage: str = "None"
+    run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    source: str | None = None  # informational: not part of the fingerprint
+    created_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    name: str
+    versions: Mapping[str, LiveVersion]
+    # alias -> version
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def aliases_of(self, version: str) -> tuple[str, ...]:
+        return tuple(sorted(a for a, v in self.aliases.items() if v == version))
+
+    def applied(self) -> AppliedRecord | None:
+        """What regops last applied to this model, if it ever did."""
+        raw = self.tags.get(APPLIED_TAG)
+        return AppliedRecord.parse(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    models: Mapping[str, LiveModel]
+    has_stages: bool = True
+
+    def fingerprint(self, names: Iterable[str]) -> str:
+        """Hash of everything a plan for `names` depends on; regops' own stamps excluded."""
+
+        def strip(tags: Mapping[str, str]) -> dict[str, str]:
+            return {k: v for k, v in sorted(tags.items()) if not k.startswith(AUDIT_PREFIX)}
+
+        doc = {}
+        for name in sorted(set(names)):
+            m = self.models.get(name)
+            doc[name] = (
+                None
+                if m is None
+                else {
+                    "description": m.description,
+                    "aliases": dict(sorted(m.aliases.items())),
+                    "tags": strip(m.tags),
+                    "versions": {
+                        v.version: [v.stage, v.run_id, strip(v.tags)] for v in m.versions.values()
+                    },
+                }
+            )
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """Per version: the stage (None = unmanaged) and aliases regops last applied.
+
+    Stored compactly as JSON on the registered model: {"2": ["Production", "champion"]}.
+    """
+
+    versions: Mapping[str, tuple[str | None, tuple[str, ...]]]
+
+    @classmethod
+    def parse(cls, raw: str) -> AppliedRecord | None:
+        try:
+            doc = json.loads(raw)
+            return cls(
+                MappingProxyType({str(v): (entry[0], tuple(entry[1:])) for v, entry in doc.items()})
+            )
+        except (ValueError, TypeError, IndexError, AttributeError):
+            return None  # a hand-edited or foreign tag: no drift knowledge rather than a crash
+
+    def dump(self) -> str:
+        doc = {
+            v: [stage, *aliases]
+            for v, (stage, aliases) in sorted(self.versions.items(), key=lambda kv: int(kv[0]))
+        }
+        return json.dumps(doc, separators=(",", ":"))
+
+    def stage_of(self, version: str) -> str | None:
+        entry = self.versions.get(version)
+        return entry[0] if entry else None
+
+    def holder_of(self, alias: str) -> str | None:
+        for version, (_stage, aliases) in self.versions.items():
+            if alias in aliases:
+                return version
+        return None

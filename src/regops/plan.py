@@ -1,0 +1,170 @@
+"""Plan as data: an immutable tuple of changes plus what it was computed from.
+
+Computing (planner.py), rendering (render.py) and applying (executor.py) are
+three separate things. `to_dict`/`from_dict` are the JSON form described by
+schemas/plan.schema.json; a saved plan round-trips through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+FORMAT_VERSION = "1"
+
+# Change kinds
+STAGE = "stage"
+ALIAS_SET = "alias_set"  # the alias is new for this model
+ALIAS_MOVE = "alias_move"  # the alias moves from one version to another: one call
+ALIAS_DELETE = "alias_delete"
+DESCRIPTION = "description"
+KINDS = (STAGE, ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE, DESCRIPTION)
+
+# What reconcile does with a change
+APPLY = "apply"
+BLOCKED = "blocked"  # a gate failed: nothing in the plan is applied
+SUSPENDED = "suspended"  # the model is suspended: shown, skipped
+WARN = "warn"  # drift under `drift: warn`: shown, not corrected
+ACTIONS = (APPLY, BLOCKED, SUSPENDED, WARN)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    gate: str  # require_from | require_tags | max_versions
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Change:
+    model: str
+    version: str | None
+    kind: str
+    before: str | None
+    after: str | None
+    alias: str | None = None
+    reason: str = "state"  # state: git says so | drift: live moved outside git | unlisted
+    drift: bool = False
+    action: str = APPLY
+    gates: tuple[GateVerdict, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return self.action == BLOCKED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "kind": self.kind,
+            "alias": self.alias,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "drift": self.drift,
+            "action": self.action,
+            "gates": [{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in self.gates],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Change:
+        return cls(
+            model=d["model"],
+            version=d["version"],
+            kind=d["kind"],
+            alias=d.get("alias"),
+            before=d["before"],
+            after=d["after"],
+            reason=d["reason"],
+            drift=d["drift"],
+            action=d["action"],
+            gates=tuple(GateVerdict(g["gate"], g["passed"], g["detail"]) for g in d["gates"]),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    models: tuple[str, ...]  # the managed models this plan covers
+    live_fingerprint: str
+    state_digest: str = ""
+    errors: tuple[str, ...] = ()  # problems that make the plan unappliable (missing version...)
+    records: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # model -> the assignment to record as applied (regops.applied) once its changes land
+    registry: str = ""  # masked registry URI
+    state_files: tuple[str, ...] = ()
+    created_at: str = ""
+    suspended: tuple[str, ...] = ()
+
+    @property
+    def actionable(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action == APPLY)
+
+    @property
+    def blocked(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action == BLOCKED)
+
+    @property
+    def drifted(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.drift)
+
+    @property
+    def ok(self) -> bool:
+        """True when reconcile may apply it: no errors and no failed gate."""
+        return not self.errors and not self.blocked
+
+    def exit_code(self, detailed: bool) -> int:
+        """0 in sync; 1 error or blocked; with `detailed`: 3 drift, 2 changes pending."""
+        if not self.ok:
+            return 1
+        if not detailed:
+            return 0
+        if any(c.drift and c.action in (APPLY, WARN) for c in self.changes):
+            return 3
+        return 2 if self.actionable else 0
+
+    def summary(self) -> dict[str, int]:
+        counts = {a: 0 for a in ACTIONS}
+        for c in self.changes:
+            counts[c.action] += 1
+        return {
+            "to_apply": counts[APPLY],
+            "blocked": counts[BLOCKED],
+            "suspended": counts[SUSPENDED],
+            "drift_warnings": counts[WARN],
+            "drift": sum(1 for c in self.changes if c.drift),
+            "errors": len(self.errors),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "created_at": self.created_at,
+            "registry": self.registry,
+            "state_files": list(self.state_files),
+            "state_digest": self.state_digest,
+            "live_fingerprint": self.live_fingerprint,
+            "models": list(self.models),
+            "suspended_models": list(self.suspended),
+            "errors": list(self.errors),
+            "changes": [c.to_dict() for c in self.changes],
+            "records": dict(self.records),
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        return cls(
+            changes=tuple(Change.from_dict(c) for c in d["changes"]),
+            models=tuple(d["models"]),
+            live_fingerprint=d["live_fingerprint"],
+            state_digest=d.get("state_digest", ""),
+            errors=tuple(d.get("errors", ())),
+            records=MappingProxyType(dict(d.get("records", {}))),
+            registry=d.get("registry", ""),
+            state_files=tuple(d.get("state_files", ())),
+            created_at=d.get("created_at", ""),
+            suspended=tuple(d.get("suspended_models", ())),
+        )

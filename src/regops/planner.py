@@ -1,0 +1,297 @@
+"""plan(desired, live) -> Plan. Pure: no I/O, no mlflow, deterministic order.
+
+Rules, per managed model:
+- A listed version whose live stage differs from its declared stage gets a stage
+  change; `unlisted_versions: archive` archives versions the file does not list.
+- Aliases: a declared alias missing live is set, on another version it moves (one
+  call); a live alias declared nowhere is deleted (on unlisted versions only under
+  `unlisted_versions: archive`).
+- Drift: regops records on each model what it last applied (`regops.applied`). A
+  live value that differs from that record was changed outside git. When git
+  still wants the recorded value the change is drift-only and `policy.drift`
+  decides: correct (apply), warn (show, do not apply) or ignore (drop).
+- Gates (`require_from`, `require_tags`, `max_versions`) are evaluated on every
+  stage change; a failed gate blocks the change and, with it, the whole plan.
+  Restoring a drifted value skips `require_from`: it is no new promotion.
+- Order: versions enter Production/Staging first, aliases move next, versions
+  leave to None/Archived last, so a stage is never left empty mid-reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from types import MappingProxyType
+
+from regops.live import APPLIED_TAG, AppliedRecord, LiveModel, LiveState
+from regops.plan import (
+    ALIAS_DELETE,
+    ALIAS_MOVE,
+    ALIAS_SET,
+    APPLY,
+    BLOCKED,
+    DESCRIPTION,
+    STAGE,
+    SUSPENDED,
+    WARN,
+    Change,
+    GateVerdict,
+    Plan,
+)
+from regops.state import DesiredState, ModelSpec, version_key
+
+STAGE_RANK = {"Production": 0, "Staging": 1, "None": 2, "Archived": 3}
+MAX_RECORD_CHARS = 5000  # MLflow's limit on a registered-model tag value
+
+
+def plan(
+    desired: DesiredState,
+    live: LiveState,
+    *,
+    only: Collection[str] | None = None,
+    registry: str = "",
+    created_at: str = "",
+) -> Plan:
+    """Diff the desired state against the live registry. `only` limits it to some models."""
+    names = [n for n in desired.models if only is None or n in only]
+    changes: list[Change] = []
+    errors: list[str] = []
+    records: dict[str, str] = {}
+    suspended: list[str] = []
+    for name in sorted(names):
+        spec = desired.models[name]
+        lm = live.models.get(name)
+        if lm is None:
+            errors.append(
+                f"{spec.file}:{spec.line}: model {name} is not in the registry "
+                "(regops governs versions that training registered; it does not create models)"
+            )
+            continue
+        problems = _check_versions(spec, lm)
+        if problems:
+            errors.extend(problems)
+            continue
+        model_changes = _plan_model(spec, lm, live.has_stages)
+        if spec.suspend:
+            suspended.append(name)
+            model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
+        else:
+            record = _record(spec)
+            if record is not None and lm.tags.get(APPLIED_TAG) != record:
+                records[name] = record
+        changes.extend(model_changes)
+    return Plan(
+        changes=tuple(changes),
+        models=tuple(sorted(names)),
+        live_fingerprint=live.fingerprint(names),
+        state_digest=desired.digest,
+        errors=tuple(errors),
+        records=MappingProxyType(records),
+        registry=registry,
+        state_files=desired.files,
+        created_at=created_at,
+        suspended=tuple(suspended),
+    )
+
+
+def _with(change: Change, **kw: object) -> Change:
+    from dataclasses import replace
+
+    return replace(change, **kw)  # type: ignore[arg-type]
+
+
+def _check_versions(spec: ModelSpec, lm: LiveModel) -> list[str]:
+    problems = []
+    latest = max(lm.versions, key=version_key, default=None)
+    for ver, vs in spec.versions.items():
+        lv = lm.versions.get(ver)
+        where = f"{spec.file}:{vs.line}"
+        if lv is None:
+            have = f"latest is {latest}" if latest else "it has no versions"
+            problems.append(f"{where}: {spec.name} version {ver} is not in the registry ({have})")
+        elif vs.run_id is not None and vs.run_id != lv.run_id:
+            problems.append(
+                f"{where}: {spec.name} version {ver} has run_id {lv.run_id} in the registry, "
+                f"not {vs.run_id} (was the registry recreated?)"
+            )
+    return problems
+
+
+def _final_stages(spec: ModelSpec, lm: LiveModel) -> dict[str, str]:
+    """Each live version's stage once this plan is applied."""
+    final = {}
+    for ver, lv in lm.versions.items():
+        vs = spec.versions.get(ver)
+        if vs is not None and vs.stage is not None:
+            final[ver] = vs.stage
+        elif vs is None and spec.policy.unlisted_versions == "archive":
+            final[ver] = "Archived"
+        else:
+            final[ver] = lv.stage
+    return final
+
+
+def _plan_model(spec: ModelSpec, lm: LiveModel, has_stages: bool) -> list[Change]:
+    applied = lm.applied()
+    out: list[Change] = []
+    if has_stages:
+        final = _final_stages(spec, lm)
+        for ver in sorted(lm.versions, key=version_key):
+            cur: str = lm.versions[ver].stage
+            target: str = final[ver]
+            if cur == target:
+                continue
+            reason = "state" if ver in spec.versions else "unlisted"
+            recorded = applied.stage_of(ver) if applied else None
+            change = _stage_change(spec, lm, ver, cur, target, recorded, final, reason)
+            if change is not None:
+                out.append(change)
+
+    declared = spec.alias_owner()
+    for alias in sorted(declared):
+        owner, holder = declared[alias], lm.aliases.get(alias)
+        if holder != owner:
+            kind = ALIAS_MOVE if holder is not None else ALIAS_SET
+            change = _drift_checked(
+                Change(spec.name, owner, kind, before=holder, after=owner, alias=alias),
+                spec,
+                applied,
+                owner,
+                holder,
+                alias,
+            )
+            if change is not None:
+                out.append(change)
+    for alias, holder_ in sorted(lm.aliases.items()):
+        if alias in declared:
+            continue
+        if holder_ in spec.versions or spec.policy.unlisted_versions == "archive":
+            change = _drift_checked(
+                Change(spec.name, holder_, ALIAS_DELETE, before=holder_, after=None, alias=alias),
+                spec,
+                applied,
+                None,
+                holder_,
+                alias,
+            )
+            if change is not None:
+                out.append(change)
+
+    if spec.description is not None and spec.description != (lm.description or ""):
+        out.append(
+            Change(spec.name, None, DESCRIPTION, before=lm.description, after=spec.description)
+        )
+    return sorted(out, key=_order)
+
+
+def _drift_checked(
+    change: Change,
+    spec: ModelSpec,
+    applied: AppliedRecord | None,
+    wanted: str | None,
+    live_holder: str | None,
+    alias: str,
+) -> Change | None:
+    """Mark an alias change as drift when the live holder is not what regops last applied."""
+    if applied is None:
+        return change
+    recorded = applied.holder_of(alias)
+    if live_holder == recorded:
+        return change
+    return _drift_policy(change, spec, drift_only=wanted == recorded)
+
+
+def _drift_policy(change: Change, spec: ModelSpec, *, drift_only: bool) -> Change | None:
+    if not drift_only:
+        return _with(change, drift=True)  # git moved too: apply what git says
+    mode = spec.policy.drift
+    if mode == "ignore":
+        return None
+    return _with(change, drift=True, reason="drift", action=WARN if mode == "warn" else APPLY)
+
+
+def _stage_change(
+    spec: ModelSpec,
+    lm: LiveModel,
+    ver: str,
+    cur: str,
+    target: str,
+    recorded: str | None,
+    final: dict[str, str],
+    reason: str,
+) -> Change | None:
+    change: Change | None = Change(spec.name, ver, STAGE, before=cur, after=target, reason=reason)
+    drift_only = False
+    if recorded is not None and cur != recorded:
+        drift_only = target == recorded
+        change = _drift_policy(change, spec, drift_only=drift_only)  # type: ignore[arg-type]
+        if change is None:
+            return None
+    assert change is not None
+    gates = _gates(spec, lm, ver, cur, target, final, skip_require_from=drift_only)
+    action = change.action
+    if any(not g.passed for g in gates) and action == APPLY:
+        action = BLOCKED
+    return _with(change, gates=gates, action=action)
+
+
+def _gates(
+    spec: ModelSpec,
+    lm: LiveModel,
+    ver: str,
+    cur: str,
+    target: str,
+    final: dict[str, str],
+    *,
+    skip_require_from: bool,
+) -> tuple[GateVerdict, ...]:
+    sp = spec.policy.for_stage(target)
+    verdicts = []
+    if sp.require_from is not None and not skip_require_from:
+        allowed = ", ".join(sp.require_from)
+        ok = cur in sp.require_from
+        detail = (
+            f"live stage {cur} may enter {target}"
+            if ok
+            else f"live stage is {cur}; {target} requires one of: {allowed}"
+        )
+        verdicts.append(GateVerdict("require_from", ok, detail))
+    tags = lm.versions[ver].tags
+    for key, want in sorted(sp.require_tags.items()):
+        have = tags.get(key)
+        if have == want:
+            verdicts.append(GateVerdict("require_tags", True, f"{key}={want}"))
+        else:
+            found = "missing" if have is None else f"{have!r}"
+            verdicts.append(GateVerdict("require_tags", False, f"{key} is {found}; needs {want!r}"))
+    if sp.max_versions is not None:
+        holders = sorted((v for v, s in final.items() if s == target), key=version_key)
+        ok = len(holders) <= sp.max_versions
+        detail = (
+            f"{len(holders)} version(s) in {target} after this plan "
+            f"({', '.join(holders)}); at most {sp.max_versions}"
+        )
+        verdicts.append(GateVerdict("max_versions", ok, detail))
+    return tuple(verdicts)
+
+
+def _order(c: Change) -> tuple[int, int, str, int]:
+    ver = version_key(c.version) if c.version else 0
+    if c.kind == STAGE:
+        rank = STAGE_RANK.get(c.after or "None", 2)
+        return (0 if rank <= 1 else 3, rank, "", ver)
+    if c.kind in (ALIAS_SET, ALIAS_MOVE):
+        return (1, 0, c.alias or "", ver)
+    if c.kind == ALIAS_DELETE:
+        return (2, 0, c.alias or "", ver)
+    return (4, 0, "", 0)
+
+
+def _record(spec: ModelSpec) -> str | None:
+    """The assignment to remember as applied; None when it cannot fit in a tag."""
+    entries = {v: (vs.stage, tuple(sorted(vs.aliases))) for v, vs in spec.versions.items()}
+    raw = AppliedRecord(MappingProxyType(entries)).dump()
+    if len(raw) <= MAX_RECORD_CHARS:
+        return raw
+    slim = {v: e for v, e in entries.items() if e[1] or e[0] not in (None, "None")}
+    raw = AppliedRecord(MappingProxyType(slim)).dump()
+    return raw if len(raw) <= MAX_RECORD_CHARS else None

@@ -1,0 +1,104 @@
+"""The use cases behind the commands: load -> snapshot -> plan -> apply.
+
+I/O lives here and in registry.py; planner.py stays pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from regops import audit
+from regops.errors import RegopsError, UsageError
+from regops.executor import ApplyResult, apply
+from regops.loader import load_state
+from regops.options import Settings
+from regops.plan import Plan
+from regops.planner import plan as compute_plan
+from regops.registry import MlflowRegistry
+from regops.registry_uri import stages_supported
+from regops.state import DesiredState
+
+
+def load_desired(settings: Settings) -> DesiredState:
+    return load_state(settings.state_dir, stages_supported=stages_supported(settings.tracking_uri))
+
+
+def open_registry(settings: Settings) -> MlflowRegistry:
+    return MlflowRegistry(settings.tracking_uri)
+
+
+def _select(desired: DesiredState, models: Sequence[str] | None) -> list[str] | None:
+    if not models:
+        return None
+    unknown = sorted(set(models) - set(desired.models))
+    if unknown:
+        managed = ", ".join(desired.models) or "none"
+        raise UsageError(f"not in the state files: {', '.join(unknown)} (managed: {managed})")
+    return list(models)
+
+
+def run_plan(
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    *,
+    desired: DesiredState | None = None,
+    registry: MlflowRegistry | None = None,
+) -> Plan:
+    """Validate the state, read the live registry once, and diff them."""
+    desired = desired or load_desired(settings)
+    only = _select(desired, models)
+    registry = registry or open_registry(settings)
+    names = list(only) if only is not None else list(desired.models)
+    live = registry.snapshot(names)
+    return compute_plan(
+        desired, live, only=only, registry=registry.display_uri, created_at=audit.now()
+    )
+
+
+def stamps_for(
+    plan: Plan, desired: DesiredState | None, state_dir: Path
+) -> dict[str, dict[str, str]]:
+    """Audit tags per model: the commit of the model's state file, the actor, the time."""
+    who, at = audit.actor(), audit.now()
+    out = {}
+    for model in plan.models:
+        spec = desired.models.get(model) if desired else None
+        file = Path(spec.file) if spec else state_dir
+        out[model] = audit.stamp_tags(str(file), commit=audit.commit_of(file), who=who, at=at)
+    return out
+
+
+def run_reconcile(
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    *,
+    plan: Plan | None = None,
+) -> ApplyResult:
+    """Plan (unless a saved plan is given) and apply it."""
+    registry = open_registry(settings)
+    desired = None
+    if plan is None:
+        desired = load_desired(settings)
+        plan = run_plan(settings, models, desired=desired, registry=registry)
+    else:
+        try:
+            desired = load_desired(settings)
+        except RegopsError:
+            desired = None  # a saved plan stands on its own; stamps then name the directory
+    return apply(plan, registry, stamps_for(plan, desired, settings.state_dir))
+
+
+def load_plan_file(path: Path) -> Plan:
+    from regops.plan import FORMAT_VERSION
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise RegopsError(
+                f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
+            )
+        return Plan.from_dict(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegopsError(f"{path}: not a regops plan file ({exc})") from exc
