@@ -1,0 +1,139 @@
+"""Real MLflow servers and registries for tests and benchmarks (never a mock)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# MLflow's HTTP client retries for minutes by default; tests want fast, clear failures.
+FAST_HTTP_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class MlflowServer:
+    """A real `mlflow server` subprocess on 127.0.0.1."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    cmd: list[str]
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self, timeout: float = 60) -> None:
+        self.stop()
+        self.proc = _spawn(self.cmd, self.log, self.env)
+        wait_healthy(self.url, self.proc, self.log, timeout)
+
+
+def _spawn(cmd: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    fh = log.open("ab")
+    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(env))
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(
+        f"mlflow server did not answer /health in {timeout}s: {log.read_text()[-3000:]}"
+    )
+
+
+def start_mlflow_server(
+    workdir: Path,
+    *,
+    backend_uri: str | None = None,
+    extra_args: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+) -> MlflowServer:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    backend = backend_uri or f"sqlite:///{workdir / 'server.db'}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--default-artifact-root",
+        str(workdir / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *extra_args,
+    ]
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    log = workdir / "server.log"
+    proc = _spawn(cmd, log, full_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log, timeout)
+    except Exception:
+        proc.kill()
+        raise
+    return MlflowServer(url, proc, log, cmd, full_env)
+
+
+def make_registry(
+    uri: str, models: Mapping[str, int], *, stage_of: Mapping[tuple[str, str], str] | None = None
+) -> None:
+    """Create registered models with N versions each (no artifacts needed) via MlflowClient."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for name, n in models.items():
+            client.create_registered_model(name)
+            for i in range(n):
+                client.create_model_version(
+                    name, source=f"file:///tmp/models/{name}/{i + 1}", run_id=None
+                )
+        for (name, version), stage in (stage_of or {}).items():
+            client.transition_model_version_stage(name, version, stage)
