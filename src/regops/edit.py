@@ -322,12 +322,10 @@ def _apply(
     spec = versions[key]
     if not isinstance(spec, CommentedMap):
         raise EditError(f"model {model} version {version}: expected a mapping like {{stage: S}}")
+    if added:
+        summary.append(f"{model} v{version}: added to the state")
     if stage is not None:
         summary += _set_stage(data, versions, key, stage, model)
-    if added:
-        summary.insert(
-            len(summary) - len(summary[1:]) if False else 0, ""
-        )
     if remove_alias is not None:
         summary += _remove_alias(spec, remove_alias, model, version)
     if alias is not None:
@@ -406,7 +404,8 @@ def _set_stage(
         spec["stage"] = stage
     else:
         spec.insert(0, "stage", stage)
-    summary = [f"{model} v{key}: stage {before or '(unset)'} -> {stage}"]
+    was = f"stage {before}" if before is not None else "no stage"
+    summary = [f"{model} v{key}: {was} -> {stage}"]
     # A stage with room for N versions: the oldest holders make way, so that
     # `promote` is the one edit a pull request needs (old Production -> Archived).
     limit = _max_versions(data, stage)
