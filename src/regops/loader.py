@@ -102,7 +102,8 @@ class _File:
             loader.dispose()
 
     def _convert(self, loader: yaml.SafeLoader, node: Node, path: Path_) -> Any:
-        self.lines[path] = node.start_mark.line + 1
+        # A mapping entry points at its key's line, not at where its value starts.
+        self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -143,7 +144,8 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         allowed = sorted(err.schema.get("properties", {}))
         for key in sorted(k for k in err.instance if k not in allowed):
             hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
-            yield f.line_of((*path, key)), f"unknown key {key!r} in {where}{hint}"
+            place = "at the top level" if not path else f"in {where}"
+            yield f.line_of((*path, key)), f"unknown key {key!r} {place}{hint}"
         return
     if "propertyNames" in err.relative_schema_path:
         key = err.instance

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from types import MappingProxyType
 
-from regops.live import APPLIED_TAG, AppliedRecord, LiveModel, LiveState
+from regops.live import AppliedRecord, LiveModel, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -76,7 +76,8 @@ def plan(
             model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
         else:
             record = _record(spec)
-            if record is not None and lm.tags.get(APPLIED_TAG) != record:
+            current = lm.applied()
+            if record is not None and (current is None or current.dump() != record):
                 records[name] = record
         changes.extend(model_changes)
     return Plan(
