@@ -55,8 +55,10 @@ def test_valid_fixtures_merge(tmp_path: Path) -> None:
     state = load_state(tmp_path)
     assert list(state.models) == ["Accident_Prediction_XGBoost", "Other_Model"]
     xgb = state.models["Accident_Prediction_XGBoost"]
-    assert xgb.policy.drift == "warn" and xgb.policy.unlisted_versions == "archive"
-    assert xgb.versions["2"].aliases == ("champion",) and xgb.versions["2"].run_id == "3f2a9c0d"
+    assert xgb.policy.drift == "warn"
+    assert xgb.policy.unlisted_versions == "archive"
+    assert xgb.versions["2"].aliases == ("champion",)
+    assert xgb.versions["2"].run_id == "3f2a9c0d"
     assert xgb.versions["4"].stage is None
     assert state.models["Other_Model"].policy.drift == "correct"  # its file has no policy
 
@@ -67,7 +69,7 @@ def test_model_in_two_files_names_both(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "b.yaml").write_text("# second\n" + body)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StateError) as err:
-        load_state(Path("."))
+        load_state(Path())
     assert str(err.value) == (
         "b.yaml:4: model M is also declared in a.yaml:3; declare each model in one file"
     )
@@ -80,7 +82,7 @@ def test_problems_in_several_files_are_reported_together(
         shutil.copy(FIXTURES / "invalid" / f, tmp_path / f)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StateError) as err:
-        load_state(Path("."))
+        load_state(Path())
     assert [d.file for d in err.value.diagnostics] == [
         "bad_api_version.yaml",
         "reserved_alias.yaml",
@@ -105,7 +107,8 @@ def test_stage_on_a_registry_without_stages(
 
 def test_missing_state_dir_and_repo_state_is_valid(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", "--state-dir", str(tmp_path / "nope")])
-    assert result.exit_code == 1 and "state directory not found" in result.output
+    assert result.exit_code == 1
+    assert "state directory not found" in result.output
     repo_state = Path(__file__).parents[2] / "registry-state"
     ok = CliRunner().invoke(cli, ["validate", "--state-dir", str(repo_state)])
     assert ok.exit_code == 0, ok.output
