@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,19 +39,22 @@ class MlflowServer:
     cmd: list[str]
     env: dict[str, str]
 
+    def _signal(self, sig: signal.Signals) -> None:
+        # `mlflow server` forks uvicorn/gunicorn workers: signal the whole group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Die abruptly, as a crashed server would."""
+        self._signal(signal.SIGKILL)
+        self.proc.wait()
 
     def restart(self, timeout: float = 60) -> None:
         self.stop()
@@ -59,7 +64,9 @@ class MlflowServer:
 
 def _spawn(cmd: list[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     fh = log.open("ab")
-    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(env))
+    return subprocess.Popen(
+        cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
+    )
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -115,7 +122,8 @@ def start_mlflow_server(
     try:
         wait_healthy(url, proc, log, timeout)
     except Exception:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         raise
     return MlflowServer(url, proc, log, cmd, full_env)
 
@@ -133,7 +141,7 @@ def make_registry(
             client.create_registered_model(name)
             for i in range(n):
                 client.create_model_version(
-                    name, source=f"file:///tmp/models/{name}/{i + 1}", run_id=None
+                    name, source=f"s3://regops-test/models/{name}/{i + 1}", run_id=None
                 )
         for (name, version), stage in (stage_of or {}).items():
             client.transition_model_version_stage(name, version, stage)
