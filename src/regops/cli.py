@@ -252,6 +252,10 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
+from regops import commands_edit, commands_history  # noqa: E402  (after `cli` exists)
+
+commands_edit.register(cli)
+commands_history.register(cli)
 
 
 def main() -> None:

@@ -538,4 +538,3 @@ def _plain(node: Any) -> Any:
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node if node is None or isinstance(node, bool | int | float) else str(node)
-
