@@ -1,0 +1,253 @@
+"""Which registered version to use: by version, stage, alias, champion, or best in Production.
+
+Every lookup ends in a concrete `models:/NAME/N` URI, so what is reported is what was loaded
+even if the registry moves meanwhile. A lookup that finds nothing says what does exist.
+Stages are read from `search_model_versions` (not the deprecated stage APIs); aliases from
+the registered model, because OSS `search_model_versions` returns them empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from accident_prediction.serving_errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+MODEL_PREFIX = "Accident_Prediction_"
+DEFAULT_MODEL = "Accident_Prediction_XGBoost"  # what --use-mlflow-production serves
+CHAMPION_ALIAS = "champion"
+PRODUCTION = "Production"
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered model version and how it was chosen."""
+
+    name: str
+    version: str
+    source: str  # e.g. "stage Production", "alias champion", "version 3"
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """A registered model's versions (ascending) and aliases, read in two calls."""
+
+    name: str
+    versions: tuple[ModelVersion, ...]
+    aliases: dict[str, str]  # alias -> version
+
+    def aliases_of(self, version: str) -> list[str]:
+        return sorted(a for a, v in self.aliases.items() if v == version)
+
+    def describe(self) -> str:
+        """`its versions: 1 (Archived), 2 (Production; aliases champion)`."""
+        if not self.versions:
+            return "it has no versions"
+        parts = []
+        for mv in self.versions:
+            version = str(mv.version)
+            extra = [mv.current_stage or "None"]
+            if aliases := self.aliases_of(version):
+                extra.append("aliases " + ", ".join(aliases))
+            parts.append(f"{version} ({'; '.join(extra)})")
+        return "its versions: " + ", ".join(parts)
+
+    def ref(self, mv: ModelVersion, source: str) -> ModelRef:
+        return ModelRef(self.name, str(mv.version), source, mv.run_id, dict(mv.tags or {}))
+
+
+def stages_supported(tracking_uri: str) -> bool:
+    """Unity Catalog registries have aliases but no stages."""
+    return not tracking_uri.startswith("databricks-uc")
+
+
+def list_models(client: MlflowClient, prefix: str = "") -> list[str]:
+    """Names of registered models (starting with `prefix`), paged, sorted."""
+    names: list[str] = []
+    token: str | None = None
+    query = f"name LIKE '{prefix}%'" if prefix else None
+    while True:
+        page = client.search_registered_models(
+            filter_string=query, max_results=1000, page_token=token
+        )
+        names.extend(m.name for m in page)
+        token = page.token
+        if not token:
+            return sorted(names)
+
+
+def listing(client: MlflowClient, name: str) -> ModelListing:
+    """The model's versions and aliases; ModelNotFoundError listing the models if absent."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        known = list_models(client)
+        shown = ", ".join(known[:50]) + (" ..." if len(known) > 50 else "") if known else "none"
+        raise ModelNotFoundError(
+            f"no registered model {name!r}; registered models: {shown}"
+        ) from None
+    versions = _all_versions(client, name)
+    aliases = {alias: str(v) for alias, v in (model.aliases or {}).items()}
+    return ModelListing(name, tuple(versions), aliases)
+
+
+def by_version(client: MlflowClient, name: str, version: str) -> ModelRef:
+    """A given version number."""
+    found = listing(client, name)
+    for mv in found.versions:
+        if str(mv.version) == str(version).strip():
+            return found.ref(mv, f"version {mv.version}")
+    raise ModelNotFoundError(f"{name} has no version {version!r}; {found.describe()}")
+
+
+def by_stage(client: MlflowClient, name: str, stage: str, *, stages: bool = True) -> ModelRef:
+    """The latest version holding `stage` (case-insensitive: production == Production)."""
+    canonical = {s.lower(): s for s in STAGES}.get(stage.strip().lower())
+    if canonical is None:
+        raise ModelNotFoundError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    if not stages:
+        raise ModelNotFoundError(
+            "this registry has no stages (Unity Catalog): select the version with --alias"
+        )
+    found = listing(client, name)
+    holders = [mv for mv in found.versions if (mv.current_stage or "None") == canonical]
+    if not holders:
+        raise ModelNotFoundError(f"{name} has no version in stage {canonical}; {found.describe()}")
+    return found.ref(holders[-1], f"stage {canonical}")
+
+
+def by_alias(client: MlflowClient, name: str, alias: str) -> ModelRef:
+    """The version an alias points to."""
+    found = listing(client, name)
+    version = found.aliases.get(alias)
+    if version is None:
+        known = ", ".join(f"{a} -> {v}" for a, v in sorted(found.aliases.items())) or "none"
+        raise ModelNotFoundError(f"{name} has no alias {alias!r}; its aliases: {known}")
+    for mv in found.versions:
+        if str(mv.version) == version:
+            return found.ref(mv, f"alias {alias}")
+    raise ModelNotFoundError(f"{name}: alias {alias!r} points to missing version {version}")
+
+
+def champion(client: MlflowClient, name: str, *, stages: bool = True) -> ModelRef | None:
+    """The model's champion: its Production version, else its `champion` alias; None if neither."""
+    return _champion_of(listing(client, name), stages=stages)
+
+
+def production_or_champion(client: MlflowClient, name: str, *, stages: bool = True) -> ModelRef:
+    """Like `champion`, but a model without one is an error that lists what exists."""
+    found = listing(client, name)
+    ref = _champion_of(found, stages=stages)
+    if ref is None:
+        raise ModelNotFoundError(
+            f"{name} has no version in stage {PRODUCTION} and no alias {CHAMPION_ALIAS!r}; "
+            + found.describe()
+        )
+    return ref
+
+
+def best_production(
+    client: MlflowClient,
+    score_tags: Sequence[str] = ("validation.roc_auc", "metric.roc_auc"),
+    *,
+    prefix: str = MODEL_PREFIX,
+    stages: bool = True,
+) -> ModelRef:
+    """The champion with the highest score across `prefix*` models (higher is better).
+
+    The score is the first of `score_tags` the version carries: the validation figure
+    first; a version validated before the gates existed may only carry the training figure
+    (`metric.<name>`). It still counts, and the source says which tag was used.
+    """
+    names = list_models(client, prefix)
+    if not names:
+        raise ModelNotFoundError(f"no registered models named {prefix}*")
+    scored: list[tuple[float, str, ModelRef, str]] = []
+    unscored: list[str] = []
+    without: list[str] = []
+    for name in names:
+        ref = _champion_of(listing(client, name), stages=stages)
+        if ref is None:
+            without.append(name)
+            continue
+        for key in score_tags:
+            value = _as_float(ref.tags.get(key))
+            if value is not None:
+                scored.append((value, name, ref, key))
+                break
+        else:
+            unscored.append(f"{name} v{ref.version}")
+    if not scored:
+        detail = []
+        if unscored:
+            detail.append(f"without a {score_tags[0]} tag: {', '.join(unscored)}")
+        if without:
+            detail.append(f"without a Production version or champion alias: {', '.join(without)}")
+        raise ModelNotFoundError(
+            f"no Production model to choose from among {prefix}*; " + "; ".join(detail)
+        )
+    # Highest score wins; ties go to the alphabetically first name, so the choice is stable.
+    value, _, ref, key = max(scored, key=lambda s: (s[0], _reverse(s[1])))
+    return ModelRef(
+        ref.name,
+        ref.version,
+        f"best of {len(scored)} by {key}={value:.4f} ({ref.source})",
+        ref.run_id,
+        ref.tags,
+    )
+
+
+def _champion_of(found: ModelListing, *, stages: bool) -> ModelRef | None:
+    if stages:
+        in_production = [mv for mv in found.versions if mv.current_stage == PRODUCTION]
+        if in_production:
+            return found.ref(in_production[-1], f"stage {PRODUCTION}")
+    version = found.aliases.get(CHAMPION_ALIAS)
+    for mv in found.versions:
+        if str(mv.version) == version:
+            return found.ref(mv, f"alias {CHAMPION_ALIAS}")
+    return None
+
+
+def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    versions: list[ModelVersion] = []
+    token: str | None = None
+    escaped = name.replace("'", "\\'")
+    while True:
+        page = client.search_model_versions(
+            f"name = '{escaped}'", max_results=10_000, page_token=token
+        )
+        versions.extend(page)
+        token = page.token
+        if not token:
+            # Versions come back int from sqlite and str over REST: sort numerically.
+            return sorted(versions, key=lambda mv: int(mv.version))
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _reverse(name: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in name)
