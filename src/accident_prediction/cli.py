@@ -12,3 +12,13 @@ def main() -> None:
 
 # Commands are added by their modules (training: commands_train; gates and
 # prediction: commands_serving) so the two halves stay independent.
+
+from accident_prediction.commands_serving import COMMANDS as SERVING_COMMANDS  # noqa: E402
+
+for _command in SERVING_COMMANDS:
+    main.add_command(_command)
+
+from accident_prediction.commands_train import COMMANDS as TRAIN_COMMANDS  # noqa: E402
+
+for _command in TRAIN_COMMANDS:
+    main.add_command(_command)
