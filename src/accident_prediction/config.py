@@ -93,7 +93,10 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {exc.problem}") from exc
+        context = ""
+        if exc.context and exc.context_mark:  # where the unclosed thing began
+            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise ConfigError(f"{path}:{line}: YAML syntax error: {exc.problem}{context}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}:1: YAML syntax error: {exc}") from exc
     lines: dict[KeyPath, int] = {}

@@ -17,6 +17,7 @@ from accident_prediction.errors import ConfigError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,8 @@ def mask_credentials(uri: str) -> str:
         return uri
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def mask_credentials_in(text: str) -> str:
+    """Mask user:password@ in every URI inside a text (error messages quote URLs)."""
+    return _USERINFO.sub("***@", text)

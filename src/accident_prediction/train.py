@@ -33,7 +33,12 @@ from accident_prediction.errors import ConfigError, TrainingError
 from accident_prediction.features import MODEL_TYPES, TARGET
 from accident_prediction.metrics import baseline_scores, classification_metrics
 from accident_prediction.report import comparison_frame, write_comparison
-from accident_prediction.tracking import TrackingTarget, mask_credentials, resolve_tracking_uri
+from accident_prediction.tracking import (
+    TrackingTarget,
+    mask_credentials,
+    mask_credentials_in,
+    resolve_tracking_uri,
+)
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -107,6 +112,10 @@ def train(
     tracking = (
         resolve_tracking_uri(config.mlflow.get("tracking_uri"), environ) if mlflow_on else None
     )
+    if tracking is not None:
+        # Before the data and the fitting: an unreachable server should fail in seconds.
+        progress(f"MLflow tracking URI: {tracking.describe()}")
+        _start_mlflow(tracking, str(config.mlflow["experiment_name"]))
 
     splits = load_splits(config, sample=options.sample)
     train_frame = splits.train_frame()
@@ -124,10 +133,6 @@ def train(
         f"data: {len(splits.X_train):,} training rows, {len(splits.X_test):,} held-out test rows, "
         f"{splits.y_train.mean():.1%} severe; fingerprint {context.fingerprint[:12]}"
     )
-    if tracking is not None:
-        progress(f"MLflow tracking URI: {tracking.describe()}")
-        _start_mlflow(tracking, str(config.mlflow["experiment_name"]))
-
     results = []
     for i, model_type in enumerate(model_types, 1):
         step = f"[{i}/{len(model_types)}] {model_type}"
@@ -539,5 +544,5 @@ def _git_commit() -> str | None:
 
 def _message(exc: BaseException) -> str:
     """The first line of an exception's message (MLflow's can run to pages)."""
-    text = str(getattr(exc, "message", None) or exc).strip()
+    text = mask_credentials_in(str(getattr(exc, "message", None) or exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
