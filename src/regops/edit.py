@@ -488,10 +488,18 @@ def _splice(original: str, baseline: str, edited: str) -> str | None:
     """Apply the baseline -> edited change onto the original text.
 
     `baseline` is ruamel's rendering of the untouched file, so it differs from the
-    original only where ruamel re-spelled a line; each such line still maps one to
-    one. Returns None when a changed region cannot be mapped back.
+    original only where ruamel re-spelled a line; such lines still map one to one.
+    A changed line that ruamel had re-spelled is merged the same way character by
+    character, so `[ champion ]` survives a stage change on its line. Returns None
+    when a changed region cannot be mapped back.
     """
-    orig, base, new = _lines(original), _lines(baseline), _lines(edited)
+    merged = _three_way(_lines(original), _lines(baseline), _lines(edited), refine=True)
+    return None if merged is None else "".join(merged)
+
+
+def _three_way(
+    orig: list[str], base: list[str], new: list[str], *, refine: bool = False
+) -> list[str] | None:
     to_orig: dict[int, int] = {}
     for tag, i1, i2, j1, j2 in _opcodes(base, orig):
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
@@ -503,10 +511,23 @@ def _splice(original: str, baseline: str, edited: str) -> str | None:
         span = _map_span(to_orig, i1, i2, len(base), len(orig))
         if span is None:
             return None
-        hunks.append((span[0], span[1], new[j1:j2]))
+        replacement = new[j1:j2]
+        if refine and i2 - i1 == j2 - j1:
+            replacement = [
+                _refine(orig[span[0] + k], base[i1 + k], new[j1 + k]) for k in range(i2 - i1)
+            ]
+        hunks.append((span[0], span[1], replacement))
+    out = list(orig)
     for start, end, lines in reversed(hunks):
-        orig[start:end] = lines
-    return "".join(orig)
+        out[start:end] = lines
+    return out
+
+
+def _refine(orig: str, base: str, new: str) -> str:
+    if orig == base:
+        return new
+    chars = _three_way(list(orig), list(base), list(new))
+    return new if chars is None else "".join(chars)
 
 
 def _map_span(
