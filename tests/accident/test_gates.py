@@ -161,6 +161,18 @@ def test_weak_candidate_fails_the_command_and_regops_plan_blocks_it(
     assert stage == "None"  # plan writes nothing
 
 
+def test_a_candidate_that_cannot_be_loaded_fails_validation(serving_registry: Registry):
+    reg = serving_registry
+    name, version = split_ref(reg.template.versions["corrupted"])
+    settings = ValidationSettings.from_config(load_config(reg.config_path).data)
+
+    result = validate_version(reg.client, name, version, eval_data(reg), settings)
+
+    assert not result.passed
+    assert result.failures[0].startswith("candidate could not be evaluated: ")
+    assert "model.skops" in result.failures[0]
+
+
 # --------------------------------------------------------------------------- smoke test
 
 
