@@ -26,7 +26,7 @@ $(CORE_STAMP): pyproject.toml
 	touch $@
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
 test: install lint
