@@ -166,7 +166,7 @@ def validate_version(
     with mlflow.start_run(
         experiment_id=experiment_id,
         run_name=f"validate {name} v{candidate.version}",
-        tags={"regops.gate": "validation", "model_name": name, "model_version": candidate.version},
+        tags={"gate": "validation", "model_name": name, "model_version": candidate.version},
     ) as run:
         result.figures["run_id"] = run.info.run_id
         try:
@@ -198,43 +198,58 @@ def validate_version(
                 result.failures.extend(
                     line.strip() for line in str(exc.message).splitlines() if line.strip()
                 )
-        cand_metrics = _metrics(cand_eval)
-        base_metrics = _metrics(base_eval)
-        gated = [t.metric for t in settings.thresholds]
-        for metric in dict.fromkeys([*REPORTED_METRICS, *gated]):
-            if metric in cand_metrics:
-                result.figures[metric] = round(cand_metrics[metric], 6)
-        compared = champ is not None and base_eval is not None
-        result.figures["champion_version"] = champ.version if champ and compared else "none"
-        for metric in gated:
-            if metric in base_metrics:
-                result.figures[f"champion.{metric}"] = round(base_metrics[metric], 6)
-        result.figures["test_rows"] = len(eval_data)
-        if data_fingerprint:
-            result.figures["data_fingerprint"] = data_fingerprint
-        result.report = {
-            "gate": "validation",
-            "model": name,
-            "version": candidate.version,
-            "model_run_id": candidate.run_id,
-            "evaluation_run_id": run.info.run_id,
-            "status": result.status,
-            "failures": result.failures,
-            "notes": notes,
-            "champion": (
-                {"version": champ.version, "source": champ.source, "metrics": base_metrics}
-                if base_eval is not None and champ is not None
-                else None
-            ),
-            "candidate_metrics": cand_metrics,
-            "thresholds": [t.__dict__ for t in settings.thresholds],
-            "primary_metric": settings.primary_metric,
-            "test_rows": len(eval_data),
-            "data_fingerprint": data_fingerprint,
-        }
+        compared = champ if base_eval is not None else None
+        _fill_validation_evidence(
+            result, settings, _metrics(cand_eval), _metrics(base_eval), compared, eval_data,
+            data_fingerprint, notes,
+        )  # fmt: skip
+        result.report["evaluation_run_id"] = run.info.run_id
         mlflow.log_dict(result.report, "validation/report.json")
         mlflow.set_tag("validation_status", result.status)
     return result
+
+
+def _fill_validation_evidence(
+    result: GateResult,
+    settings: ValidationSettings,
+    cand_metrics: dict[str, float],
+    base_metrics: dict[str, float],
+    champ: ModelRef | None,
+    eval_data: pd.DataFrame,
+    data_fingerprint: str | None,
+    notes: list[str],
+) -> None:
+    """The figures (future tags) and the JSON report of one validation."""
+    gated = [t.metric for t in settings.thresholds]
+    for metric in dict.fromkeys([*REPORTED_METRICS, *gated]):
+        if metric in cand_metrics:
+            result.figures[metric] = round(cand_metrics[metric], 6)
+    result.figures["champion_version"] = champ.version if champ is not None else "none"
+    for metric in gated:
+        if metric in base_metrics:
+            result.figures[f"champion.{metric}"] = round(base_metrics[metric], 6)
+    result.figures["test_rows"] = len(eval_data)
+    if data_fingerprint:
+        result.figures["data_fingerprint"] = data_fingerprint
+    result.report = {
+        "gate": "validation",
+        "model": result.name,
+        "version": result.version,
+        "model_run_id": result.run_id,
+        "status": result.status,
+        "failures": result.failures,
+        "notes": notes,
+        "champion": (
+            {"version": champ.version, "source": champ.source, "metrics": base_metrics}
+            if champ is not None
+            else None
+        ),
+        "candidate_metrics": cand_metrics,
+        "thresholds": [t.__dict__ for t in settings.thresholds],
+        "primary_metric": settings.primary_metric,
+        "test_rows": len(eval_data),
+        "data_fingerprint": data_fingerprint,
+    }
 
 
 def _evaluate(ref: ModelRef, eval_data: pd.DataFrame) -> EvaluationResult:
