@@ -506,8 +506,8 @@ def _applied_text(a: Applied | None) -> str:
     if a.status == "applied":
         text = f"applied {a.at or '(time unknown)'} by {a.actor or '(unknown)'}"
     elif a.status == "superseded":
-        text = f"applied; re-stamped since by {(a.commit or '')[:7]} at {a.at} by {a.actor}"
-    elif a.status == "pending":
+        text = f"superseded: the stamp now names {(a.commit or '')[:7]} ({a.at} by {a.actor})"
+    elif a.status in ("pending", "unstamped"):
         text = "not applied yet"
     elif a.status == "in_effect":
         text = "in effect"
@@ -534,7 +534,8 @@ def render_text(h: History) -> str:
         pr = f"  PR #{e.pr}" if e.pr else ""
         lines += ["", f"{e.commit[:7]}  {e.committed_at}{pr}  {_who(e)}", f"    {e.subject}"]
         if e.reverts:
-            lines.append(f"    reverts {e.reverts[:7]}")
+            pr = next((f" (PR #{x.pr})" for x in h.entries if x.commit == e.reverts and x.pr), "")
+            lines.append(f"    reverts {e.reverts[:7]}{pr}")
         if e.note:
             lines.append(f"    note: {e.note}")
         if not e.changes:

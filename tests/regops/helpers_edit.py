@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -136,3 +137,10 @@ def live_stage(uri: str, name: str, version: str) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return str(client(uri).get_model_version(name, version).current_stage)
+
+
+def copy_registry(template: Path, dest_dir: Path) -> str:
+    """A private copy of a prepared sqlite registry: creating one costs seconds, copying nothing."""
+    dest = dest_dir / "mlflow.db"
+    shutil.copyfile(template, dest)
+    return f"sqlite:///{dest}"

@@ -1,0 +1,289 @@
+"""History: real git (several authors, a merged PR, a squash, a revert) joined with real stamps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from regops.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
+from regops.history import Change, diff_states, parse_state, pr_number
+from tests.regops.helpers_edit import Repo, client, copy_registry, live_stage, regops
+from tests.support import free_port, make_registry
+
+STATE = """\
+apiVersion: regops/v1
+policy:
+  stages:
+    Production: {max_versions: 1}
+models:
+  Fraud:
+    versions:
+      "1": {stage: Production, aliases: [champion]}
+      "2": {stage: Staging}
+      "3": {stage: None}
+  # Churn is kept apart from Fraud, so the PRs below touch separate hunks.
+  Churn:
+    versions:
+      "1": {stage: None}
+"""
+
+
+def edit(*args: str) -> None:
+    result = regops(*args)
+    assert result.exit_code == 0, result.output
+
+
+class Story:
+    """alice declares the state; bob's PR #12 (merged by carol) promotes v2; dave's squashed
+    PR #13 stages Churn v1; erin reverts PR #12."""
+
+    def __init__(self, repo: Repo, uri: str) -> None:
+        self.repo, self.uri = repo, uri
+        (repo.root / "registry-state").mkdir()
+        (repo.root / "registry-state" / "state.yaml").write_text(STATE)
+        self.initial = repo.commit("Declare Fraud and Churn", who="alice")
+        repo.git("checkout", "-q", "-b", "bob/promote", who="bob")
+        edit("promote", "--model-name", "Fraud", "--stage", "Production", "--version", "2")
+        edit("alias", "--model-name", "Fraud", "--version", "2", "--alias", "champion")
+        self.branch = repo.commit("Promote Fraud v2 to Production", who="bob")
+        repo.git("checkout", "-q", "main", who="carol")
+        repo.git(
+            "merge", "--no-ff", "-q", "-m", "Merge pull request #12 from bob/promote",
+            "bob/promote", who="carol",
+        )  # fmt: skip
+        self.merge = repo.head()
+
+    def squash_and_revert(self) -> None:
+        edit("transition", "--model-name", "Churn", "--version", "1", "--stage", "Staging")
+        self.squash = self.repo.commit("Stage Churn v1 (#13)", who="dave")
+        self.repo.git("revert", "-m", "1", "--no-edit", self.merge, who="erin")
+        self.revert = self.repo.head()
+
+    def reconcile(self) -> None:
+        result = regops("reconcile", "--tracking-uri", self.uri)
+        assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    make_registry(f"sqlite:///{db}", {"Fraud": 3, "Churn": 1})
+    return db
+
+
+@pytest.fixture
+def story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_template: Path) -> Story:
+    repo = Repo(tmp_path / "repo")
+    monkeypatch.chdir(repo.root)
+    monkeypatch.setenv("REGOPS_ACTOR", "ci-bot")
+    return Story(repo, copy_registry(registry_template, tmp_path))
+
+
+def history_json(*args: str) -> dict:  # type: ignore[type-arg]
+    result = regops("history", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    doc: dict = json.loads(result.output)  # type: ignore[type-arg]
+    assert doc["format_version"] == "1"
+    return doc
+
+
+def changes(entry: dict) -> list[tuple[str, str, str | None, str | None]]:  # type: ignore[type-arg]
+    return [
+        (c["model"], c["alias"] or f"v{c['version']}", c["before"], c["after"])
+        for c in entry["changes"]
+    ]
+
+
+# ---- the git side ----------------------------------------------------------------------------
+
+
+def test_each_commit_with_its_author_pr_and_changes(story: Story) -> None:
+    story.squash_and_revert()
+    doc = history_json("--git-only")
+    assert doc["registry"] == {"read": False, "uri": None, "error": "not requested"}
+    entries = doc["entries"]
+    assert [e["commit"] for e in entries] == [
+        story.revert,
+        story.squash,
+        story.merge,
+        story.initial,
+    ]
+    revert, squash, merge, initial = entries
+    assert (revert["author"]["name"], revert["pr"], revert["reverts"]) == (
+        "Erin Evans",
+        None,
+        story.merge,
+    )
+    assert changes(revert) == [
+        ("Fraud", "v1", "Archived", "Production"),
+        ("Fraud", "v2", "Production", "Staging"),
+        ("Fraud", "champion", "2", "1"),
+    ]
+    assert (squash["author"]["name"], squash["pr"]) == ("Dave Diaz", 13)
+    assert changes(squash) == [("Churn", "v1", "None", "Staging")]
+    assert (merge["author"]["name"], merge["pr"]) == ("Carol Cruz", 12)
+    assert merge["merged_commits"] == [story.branch]
+    assert merge["merged_authors"] == ["Bob Brown <bob@example.com>"]
+    assert changes(merge) == [
+        ("Fraud", "v1", "Production", "Archived"),
+        ("Fraud", "v2", "Staging", "Production"),
+        ("Fraud", "champion", "1", "2"),
+    ]
+    assert initial["author"]["name"] == "Alice Adams"
+    assert ("Fraud", "v1", None, "Production") in changes(initial)
+
+
+def test_filter_by_model_and_version(story: Story) -> None:
+    story.squash_and_revert()
+    doc = history_json("Fraud", "--version", "2", "--git-only")
+    assert [e["commit"] for e in doc["entries"]] == [story.revert, story.merge, story.initial]
+    assert all(
+        c["version"] == "2" or c["before"] == "2" for e in doc["entries"] for c in e["changes"]
+    )
+    assert history_json("Churn", "--git-only")["entries"][0]["pr"] == 13
+
+
+def test_text_answers_who_when_which_pr(story: Story) -> None:
+    result = regops("history", "Fraud", "--version", "2", "--git-only")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Registry: not read (not requested)" in out
+    assert f"{story.merge[:7]}  " in out
+    assert "PR #12  Carol Cruz <carol@example.com>; authored by Bob Brown <bob@example.com>" in out
+    assert "Fraud v2 stage: Staging -> Production" in out
+
+
+# ---- joined with the registry -----------------------------------------------------------------
+
+
+def test_reconciled_changes_show_when_and_by_whom(story: Story) -> None:
+    story.reconcile()  # applies the merged PR #12
+    assert live_stage(story.uri, "Fraud", "2") == "Production"
+    story.squash_and_revert()  # not reconciled yet
+    doc = history_json("Fraud", "--tracking-uri", story.uri)
+    assert doc["registry"]["read"] is True
+    revert, merge, initial = doc["entries"]
+    assert {c["applied"]["status"] for c in revert["changes"]} == {"pending"}
+    for c in merge["changes"]:
+        applied = c["applied"]
+        assert applied["status"] == "applied", c
+        assert applied["actor"] == "ci-bot"
+        assert (
+            applied["commit"] == story.branch
+        )  # reconcile stamps the commit that last touched the file
+        assert applied["at"].endswith("Z")
+    status = {(c["alias"] or c["version"]): c["applied"]["status"] for c in initial["changes"]}
+    # v1 and v2 were re-stamped by PR #12's reconcile; v3 never needed a write.
+    assert status == {
+        "1": "superseded",
+        "2": "superseded",
+        "3": "in_effect",
+        "champion": "superseded",
+    }
+
+    story.reconcile()  # the rollback
+    assert live_stage(story.uri, "Fraud", "1") == "Production"
+    doc = history_json("--tracking-uri", story.uri)
+    revert, squash, merge, _initial = doc["entries"]
+    assert {c["applied"]["status"] for c in revert["changes"]} == {"applied"}
+    assert {c["applied"]["status"] for c in merge["changes"]} == {"superseded"}
+    # Churn v1 went to Staging in the same reconcile, stamped with the newer commit.
+    assert [c["applied"]["status"] for c in squash["changes"]] == ["superseded"]
+    text = regops("history", "Fraud", "--version", "2", "--tracking-uri", story.uri).output
+    assert "applied " in text
+    assert "by ci-bot" in text
+
+
+def test_stamps_set_by_hand_are_read(story: Story) -> None:
+    """Stamps from any writer count, full or short sha, with the actor and time they carry."""
+    c = client(story.uri)
+    c.set_model_version_tag("Fraud", "2", COMMIT_TAG, story.merge[:12])
+    c.set_model_version_tag("Fraud", "2", APPLIED_AT_TAG, "2026-01-02T03:04:05Z")
+    c.set_model_version_tag("Fraud", "2", ACTOR_TAG, "octocat")
+    result = regops("history", "Fraud", "--version", "2", "--tracking-uri", story.uri)
+    assert result.exit_code == 0, result.output
+    line = next(
+        x for x in result.output.split("\n") if "Fraud v2 stage: Staging -> Production" in x
+    )
+    assert line.rstrip().endswith("applied 2026-01-02T03:04:05Z by octocat")
+
+
+def test_registry_unreachable_shows_the_git_side_and_says_so(story: Story) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    result = regops("history", "Fraud", "--tracking-uri", uri)
+    assert result.exit_code == 0, result.output
+    assert "Registry: not read (could not read the registry at" in result.output
+    assert "PR #12" in result.output
+
+
+def test_outside_a_git_repository_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "registry-state").mkdir()
+    result = regops("history", "--git-only")
+    assert result.exit_code == 1
+    assert "not in a git repository" in result.output
+
+
+def test_markdown(story: Story) -> None:
+    result = regops("history", "--format", "markdown", "--git-only")
+    assert result.exit_code == 0, result.output
+    assert "| Commit | Date | Author | PR | Change | Applied |" in result.output
+    assert "| #12 | Fraud v2 stage: Staging -> Production |" in result.output
+
+
+# ---- the pure parts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("subject", "pr"),
+    [
+        ("Merge pull request #12 from bob/promote", 12),
+        ("Promote Fraud v2 (#13)", 13),
+        ('Revert "Promote Fraud v2 (#13)" (#14)', 14),
+        ("Fix #15 in the docs", None),
+        ("Merge branch 'main' into bob/promote", None),
+    ],
+    ids=["merge", "squash", "reverted-squash", "mention", "plain-merge"],
+)
+def test_pr_number(subject: str, pr: int | None) -> None:
+    assert pr_number(subject) == pr
+
+
+V = dict[str, tuple[str | None, tuple[str, ...]]]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (
+            {"1": ("Staging", ())},
+            {"1": ("Production", ())},
+            [("stage", "1", "Staging", "Production", None)],
+        ),
+        ({}, {"1": ("Staging", ())}, [("stage", "1", None, "Staging", None)]),
+        ({"1": ("Staging", ())}, {}, [("stage", "1", "Staging", None, None)]),
+        ({"1": (None, ("a",))}, {"1": (None, ())}, [("alias", "1", "1", None, "a")]),
+        ({"1": (None, ())}, {"1": (None, ("a",))}, [("alias", "1", None, "1", "a")]),
+        ({"1": (None, ("a",)), "2": (None, ())}, {"1": (None, ()), "2": (None, ("a",))},
+         [("alias", "2", "1", "2", "a")]),
+        ({"1": ("Staging", ("a",))}, {"1": ("Staging", ("a",))}, []),
+    ],
+    ids=["stage", "declared", "undeclared", "alias-removed", "alias-set", "alias-moved", "same"],
+)  # fmt: skip
+def test_diff_states(before: V, after: V, expected: list[tuple[str, ...]]) -> None:
+    got = diff_states({"M": before} if before else {}, {"M": after} if after else {})
+    assert [(c.kind, c.version, c.before, c.after, c.alias) for c in got] == expected
+    assert all(isinstance(c, Change) and c.model == "M" for c in got)
+
+
+def test_parse_state_is_lenient_and_refuses_aliases() -> None:
+    assert parse_state(b"models: {M: {versions: {1: {stage: Staging}}}}") == {
+        "M": {"1": ("Staging", ())}
+    }
+    assert parse_state(b"apiVersion: [") is None
+    assert parse_state(b"a: &x [1]\nb: *x\n") is None
+    assert parse_state(b"- just a list") == {}
