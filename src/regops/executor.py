@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from regops.errors import PlanError, StalePlanError
 from regops.live import APPLIED_TAG, LiveState
+from regops.options import mask_uri
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -201,4 +202,4 @@ def _explain(exc: BaseException, c: Change) -> str:
     if code == "UNAUTHENTICATED" or "401" in str(exc):
         return f"not authenticated: set MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN ({what})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    return f"{type(exc).__name__}: {mask_uri(text)}"  # MLflow's text may embed user:pw@host

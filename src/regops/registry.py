@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from regops.errors import RegistryError
 from regops.live import LiveModel, LiveState, LiveVersion
+from regops.options import mask_uri
 from regops.registry_uri import stages_supported
 
 T = TypeVar("T")
@@ -127,7 +128,8 @@ class MlflowRegistry:
                 versions = self._search_versions([m.name for m in models])
         except Exception as exc:
             raise RegistryError(
-                f"could not read the registry at {self.display_uri}: {exc}"
+                # MLflow's message repeats the full URL, credentials included: mask them.
+                f"could not read the registry at {self.display_uri}: {mask_uri(str(exc))}"
             ) from exc
         by_model: dict[str, dict[str, LiveVersion]] = {m.name: {} for m in models}
         for mv in versions:
@@ -207,6 +209,4 @@ class MlflowRegistry:
 
     @property
     def display_uri(self) -> str:
-        from regops.options import mask_uri
-
         return mask_uri(self.uri)
