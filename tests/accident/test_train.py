@@ -295,15 +295,15 @@ def test_bad_options_are_usage_errors(
         (
             lambda t: t.replace("{C: 1.0, max_iter", "{C: 1.0, penalti: l2, max_iter"),
             [
-                "model_config.yaml:47: models.logistic_regression.params: 'penalti' is not a "
+                "model_config.yaml:50: models.logistic_regression.params: 'penalti' is not a "
                 "parameter of the logistic_regression classifier"
             ],
         ),
         (
             lambda t: t.replace("experiment_name: accident_prediction", "experiment_name: [a"),
             [
-                "model_config.yaml:66: YAML syntax error: expected ',' or ']', but got ':' "
-                "(while parsing a flow sequence at line 65)"
+                "model_config.yaml:69: YAML syntax error: expected ',' or ']', but got ':' "
+                "(while parsing a flow sequence at line 68)"
             ],
         ),
         (
@@ -312,7 +312,7 @@ def test_bad_options_are_usage_errors(
             ),
             [
                 "model_config.yaml:19: split.test_size: 0.7 is greater than or equal to",
-                "model_config.yaml:70: mlflow.model_registry.default_stage: 'Production' is "
+                "model_config.yaml:73: mlflow.model_registry.default_stage: 'Production' is "
                 "not one of: None",
             ],
         ),
@@ -341,7 +341,7 @@ def test_repository_config_is_valid() -> None:
     config = load_config(REPO / "config" / "model_config.yaml")
     assert config.default_models == MODEL_TYPES
     assert config.registered_model_name("random_forest") == "Accident_Prediction_Random_Forest"
-    assert config.where("mlflow", "model_registry", "auto_transition_to_staging").endswith(":73")
+    assert config.where("mlflow", "model_registry", "auto_transition_to_staging").endswith(":76")
     assert config.auto_transition_to_staging is False
 
 
