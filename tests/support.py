@@ -47,7 +47,7 @@ class MlflowServer:
     def stop(self) -> None:
         self._signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
             self.kill()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regops.errors import PlanError, StalePlanError
-from regops.live import APPLIED_TAG, LiveState
+from regops.live import APPLIED_TAG, HELD_TAG, LiveState
 from regops.options import mask_uri
 from regops.plan import (
     ALIAS_DELETE,
@@ -85,13 +85,14 @@ class ApplyResult:
         }
 
 
-def check_fresh(plan: Plan, registry: Registry) -> None:
-    """Refuse when the live registry moved since `plan` was computed."""
+def check_fresh(plan: Plan, registry: Registry) -> LiveState:
+    """Refuse when the live registry moved since `plan` was computed; return what was read."""
     live = registry.snapshot(list(plan.models))
     if live.fingerprint(plan.models) != plan.live_fingerprint:
         raise StalePlanError(
             "the live registry changed since this plan was made; run `regops plan` again"
         )
+    return live
 
 
 def apply(
@@ -109,7 +110,7 @@ def apply(
             [f"{c.model} version {c.version}: promotion blocked by a gate" for c in plan.blocked]
             + ["nothing was applied"]
         )
-    check_fresh(plan, registry)
+    live = check_fresh(plan, registry)
 
     retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     outcomes: list[Outcome] = []
@@ -141,8 +142,11 @@ def apply(
             continue
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
+            tags = dict(stamps.get(change.model, {}))
+            if change.kind == STAGE:
+                tags.update(_held(live, change))
             try:
-                for key, value in stamps.get(change.model, {}).items():
+                for key, value in tags.items():
                     call(_tag(registry, change.model, change.version, key, value))
             except Exception as exc:
                 failed_models.add(change.model)
@@ -176,6 +180,15 @@ def _unattempted(outcomes: list[Outcome]) -> set[str]:
         for o in outcomes
         if o.status == SKIPPED and o.note and o.note.startswith("not attempted")
     }
+
+
+def _held(live: LiveState, c: Change) -> dict[str, str]:
+    """The `regops.held` tag once this stage change lands, if it grows."""
+    model = live.models.get(c.model)
+    version = model.versions.get(c.version or "") if model else None
+    before = version.held() if version else frozenset()
+    after = before | {c.after or "None"}
+    return {} if after == before else {HELD_TAG: ",".join(sorted(after))}
 
 
 def _tag(registry: Registry, model: str, version: str, key: str, value: str) -> Callable[[], None]:

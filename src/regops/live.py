@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
+HELD_TAG = "regops.held"  # version tag: the stages regops has put this version in
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,11 @@ class LiveVersion:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None  # informational: not part of the fingerprint
     created_ms: int | None = None
+
+    def held(self) -> frozenset[str]:
+        """Stages regops has put this version in before (a return to one is a rollback)."""
+        raw = self.tags.get(HELD_TAG, "")
+        return frozenset(s for s in raw.split(",") if s)
 
 
 @dataclass(frozen=True)

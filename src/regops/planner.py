@@ -12,7 +12,9 @@ Rules, per managed model:
   decides: correct (apply), warn (show, do not apply) or ignore (drop).
 - Gates (`require_from`, `require_tags`, `max_versions`) are evaluated on every
   stage change; a failed gate blocks the change and, with it, the whole plan.
-  Restoring a drifted value skips `require_from`: it is no new promotion.
+  Restoring a drifted value skips `require_from`, and so does returning a version
+  to a stage regops put it in before (`regops.held`): neither is a new promotion,
+  and the second is what `git revert` of a promotion needs.
 - Order: versions enter Production/Staging first, aliases move next, versions
   leave to None/Archived last, so a stage is never left empty mid-reconcile.
 """
@@ -249,13 +251,17 @@ def _gates(
     verdicts = []
     if sp.require_from is not None and not skip_require_from:
         allowed = ", ".join(sp.require_from)
-        ok = cur in sp.require_from
-        detail = (
-            f"live stage {cur} may enter {target}"
-            if ok
-            else f"live stage is {cur}; {target} requires one of: {allowed}"
-        )
-        verdicts.append(GateVerdict("require_from", ok, detail))
+        if cur in sp.require_from:
+            verdicts.append(
+                GateVerdict("require_from", True, f"live stage {cur} may enter {target}")
+            )
+        elif target in lm.versions[ver].held():
+            # It passed this gate once already: returning to the stage is a rollback.
+            detail = f"version {ver} held {target} before (a rollback)"
+            verdicts.append(GateVerdict("require_from", True, detail))
+        else:
+            detail = f"live stage is {cur}; {target} requires one of: {allowed}"
+            verdicts.append(GateVerdict("require_from", False, detail))
     tags = lm.versions[ver].tags
     for key, want in sorted(sp.require_tags.items()):
         have = tags.get(key)

@@ -303,3 +303,13 @@ def test_only_limits_models_and_order_is_deterministic() -> None:
     assert p1.changes == p2.changes
     assert p1.models == ("M",)
     assert plan(want, live({"1": "None"}), only=[]).changes == ()
+
+
+def test_returning_to_a_stage_held_before_is_a_rollback_not_a_promotion() -> None:
+    held = {**PASSED, "regops.held": "Production,Staging"}
+    p = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", held)}))
+    (c,) = p.changes
+    assert c.action == APPLY
+    assert c.gates[0].detail == "version 1 held Production before (a rollback)"
+    never = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", PASSED)}))
+    assert never.changes[0].action == BLOCKED
