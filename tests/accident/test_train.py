@@ -135,6 +135,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 # --------------------------------------------------------------------------- registry
 
 
+@pytest.mark.slow
 def test_registers_one_version_per_type_with_evidence_tags(trained: Trained) -> None:
     c = client(trained.uri)
     config = load_config(trained.root / "config" / "model_config.yaml")
@@ -170,6 +171,7 @@ def test_registers_one_version_per_type_with_evidence_tags(trained: Trained) -> 
         assert not c.get_registered_model(name).aliases
 
 
+@pytest.mark.slow
 def test_metrics_params_and_artifacts_are_logged(trained: Trained) -> None:
     c = client(trained.uri)
     mv = c.get_model_version("Accident_Prediction_LightGBM", "1")
@@ -203,6 +205,7 @@ def test_metrics_params_and_artifacts_are_logged(trained: Trained) -> None:
     assert importance["importance"].is_monotonic_decreasing
 
 
+@pytest.mark.slow
 def test_registered_model_enforces_the_raw_feature_schema(trained: Trained) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -218,6 +221,7 @@ def test_registered_model_enforces_the_raw_feature_schema(trained: Trained) -> N
         model.predict(records.drop(columns=["seatbelt"]))
 
 
+@pytest.mark.slow
 def test_comparison_report_and_local_models(trained: Trained) -> None:
     csv = trained.first_csv
     assert list(csv.columns[: len(CSV_COLUMNS) - 1]) == CSV_COLUMNS[:-1]
@@ -240,6 +244,7 @@ def test_comparison_report_and_local_models(trained: Trained) -> None:
     assert pipeline.predict_proba(records).shape == (len(records), 2)
 
 
+@pytest.mark.slow
 def test_models_selection_registers_only_those(trained: Trained) -> None:
     c = client(trained.uri)
     second = trained.second_manifest
@@ -435,6 +440,7 @@ def test_dotenv_never_overrides_the_environment(
 # --------------------------------------------------------------------------- staging + .env
 
 
+@pytest.mark.slow
 def test_dotenv_uri_and_auto_transition_to_staging_edit_the_state_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,6 +529,7 @@ def test_changed_split_settings_rebuild_the_features(
     assert len(first.X_test) < len(second.X_test) == math.ceil(25929 * 0.25)
 
 
+@pytest.mark.slow
 def test_default_fit_beats_the_baselines_on_the_full_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -543,6 +550,7 @@ def test_default_fit_beats_the_baselines_on_the_full_data(
     assert not (tmp_path / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_grid_search_records_the_cross_validated_score(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -560,6 +568,7 @@ def test_grid_search_records_the_cross_validated_score(
 # --------------------------------------------------------------------------- DVC
 
 
+@pytest.mark.slow
 def test_dvc_pipeline_runs_the_same_steps(tmp_path: Path) -> None:
     """`dvc repro` of the data stages, then the train stage is what remains (DVC installed)."""
     pytest.importorskip("dvc")
