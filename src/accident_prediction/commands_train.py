@@ -89,7 +89,7 @@ def data_command(config_path: Path, steps: tuple[str, ...]) -> None:
     multiple=True,
     metavar="TYPE...",
     help=f"Model types to train (default: the config's list): {', '.join(MODEL_TYPES)}. "
-    "Space separated after one --models, or repeat the option.",
+    "Space or comma separated after one --models, or repeat the option.",
 )
 @click.option("--grid-search", is_flag=True, help="Cross-validated grid search per model type.")
 @click.option("--sample", type=click.IntRange(min=20), help="Use at most N rows (quick runs).")
@@ -127,7 +127,8 @@ def train_command(
     # `--models a b` arrives as --models a plus a stray argument b: both are model types.
     if extra_models and not model_args:
         raise click.UsageError(f"unexpected argument(s) {' '.join(extra_models)}; use --models")
-    model_types = [*model_args, *extra_models]
+    # Commas too (`--models xgboost,lightgbm`), the form CI inputs tend to take.
+    model_types = [m for arg in (*model_args, *extra_models) for m in arg.split(",") if m]
     unknown = [m for m in model_types if m not in MODEL_TYPES]
     if unknown:
         raise click.BadParameter(

@@ -264,10 +264,11 @@ def test_models_selection_registers_only_those(trained: Trained) -> None:
     ("args", "message"),
     [
         (["--models", "xgboost", "catboost"], "catboost (choose from xgboost"),
+        (["--models", "lightgbm,catboost"], "Invalid value for --models: catboost (choose"),
         (["xgboost"], "unexpected argument(s) xgboost; use --models"),
         (["--sample", "5"], "5 is not in the range x>=20"),
     ],
-    ids=["unknown-type", "bare-argument", "tiny-sample"],
+    ids=["unknown-type", "unknown-in-commas", "bare-argument", "tiny-sample"],
 )
 def test_bad_options_are_usage_errors(
     args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
