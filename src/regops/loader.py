@@ -26,6 +26,11 @@ from regops.state import STAGES, DesiredState, ModelSpec, Policy, StagePolicy, V
 
 # A state file is hand-edited text; anything bigger is a mistake or an attack.
 MAX_FILE_BYTES = 1 << 20
+# Real state files nest about 7 levels; PyYAML composes recursively, so a deeper file
+# would end in a RecursionError (a crash) rather than a diagnostic.
+MAX_DEPTH = 64
+MAX_MESSAGE_CHARS = 300
+PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
 
@@ -39,7 +44,10 @@ def _validator() -> Draft202012Validator:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses YAML aliases, so a billion-laughs file cannot expand."""
+    """SafeLoader that refuses YAML aliases, so a billion-laughs file cannot expand,
+    and nesting deeper than MAX_DEPTH, so a `[[[[...` file cannot exhaust the stack."""
+
+    _depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         if self.check_event(AliasEvent):
@@ -48,7 +56,16 @@ class _NoAliasLoader(yaml.SafeLoader):
                 problem="YAML aliases (*name) are not allowed in state files",
                 problem_mark=event.start_mark,
             )
-        node = super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.MarkedYAMLError(
+                problem=f"nested deeper than {MAX_DEPTH} levels",
+                problem_mark=self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
         assert node is not None
         return node
 
@@ -77,6 +94,8 @@ class _File:
         self._parse(text)
 
     def diag(self, line: int, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:  # messages quote values; a value may be 1 MiB
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
         self.diags.append(Diagnostic(self.name, line, message))
 
     def line_of(self, path: Path_) -> int:
@@ -85,7 +104,13 @@ class _File:
         return self.lines.get(path, 1)
 
     def _parse(self, text: str) -> None:
-        loader = _NoAliasLoader(text)
+        try:
+            loader = _NoAliasLoader(text)  # checks every character up front
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+            self.diag(line, f"YAML error: unacceptable character #x{char:04x}: {exc.reason}")
+            return
         try:
             node = loader.get_single_node()
             if node is None:
@@ -104,6 +129,11 @@ class _File:
     def _convert(self, loader: yaml.SafeLoader, node: Node, path: Path_) -> Any:
         # A mapping entry points at its key's line, not at where its value starts.
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in PLAIN_TAGS:
+            # Scalars with unknown tags fail in construct_object; collections would
+            # otherwise be read as plain ones with their tag (!!python/..., !!set) ignored.
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
+            self.diag(node.start_mark.line + 1, f"YAML tag {tag} is not allowed in state files")
         if isinstance(node, MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -285,10 +315,17 @@ def load_state(
         if path in overrides:
             raw = overrides[path].encode("utf-8")
         else:
-            if path.stat().st_size > MAX_FILE_BYTES:
+            # Read at most one byte past the limit: st_size lies for /proc files and the
+            # like (a symlinked /proc/self/pagemap reports 0 and never ends).
+            try:
+                with path.open("rb") as fh:
+                    raw = fh.read(MAX_FILE_BYTES + 1)
+            except OSError as exc:
+                diags.append(Diagnostic(name, 1, f"cannot read the file: {exc.strerror or exc}"))
+                continue
+            if len(raw) > MAX_FILE_BYTES:
                 diags.append(Diagnostic(name, 1, f"file is larger than {MAX_FILE_BYTES} bytes"))
                 continue
-            raw = path.read_bytes()
         digest.update(name.encode() + b"\0" + raw + b"\0")
         try:
             text = raw.decode("utf-8")
