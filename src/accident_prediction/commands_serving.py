@@ -135,36 +135,12 @@ def _targets(
 
 
 def _latest_training(session: Session) -> list[tuple[str, str]]:
-    """From data/metrics/last_training.json, else the newest `training_run_group` tag."""
-    from accident_prediction.model_source import MODEL_PREFIX, list_models, listing
+    from accident_prediction.model_source import MODEL_PREFIX, latest_training_versions
 
     metrics_dir = Path(session.config.data.get("data", {}).get("metrics_dir", "data/metrics"))
-    manifest = metrics_dir / LAST_TRAINING
-    if manifest.is_file():
-        try:
-            entries = json.loads(manifest.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ServingError(f"{manifest}: not valid JSON: {exc}") from None
-        if isinstance(entries, dict):  # tolerate {"models": [...]} as well as a bare list
-            entries = entries.get("models") or entries.get("versions") or []
-        return [(str(e["registered_model"]), str(e["version"])) for e in entries]
     base = session.config.registry.get("registered_model_name")
     prefix = f"{base}_" if base else MODEL_PREFIX
-    newest: tuple[int, str] | None = None
-    tagged: list[tuple[str, str, str]] = []
-    for name in list_models(session.client, prefix):
-        for mv in listing(session.client, name).versions:
-            group = (mv.tags or {}).get("training_run_group")
-            if group:
-                tagged.append((name, str(mv.version), group))
-                stamp = (int(mv.creation_timestamp or 0), group)
-                newest = stamp if newest is None or stamp > newest else newest
-    if newest is None:
-        raise ServingError(
-            f"no {manifest} and no version tagged training_run_group: train first "
-            "(accident train) or name the version (--model-name, --version)"
-        )
-    return [(n, v) for n, v, g in tagged if g == newest[1]]
+    return latest_training_versions(session.client, metrics_dir / LAST_TRAINING, prefix)
 
 
 def _gate_options(command: F) -> F:

@@ -8,12 +8,14 @@ the registered model, because OSS `search_model_versions` returns them empty.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accident_prediction.serving_errors import ModelNotFoundError
+from accident_prediction.serving_errors import ModelNotFoundError, ServingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -212,6 +214,44 @@ def best_production(
         ref.run_id,
         ref.tags,
     )
+
+
+def latest_training_versions(
+    client: MlflowClient, manifest: Path, prefix: str = MODEL_PREFIX
+) -> list[tuple[str, str]]:
+    """(model, version) registered by the latest `accident train`.
+
+    From the manifest training writes (data/metrics/last_training.json) when present, else
+    from the newest `training_run_group` tag among the `prefix*` models' versions.
+    """
+    if manifest.is_file():
+        try:
+            entries = json.loads(manifest.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ServingError(f"{manifest}: not valid JSON: {exc}") from None
+        if isinstance(entries, dict):  # {"models": [...]} as training writes it, or a bare list
+            entries = entries.get("models") or []
+        # Entries without a version: training ran with registration off.
+        return [
+            (str(e["registered_model"]), str(e["version"]))
+            for e in entries
+            if isinstance(e, dict) and e.get("registered_model") and e.get("version")
+        ]
+    newest: tuple[int, str] | None = None
+    tagged: list[tuple[str, str, str]] = []
+    for name in list_models(client, prefix):
+        for mv in listing(client, name).versions:
+            group = (mv.tags or {}).get("training_run_group")
+            if group:
+                tagged.append((name, str(mv.version), group))
+                stamp = (int(mv.creation_timestamp or 0), group)
+                newest = stamp if newest is None or stamp > newest else newest
+    if newest is None:
+        raise ServingError(
+            f"no {manifest} and no version tagged training_run_group: train first "
+            "(accident train) or name the version (--model-name, --version)"
+        )
+    return [(n, v) for n, v, g in tagged if g == newest[1]]
 
 
 def _champion_of(found: ModelListing, *, stages: bool) -> ModelRef | None:
