@@ -232,6 +232,8 @@ class _Doc:
         self.created = created
         self.crlf = "\r\n" in text
         self.text = text.replace("\r\n", "\n")
+        if self.text and not self.text.endswith("\n"):
+            self.text += "\n"  # so a line appended at the end starts on a line of its own
         self.yaml = _yaml()
         self.data, seq_indent, seq_offset = load_yaml_guess_indent(self.text, yaml=self.yaml)
         map_indent = _guess_map_indent(self.text)
@@ -248,6 +250,8 @@ class _Doc:
 
     def render(self) -> str:
         edited = self._dump()
+        if edited == self.baseline:
+            return self.original  # nothing changed: not even the final newline
         merged = _splice(self.text, self.baseline, edited)
         if merged is None or _plain(_yaml().load(merged)) != _plain(self.data):
             merged = edited  # the untouched lines could not be kept: correct beats minimal
@@ -538,14 +542,15 @@ def _map_span(
             return None
         first, last = to_orig[i1], to_orig[i2 - 1]
         return (first, last + 1) if last - first == i2 - i1 - 1 else None
-    # An insertion: before the line that followed it, or after the one before it.
-    if i1 < n_base and i1 in to_orig:
-        return to_orig[i1], to_orig[i1]
-    if i1 == n_base:
-        return n_orig, n_orig
+    # An insertion: after the line before it (so it lands before a trailing `...`
+    # that ruamel does not render), else before the line after it.
+    if i1 == 0:
+        return 0, 0
     if i1 - 1 in to_orig:
         return to_orig[i1 - 1] + 1, to_orig[i1 - 1] + 1
-    return None
+    if i1 < n_base and i1 in to_orig:
+        return to_orig[i1], to_orig[i1]
+    return (n_orig, n_orig) if i1 == n_base else None
 
 
 def _opcodes(a: list[str], b: list[str]) -> Sequence[tuple[str, int, int, int, int]]:

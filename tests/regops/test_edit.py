@@ -376,3 +376,28 @@ def test_any_edit_sequence_keeps_comments_and_says_what_it_set(
         assert alias is None or alias in spec.aliases
         text = path.read_text()
         assert [line for line in text.split("\n") if line.lstrip().startswith("#")] == comments
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_tail"),
+    [
+        (
+            "---\napiVersion: regops/v1\nmodels:\n  M:\n    versions:\n"
+            '      "1": {stage: Staging}\n...\n',
+            '      "1": {stage: Staging}\n      "2": {stage: Staging}\n...\n',
+        ),
+        (
+            'apiVersion: regops/v1\nmodels:\n  M:\n    versions:\n      "1": {stage: Staging}',
+            '      "1": {stage: Staging}\n      "2": {stage: Staging}\n',
+        ),
+    ],
+    ids=["document-markers", "no-final-newline"],
+)
+def test_appending_at_the_end_of_unusual_files(
+    tmp_path: Path, text: str, expected_tail: str
+) -> None:
+    path = write_state(tmp_path / "s", text)
+    edit_state(path.parent, "M", "2", stage="Staging")
+    after = path.read_text()
+    assert after.endswith(expected_tail)
+    assert after.startswith(text.split("models:")[0])
