@@ -371,7 +371,7 @@ def _load_from_registry(
     alias: str | None,
 ) -> Any:
     from accident_prediction import model_source as src
-    from accident_prediction.gates import mlflow_metric_name
+    from accident_prediction.gates import LOWER_IS_BETTER, mlflow_metric_name
     from accident_prediction.predict import load_registered
 
     client, stages = session.client, session.stages
@@ -380,7 +380,10 @@ def _load_from_registry(
         prefix = f"{base}_" if base else src.MODEL_PREFIX
         metric = session.config.primary_metric
         tags = (f"validation.{mlflow_metric_name(metric)}", f"metric.{metric}")
-        ref = src.best_production(client, tags, prefix=prefix, stages=stages)
+        ref = src.best_production(
+            client, tags, prefix=prefix, stages=stages,
+            higher_is_better=mlflow_metric_name(metric) not in LOWER_IS_BETTER,
+        )  # fmt: skip
     elif how == "--use-mlflow-production" or not (stage or version or alias):
         name = model_name or session.config.registered_model_name("xgboost")
         ref = src.production_or_champion(client, name, stages=stages)

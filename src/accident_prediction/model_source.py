@@ -171,8 +171,9 @@ def best_production(
     *,
     prefix: str = MODEL_PREFIX,
     stages: bool = True,
+    higher_is_better: bool = True,
 ) -> ModelRef:
-    """The champion with the highest score across `prefix*` models (higher is better).
+    """The champion with the best score across `prefix*` models.
 
     The score is the first of `score_tags` the version carries: the validation figure
     first; a version validated before the gates existed may only carry the training figure
@@ -206,7 +207,8 @@ def best_production(
             f"no Production model to choose from among {prefix}*; " + "; ".join(detail)
         )
     # Highest score wins; ties go to the alphabetically first name, so the choice is stable.
-    value, _, ref, key = max(scored, key=lambda s: (s[0], _reverse(s[1])))
+    sign = 1.0 if higher_is_better else -1.0  # log_loss: lower wins
+    value, _, ref, key = max(scored, key=lambda s: (sign * s[0], _reverse(s[1])))
     return ModelRef(
         ref.name,
         ref.version,

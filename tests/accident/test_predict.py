@@ -91,6 +91,18 @@ def test_best_model_follows_the_recorded_validation_metric(served: Registry):
     assert (model["name"], model["version"]) == (LR, version)
 
 
+def test_best_model_by_a_lower_is_better_metric(served: Registry):
+    from accident_prediction.model_source import best_production
+
+    for role, loss in (("logistic_regression", "0.52"), ("xgboost", "0.55")):
+        served.set_tag(*split_ref(served.template.versions[role]), "validation.log_loss", loss)
+    ref = best_production(served.client, ("validation.log_loss",), higher_is_better=False)
+    assert (ref.name, ref.source) == (
+        LR,
+        "best of 2 by validation.log_loss=0.5200 (stage Production)",
+    )
+
+
 def test_mlflow_production_falls_back_to_the_champion_alias(served: Registry):
     """Registries without stages (Unity Catalog) mark the serving version by alias."""
     name, version = split_ref(served.template.versions["xgboost"])
