@@ -314,7 +314,7 @@ def _log_and_register(
             signature=_signature(pipeline, s),
             input_example=s.X_train.dropna().head(3),
             pip_requirements=_pip_requirements(model_type),
-            skops_trusted_types=_trusted_types(pipeline),
+            skops_trusted_types=_trusted_types(pipeline, s),
         )
     version = mlflow.register_model(
         info.model_uri, name, tags=_version_tags(ctx, result, run.info.run_id)
@@ -396,11 +396,21 @@ def _signature(pipeline: Pipeline, s: Splits) -> Any:
     return infer_signature(example, pipeline.predict(example))
 
 
-def _trusted_types(pipeline: Pipeline) -> list[str]:
-    """The types skops must be told to trust to load this pipeline, checked against our libs."""
-    import skops.io
+def _trusted_types(pipeline: Pipeline, s: Splits) -> list[str]:
+    """The types skops must be told to trust to load this pipeline, checked against our libs.
 
-    types = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+    They follow from the estimator classes, not from the size of the fit, so a miniature copy
+    (2 trees, 200 rows) is serialised to find them: dumping a full random forest twice cost
+    seconds. Should the two ever differ, log_model refuses with the missing type's name.
+    """
+    import skops.io
+    from sklearn.base import clone
+
+    mini = clone(pipeline)
+    if "n_estimators" in mini.named_steps[model_lib.CLF].get_params():
+        mini.set_params(**{f"{model_lib.CLF}__n_estimators": 2})
+    mini.fit(s.X_train.head(200), s.y_train.head(200))
+    types = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(mini)))
     strange = [t for t in types if t.split(".", 1)[0] not in TRUSTED_ROOTS]
     if strange:
         raise TrainingError(f"the fitted pipeline holds unexpected types: {', '.join(strange)}")
