@@ -146,17 +146,13 @@ def write_features(config: Config) -> list[Path]:
     return [paths.train, paths.test, paths.manifest, paths.feature_list]
 
 
-def build_all(config: Config) -> list[Path]:
-    """`make data`: raw, processed and features, rebuilt from the package data."""
-    return [write_raw(config), write_processed(config), *write_features(config)]
-
-
 def load_splits(config: Config, sample: int | None = None) -> Splits:
     """The held-out train/test split (features, target, weights), built first if missing or stale.
 
     Stale = the processed file or the config's split settings changed since the split was
     written. `sample` keeps at most that many rows in all, taken from each split separately in
-    the configured proportion (stratified, seeded): test rows never leak into training.
+    the configured proportion (at least 10 test rows; stratified, seeded): test rows never leak
+    into training.
     """
     paths = data_paths(config)
     if not _features_current(config, paths):
