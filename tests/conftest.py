@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +15,23 @@ for _k, _v in FAST_HTTP_ENV.items():
     os.environ.setdefault(_k, _v)
 
 
+@pytest.fixture(scope="session")
+def _empty_registry_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow sqlite database, made once (migrations take seconds)."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    return db
+
+
 @pytest.fixture
-def sqlite_uri(tmp_path: Path) -> str:
-    """A fresh in-process sqlite registry (the embedded default)."""
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+def sqlite_uri(tmp_path: Path, _empty_registry_db: Path) -> str:
+    """A fresh in-process sqlite registry (the embedded default), private to the test."""
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(_empty_registry_db, db)
+    return f"sqlite:///{db}"
 
 
 @pytest.fixture(scope="session")
