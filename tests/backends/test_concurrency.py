@@ -1,0 +1,129 @@
+"""Several `regops reconcile` processes against one server, on sqlite and PostgreSQL stores.
+
+What happens today (documented in docs/production-backends.md):
+- Reconcilers started together each plan, pass the stale-plan check and write the
+  same values: every write is idempotent (and the alias-write race is retried), so
+  they converge with no error.
+- A reconcile started while another runs neither waits nor is refused: it plans from
+  what it reads (the part already applied drops out) and applies the rest alongside.
+  For the same commit that is harmless. Different commits must be serialized by the
+  caller (the CI concurrency group); regops' stale-plan check only catches a registry
+  that moves between its own read and its first write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.backends.helpers import registry_dump, regops, regops_process, write_state
+from tests.backends.proxy import FaultProxy
+from tests.support import MlflowServer, make_registry
+
+pytestmark = pytest.mark.server
+
+RECONCILERS = 3
+MODELS = 2
+VERSIONS = 4
+
+
+def desired_text(prefix: str) -> str:
+    """Per model: 8 changes (4 stages, 3 aliases, 1 description) from a fresh registry."""
+    lines = ["apiVersion: regops/v1", "models:"]
+    for i in range(MODELS):
+        lines += [
+            f"  {prefix}{i}:",
+            "    description: reconciled concurrently",
+            "    versions:",
+            '      "1": {stage: Archived}',
+            '      "2": {stage: Production, aliases: [champion]}',
+            '      "3": {stage: Staging, aliases: [challenger]}',
+            '      "4": {stage: Staging, aliases: [shadow]}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+CHANGES_PER_MODEL = 8
+
+
+def seed(uri: str, prefix: str, state_dir: Path) -> list[str]:
+    names = [f"{prefix}{i}" for i in range(MODELS)]
+    make_registry(uri, dict.fromkeys(names, VERSIONS))
+    write_state(state_dir, desired_text(prefix))
+    return names
+
+
+def converged(uri: str, names: list[str]) -> None:
+    for name, m in registry_dump(uri, names).items():
+        stages = [m["versions"][v]["stage"] for v in "1234"]
+        assert stages == ["Archived", "Production", "Staging", "Staging"], name
+        assert m["aliases"] == {"champion": "2", "challenger": "3", "shadow": "4"}, name
+        assert m["description"] == "reconciled concurrently", name
+
+
+def result_of(output: str) -> dict[str, Any]:
+    doc = json.loads(output[output.index("{") :])
+    return doc["result"] or {"summary": {"applied": 0, "failed": 0, "skipped": 0}, "outcomes": []}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest) -> MlflowServer:
+    """The session's sqlite-backed server, or the package's PostgreSQL-backed one."""
+    name = "mlflow_server" if request.param == "sqlite" else "pg_server"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def test_reconcilers_started_together_converge_without_errors(
+    server: MlflowServer, state_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    prefix = f"Conc{request.node.callspec.id.capitalize()}"
+    names = seed(server.url, prefix, state_dir)
+    procs = [
+        regops_process(server.url, state_dir, "reconcile", "--format", "json")
+        for _ in range(RECONCILERS)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+
+    results = []
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+        results.append(result_of(out))
+    assert all(r["summary"]["failed"] == 0 for r in results)
+    assert all(r["summary"]["applied"] <= MODELS * CHANGES_PER_MODEL for r in results)
+    converged(server.url, names)
+    assert regops(server.url, state_dir, "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_second_reconcile_midway_applies_the_rest_alongside(
+    mlflow_server: MlflowServer, state_dir: Path
+) -> None:
+    names = seed(mlflow_server.url, "Midway", state_dir)
+    total = MODELS * CHANGES_PER_MODEL
+    # The first reconciler goes through a proxy that slows each write down, so the
+    # second one starts while it is a third of the way through.
+    proxy = FaultProxy(mlflow_server.url, delay_writes=0.05).start()
+    try:
+        first = regops_process(proxy.url, state_dir, "reconcile", "--format", "json")
+        deadline = time.monotonic() + 120
+        while len(proxy.landed()) < 8 and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()[0][-3000:]
+            time.sleep(0.02)
+        second = regops_process(mlflow_server.url, state_dir, "reconcile", "--format", "json")
+        out_first = first.communicate(timeout=300)[0]
+        out_second = second.communicate(timeout=300)[0]
+    finally:
+        proxy.stop()
+
+    assert first.returncode == 0, out_first[-3000:]
+    assert second.returncode == 0, out_second[-3000:]
+    a, b = result_of(out_first), result_of(out_second)
+    assert a["summary"] == {"applied": total, "failed": 0, "skipped": 0}
+    # the second planned from what it read: what had landed was no longer a change
+    assert 0 < b["summary"]["applied"] < total
+    assert b["summary"]["failed"] == 0
+    converged(mlflow_server.url, names)
+    assert regops(mlflow_server.url, state_dir, "plan", "--detailed-exitcode").exit_code == 0
