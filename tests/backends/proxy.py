@@ -38,7 +38,8 @@ class FaultProxy:
     delay_writes: float = 0.0
     cut_at: int | None = None  # the n-th write (1-based) is cut...
     cut_when: str = BEFORE  # ...before it lands or after
-    on_write: Callable[[int, Write], None] | None = None
+    cut_on: Callable[[Write], bool] | None = None  # or the first write this matches
+    on_write: Callable[[int, Write], None] | None = None  # called at the cut
     writes: list[Write] = field(default_factory=list)
     requests: int = 0
     down: bool = False
@@ -80,7 +81,7 @@ class FaultProxy:
         with self._lock:
             self.upstream = upstream or self.upstream
             self.down = False
-            self.cut_at = None
+            self.cut_at = self.cut_on = None
 
     def landed(self) -> list[Write]:
         return [w for w in self.writes if w.status is not None and w.status < 400]
@@ -99,16 +100,16 @@ class FaultProxy:
                 write = Write(h.command, h.path, body)
                 self.writes.append(write)
                 n = len(self.writes)
-            cutting = write is not None and n == self.cut_at
+            cutting = write is not None and (
+                n == self.cut_at or (self.cut_on is not None and self.cut_on(write))
+            )
             if cutting:
                 self.down = True  # every later request is refused until revive()
             upstream = self.upstream
         if write is not None and self.delay_writes:
             time.sleep(self.delay_writes)
-        if cutting and self.on_write is not None:
-            assert write is not None
-            self.on_write(n, write)
         if cutting and self.cut_when == BEFORE:
+            self._fire(n, write)
             return _cut(h)
         try:
             status, headers, data = _forward(upstream, h, body)
@@ -117,6 +118,7 @@ class FaultProxy:
         if write is not None:
             write.status = status
         if cutting:  # it landed; the answer is lost
+            self._fire(n, write)
             return _cut(h)
         h.send_response(status)
         for key, value in headers:
@@ -126,6 +128,10 @@ class FaultProxy:
         h.end_headers()
         h.wfile.write(data)
         return None
+
+    def _fire(self, n: int, write: Write | None) -> None:
+        if self.on_write is not None and write is not None:
+            self.on_write(n, write)
 
 
 def _forward(
