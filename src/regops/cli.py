@@ -148,7 +148,8 @@ def reconcile(
         if s.fmt == "json":
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
-    result = service.run_reconcile(s, plan=p)
+    # A plan made here is re-made if the registry moves before the first write; a saved one is not.
+    result = service.run_reconcile(s, models, plan=p, replan=plan_file is None)
     if s.fmt == "json":
         click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
     else:

@@ -6,11 +6,12 @@ I/O lives here and in registry.py; planner.py stays pure.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from regops import audit
-from regops.errors import RegopsError, UsageError
+from regops.errors import RegopsError, StalePlanError, UsageError
 from regops.executor import ApplyResult, apply
 from regops.loader import load_state
 from regops.options import Settings
@@ -19,6 +20,9 @@ from regops.planner import plan as compute_plan
 from regops.registry import MlflowRegistry
 from regops.registry_uri import stages_supported
 from regops.state import DesiredState
+
+# A plan made for this run is re-made this many times when the registry moves under it.
+STALE_REPLANS = 3
 
 
 def load_desired(settings: Settings) -> DesiredState:
@@ -75,19 +79,44 @@ def run_reconcile(
     models: Sequence[str] | None = None,
     *,
     plan: Plan | None = None,
+    replan: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
-    """Plan (unless a saved plan is given) and apply it."""
+    """Plan (unless a plan is given) and apply it.
+
+    A plan made for this run (none given, or `replan`) is made again when the registry
+    moved between its read and the first write, as it does while another reconcile is
+    writing: up to STALE_REPLANS times, then the run is refused. A saved plan is never
+    re-made: it is refused as soon as the registry moved.
+    """
     registry = open_registry(settings)
     desired = None
     if plan is None:
         desired = load_desired(settings)
         plan = run_plan(settings, models, desired=desired, registry=registry)
+        replan = True
     else:
         try:
             desired = load_desired(settings)
         except RegopsError:
             desired = None  # a saved plan stands on its own; stamps then name the directory
-    return apply(plan, registry, stamps_for(plan, desired, settings.state_dir))
+    for attempt in range(STALE_REPLANS + 1):
+        try:
+            return apply(plan, registry, stamps_for(plan, desired, settings.state_dir))
+        except StalePlanError:
+            if not replan or desired is None:
+                raise
+            if attempt == STALE_REPLANS:
+                raise StalePlanError(
+                    f"the live registry kept changing while this reconcile tried to apply "
+                    f"({STALE_REPLANS + 1} plans in a row went stale): is another reconcile "
+                    "running? Wait for it to finish, then run again"
+                ) from None
+        sleep(0.5 * 2**attempt)
+        plan = run_plan(settings, models, desired=desired, registry=registry)
+        if not plan.changes and not plan.records:
+            return ApplyResult(())  # the other writer already did it all
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def load_plan_file(path: Path) -> Plan:
