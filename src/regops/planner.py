@@ -77,7 +77,7 @@ def plan(
             suspended.append(name)
             model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
         else:
-            record = _record(spec)
+            record = _record(spec, lm)
             current = lm.applied()
             if record is not None and (current is None or current.dump() != record):
                 records[name] = record
@@ -293,9 +293,18 @@ def _order(c: Change) -> tuple[int, int, str, int]:
     return (4, 0, "", 0)
 
 
-def _record(spec: ModelSpec) -> str | None:
-    """The assignment to remember as applied; None when it cannot fit in a tag."""
-    entries = {v: (vs.stage, tuple(sorted(vs.aliases))) for v, vs in spec.versions.items()}
+def _record(spec: ModelSpec, lm: LiveModel) -> str | None:
+    """The assignment to remember as applied; None when it cannot fit in a tag.
+
+    Under `unlisted_versions: archive` the unlisted versions are part of it (as
+    Archived), so a later out-of-band un-archiving is recognised as drift.
+    """
+    entries: dict[str, tuple[str | None, tuple[str, ...]]] = {
+        v: (vs.stage, tuple(sorted(vs.aliases))) for v, vs in spec.versions.items()
+    }
+    if spec.policy.unlisted_versions == "archive" and lm.versions:
+        for v in lm.versions:
+            entries.setdefault(v, ("Archived", ()))
     raw = AppliedRecord(MappingProxyType(entries)).dump()
     if len(raw) <= MAX_RECORD_CHARS:
         return raw

@@ -64,13 +64,19 @@ def run_plan(
 def stamps_for(
     plan: Plan, desired: DesiredState | None, state_dir: Path
 ) -> dict[str, dict[str, str]]:
-    """Audit tags per model: the commit of the model's state file, the actor, the time."""
+    """Audit tags per changed model: the commit of its state file, the actor, the time.
+
+    Asks git once per state file, and only for models this plan changes.
+    """
     who, at = audit.actor(), audit.now()
+    commits: dict[Path, str] = {}
     out = {}
-    for model in plan.models:
+    for model in sorted({c.model for c in plan.actionable}):
         spec = desired.models.get(model) if desired else None
         file = Path(spec.file) if spec else state_dir
-        out[model] = audit.stamp_tags(str(file), commit=audit.commit_of(file), who=who, at=at)
+        if file not in commits:
+            commits[file] = audit.commit_of(file)
+        out[model] = audit.stamp_tags(str(file), commit=commits[file], who=who, at=at)
     return out
 
 
@@ -80,6 +86,7 @@ def run_reconcile(
     *,
     plan: Plan | None = None,
     replan: bool = False,
+    desired: DesiredState | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
     """Plan (unless a plan is given) and apply it.
@@ -90,12 +97,11 @@ def run_reconcile(
     re-made: it is refused as soon as the registry moved.
     """
     registry = open_registry(settings)
-    desired = None
     if plan is None:
-        desired = load_desired(settings)
+        desired = desired or load_desired(settings)
         plan = run_plan(settings, models, desired=desired, registry=registry)
         replan = True
-    else:
+    elif desired is None:
         try:
             desired = load_desired(settings)
         except RegopsError:
