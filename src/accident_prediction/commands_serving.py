@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from accident_prediction.commands_train import config_option
 from accident_prediction.errors import TrainingError
 from accident_prediction.serving_errors import ServingError
 
@@ -55,14 +56,6 @@ def _user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config/model_config.yaml"),
-    show_default=True,
-    help="Model config (thresholds, registered model names, tracking URI).",
-)
 
 
 @dataclass

@@ -27,7 +27,7 @@ config_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("config/model_config.yaml"),
     show_default=True,
-    help="Model config (data, models, MLflow settings).",
+    help="Model config (data, models, gates, registry names, MLflow settings).",
 )
 
 
