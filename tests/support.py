@@ -20,6 +20,7 @@ FAST_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # no network here: telemetry lookups only cost time
 }
 
 
@@ -115,7 +116,12 @@ def start_mlflow_server(
         *extra_args,
     ]
     # No background job runners: they fork ~7 large processes and slow startup here.
-    full_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    full_env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **(env or {}),
+    }
     full_env.pop("MLFLOW_TRACKING_URI", None)
     log = workdir / "server.log"
     proc = _spawn(cmd, log, full_env)

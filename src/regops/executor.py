@@ -10,6 +10,7 @@ converges: the next plan is computed from what did land.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -210,9 +211,13 @@ def _write(c: Change, registry: Registry) -> Callable[[], None]:
 def _explain(exc: BaseException, c: Change) -> str:
     code = getattr(exc, "error_code", "")
     what = f"{c.model}" + (f" version {c.version}" if c.version else "")
-    if code == "PERMISSION_DENIED" or "403" in str(exc) or "Permission denied" in str(exc):
-        return f"permission denied: the credentials in use may not change {what}"
-    if code == "UNAUTHENTICATED" or "401" in str(exc):
+    text = str(exc)
+    # HTTP status as a whole number only: a model named Churn401 is no 401.
+    if code == "PERMISSION_DENIED" or re.search(r"\b403\b", text) or "Permission denied" in text:
+        return f"permission denied: the credentials in use may not change {what}" + (
+            " (deleting an alias needs MANAGE permission)" if c.kind == ALIAS_DELETE else ""
+        )
+    if code == "UNAUTHENTICATED" or re.search(r"\b401\b", text):
         return f"not authenticated: set MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN ({what})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{type(exc).__name__}: {mask_uri(text)}"  # MLflow's text may embed user:pw@host

@@ -145,7 +145,7 @@ class _File:
                     first = self.lines[(*path, key)]
                     self.diag(
                         key_node.start_mark.line + 1,
-                        f"duplicate key {key!r} in {_where(path)} (first at line {first})",
+                        f"duplicate key {ascii(key)} in {_where(path)} (first at line {first})",
                     )
                     continue
                 self.lines[(*path, key)] = key_node.start_mark.line + 1
@@ -175,22 +175,28 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         for key in sorted(k for k in err.instance if k not in allowed):
             hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
             place = "at the top level" if not path else f"in {where}"
-            yield f.line_of((*path, key)), f"unknown key {key!r} {place}{hint}"
+            yield f.line_of((*path, key)), f"unknown key {ascii(key)} {place}{hint}"
         return
     if "propertyNames" in err.relative_schema_path:
         key = err.instance
         line = f.line_of((*path, key)) if isinstance(key, str) else f.line_of(path)
         if path and path[-1] == "versions":
-            yield line, f"version key {key!r} must be a version number (digits, no leading zero)"
+            yield (
+                line,
+                f"version key {ascii(key)} must be a version number (digits, no leading zero)",
+            )
         elif path == ("models",):
             yield (
                 line,
-                (f"model name {key!r} is not allowed: use ASCII letters, digits, '_', '.', '-'"),
+                (
+                    f"model name {ascii(key)} is not allowed: "
+                    "use ASCII letters, digits, '_', '.', '-'"
+                ),
             )
         elif path and path[-1] == "stages":
-            yield line, f"{key!r} is not a stage (one of: {', '.join(STAGES)})"
+            yield line, f"{ascii(key)} is not a stage (one of: {', '.join(STAGES)})"
         else:
-            yield line, f"key {key!r} in {where}: {err.message}"
+            yield line, f"key {ascii(key)} in {where}: {err.message}"
         return
     line = f.line_of(path)
     if err.validator == "required":
@@ -198,7 +204,7 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
     elif err.validator == "const" and path == ("apiVersion",):
         yield line, f"apiVersion must be 'regops/v1', not {err.instance!r}"
     elif err.validator == "enum" and path and (path[-1] == "stage" or isinstance(path[-1], int)):
-        yield line, f"{where}: {err.instance!r} is not a stage (one of: {', '.join(STAGES)})"
+        yield line, f"{where}: {ascii(err.instance)} is not a stage (one of: {', '.join(STAGES)})"
     elif err.validator == "enum":
         choices = ", ".join(map(str, err.validator_value))
         yield line, f"{where}: {err.instance!r} is not one of: {choices}"
@@ -206,7 +212,7 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         yield (
             line,
             (
-                f"alias {err.instance!r} has characters that are not allowed "
+                f"alias {ascii(err.instance)} has characters that are not allowed "
                 "(use ASCII letters, digits, '_' and '-')"
             ),
         )

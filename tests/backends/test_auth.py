@@ -181,7 +181,8 @@ def test_deleting_an_alias_needs_manage(
     assert outcome_lines(denied) == [
         "applied  AuthAlias: version 1 stage: None -> Staging",
         "failed  AuthAlias: alias stale: removed from version 1  (permission denied: the "
-        "credentials in use may not change AuthAlias version 1)",
+        "credentials in use may not change AuthAlias version 1 "
+        "(deleting an alias needs MANAGE permission))",
     ]
 
     manage_pw = auth_server.create_user("alias-manager", {"AuthAlias": "MANAGE"})

@@ -44,13 +44,13 @@ EXPECTED = {
     "bomb_quadratic.yaml": "5: YAML error: YAML aliases (*name) are not allowed",
     # unicode look-alikes and invisible characters: names, aliases and keys are ASCII
     "unicode_zero_width_model.yaml": "3: model name 'Fraud\\u200b' is not allowed",
-    "unicode_homoglyph_model.yaml": "3: model name 'Fr\u0430ud' is not allowed: use ASCII",
+    "unicode_homoglyph_model.yaml": "3: model name 'Fr\\u0430ud' is not allowed: use ASCII",
     "unicode_rtl_override_model.yaml": "3: model name '\\u202educarF' is not allowed",
     "unicode_zero_width_alias.yaml": "5: alias 'champ\\u200bion' has characters that are not",
-    "unicode_homoglyph_stage.yaml": "5: models.Fraud.versions.1.stage: 'Producti\u043en' is not a",
-    "unicode_fullwidth_version.yaml": "5: version key '\uff11' must be a version number",
-    "unicode_arabic_indic_version.yaml": "5: version key '\u0661' must be a version number",
-    "unicode_superscript_version.yaml": "5: version key '\u00b2' must be a version number",
+    "unicode_homoglyph_stage.yaml": "5: models.Fraud.versions.1.stage: 'Producti\\u043en' is not a",
+    "unicode_fullwidth_version.yaml": "5: version key '\\uff11' must be a version number",
+    "unicode_arabic_indic_version.yaml": "5: version key '\\u0661' must be a version number",
+    "unicode_superscript_version.yaml": "5: version key '\\xb2' must be a version number",
     "unicode_nbsp_key.yaml": "1: unknown key 'apiVersion\\xa0' at the top level",
     "unicode_zero_width_api_version.yaml": "1: apiVersion must be 'regops/v1', not "
     "'regops/v1\\u200b'",
