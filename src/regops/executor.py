@@ -116,7 +116,7 @@ def apply(
     retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
-    failed_models: set[str] = set()
+    incomplete: set[str] = set()  # models with a change that failed or was not attempted
     writes = 0
     stopped: str | None = None
 
@@ -132,12 +132,13 @@ def apply(
             outcomes.append(Outcome(change, SKIPPED, note=note))
             continue
         if stopped is not None:
+            incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
             continue
         try:
             tries = call(_write(change, registry))
         except Exception as exc:
-            failed_models.add(change.model)
+            incomplete.add(change.model)
             stopped = f"an earlier change failed ({change.model})"
             outcomes.append(Outcome(change, FAILED, error=_explain(exc, change)))
             continue
@@ -150,7 +151,7 @@ def apply(
                 for key, value in tags.items():
                     call(_tag(registry, change.model, change.version, key, value))
             except Exception as exc:
-                failed_models.add(change.model)
+                incomplete.add(change.model)
                 stopped = "writing an audit stamp failed"
                 outcomes.append(
                     Outcome(
@@ -165,7 +166,7 @@ def apply(
 
     records = []
     for model, record in sorted(plan.records.items()):
-        if stopped is not None and model in failed_models | _unattempted(outcomes):
+        if model in incomplete:
             continue
         try:
             call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
@@ -173,14 +174,6 @@ def apply(
         except Exception:  # noqa: S112 - the record only sharpens drift detection next time
             continue
     return ApplyResult(tuple(outcomes), tuple(records), writes)
-
-
-def _unattempted(outcomes: list[Outcome]) -> set[str]:
-    return {
-        o.change.model
-        for o in outcomes
-        if o.status == SKIPPED and o.note and o.note.startswith("not attempted")
-    }
 
 
 def _held(live: LiveState, c: Change) -> dict[str, str]:
