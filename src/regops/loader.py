@@ -149,15 +149,16 @@ class _File:
                     self.diag(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
                     continue
                 key = key_node.value  # raw text: "01" stays "01", never octal 1
+                key_path: Path_ = (*path, key)
                 if key in out:
-                    first = self.lines[(*path, key)]
+                    first = self.lines[key_path]
                     self.diag(
                         key_node.start_mark.line + 1,
                         f"duplicate key {ascii(key)} in {_where(path)} (first at line {first})",
                     )
                     continue
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self._convert(loader, value_node, (*path, key))
+                self.lines[key_path] = key_node.start_mark.line + 1
+                out[key] = self._convert(loader, value_node, key_path)
             return out
         if isinstance(node, SequenceNode):
             return [self._convert(loader, n, (*path, i)) for i, n in enumerate(node.value)]
