@@ -337,6 +337,12 @@ def _apply(
     if stage is not None:
         summary += _set_stage(versions, key, stage, model, policy.for_stage(stage).max_versions)
     if remove_alias is not None:
+        if policy.for_alias(remove_alias).protected and remove_alias in (spec.get("aliases") or []):
+            raise EditError(
+                f"alias {remove_alias!r} is protected (policy.aliases.{remove_alias}): it may "
+                "move to another version but never be removed; move it with "
+                f"`regops alias --model-name {model} --version N --alias {remove_alias}`"
+            )
         summary += _remove_alias(spec, remove_alias, model, version)
     if alias is not None:
         summary += _set_alias(versions, key, alias, model)

@@ -20,7 +20,15 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from regops import yamlio
 from regops.errors import Diagnostic, StateError
-from regops.state import STAGES, DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
+from regops.state import (
+    STAGES,
+    AliasPolicy,
+    DesiredState,
+    ModelSpec,
+    Policy,
+    StagePolicy,
+    VersionSpec,
+)
 from regops.yamlio import MAX_DEPTH, KeyPath
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "display_path", "load_state", "state_files"]
@@ -133,6 +141,12 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
             )
         elif path and path[-1] == "stages":
             yield line, f"{ascii(key)} is not a stage (one of: {', '.join(STAGES)})"
+        elif path == ("policy", "aliases"):
+            yield (
+                line,
+                f"alias {ascii(key)} in policy.aliases has characters that are not allowed "
+                "(use ASCII letters, digits, '_' and '-')",
+            )
         else:
             yield line, f"key {ascii(key)} in {where}: {err.message}"
         return
@@ -154,6 +168,14 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
                 "(use ASCII letters, digits, '_' and '-')"
             ),
         )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "owners":
+        yield (
+            line,
+            f"{where}: owner {ascii(err.instance)} is not a GitHub @user, @org/team "
+            "or an e-mail address",
+        )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "require_from":
+        yield line, f"{where}: {ascii(err.instance)} is not an alias or stage name"
     elif err.validator == "type":
         got = f"{type(err.instance).__name__} {err.instance!r}{f.written(path, err.instance)}"
         yield line, f"{where}: expected {err.validator_value}, got {got}"
@@ -161,8 +183,16 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         yield line, f"{where}: {err.message}"
 
 
-def _build_policy(raw: Mapping[str, Any] | None) -> Policy:
+def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> Policy:
     raw = raw or {}
+    aliases = {
+        alias: AliasPolicy(
+            require_from=tuple(ap["require_from"]) if "require_from" in ap else None,
+            require_tags=MappingProxyType(dict(ap.get("require_tags", {}))),
+            protected=bool(ap.get("protected", False)),
+        )
+        for alias, ap in (raw.get("aliases") or {}).items()
+    }
     stages = {
         stage: StagePolicy(
             max_versions=sp.get("max_versions"),
@@ -175,6 +205,8 @@ def _build_policy(raw: Mapping[str, Any] | None) -> Policy:
         unlisted_versions=raw.get("unlisted_versions", "ignore"),
         drift=raw.get("drift", "correct"),
         stages=MappingProxyType(stages),
+        aliases=MappingProxyType(aliases),
+        use_stages=bool(raw.get("use_stages", True)) and stages_supported,
     )
 
 
@@ -192,10 +224,34 @@ def _limits(data: Any) -> dict[str, int]:
     }
 
 
+def _policy_diags(f: _File, *, stages_supported: bool) -> None:
+    """Checks of the policy block that the schema cannot express."""
+    raw = _dict(_dict(f.data).get("policy"))
+    if raw.get("use_stages") is True and not stages_supported:
+        f.diag(
+            f.line_of(("policy", "use_stages")),
+            "policy.use_stages is true, but this registry has no stages (e.g. Unity Catalog)",
+        )
+    if raw.get("use_stages") is False and raw.get("stages"):
+        f.diag(
+            f.line_of(("policy", "stages")),
+            "policy.stages has no effect with use_stages: false (alias-only); "
+            "gate aliases under policy.aliases",
+        )
+    for alias in _dict(raw.get("aliases")):
+        if RESERVED_ALIAS.match(alias):
+            f.diag(
+                f.line_of(("policy", "aliases", alias)),
+                f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
+            )
+
+
 def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
     """Checks the schema cannot express. Run even when the schema pass found problems
     (every problem at once), so they read the data defensively: a part with the wrong
     shape has its schema problem already and is skipped here."""
+    _policy_diags(f, stages_supported=stages_supported)
+    use_stages = _dict(_dict(f.data).get("policy")).get("use_stages") is not False
     limits = _limits(f.data)
     for name, raw in _dict(_dict(f.data).get("models")).items():
         seen_alias: dict[str, str] = {}
@@ -208,6 +264,12 @@ def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
                     f.line_of((*vpath, "stage")),
                     f"model {name} version {ver}: this registry has no stages "
                     "(e.g. Unity Catalog); use aliases only",
+                )
+            elif "stage" in spec and not use_stages:
+                f.diag(
+                    f.line_of((*vpath, "stage")),
+                    f"model {name} version {ver}: stage is not allowed with "
+                    "policy.use_stages: false (alias-only); use aliases",
                 )
             if isinstance(spec.get("stage"), str):
                 holders.setdefault(spec["stage"], []).append(ver)
@@ -236,9 +298,8 @@ def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
                 )
 
 
-def _build_models(f: _File) -> list[ModelSpec]:
+def _build_models(f: _File, policy: Policy) -> list[ModelSpec]:
     """The typed models of a file that passed every check."""
-    policy = _build_policy(f.data.get("policy"))
     models: list[ModelSpec] = []
     for name, raw in (f.data.get("models") or {}).items():
         versions: dict[str, VersionSpec] = {}
@@ -258,6 +319,7 @@ def _build_models(f: _File) -> list[ModelSpec]:
                 policy=policy,
                 description=raw.get("description"),
                 suspend=bool(raw.get("suspend", False)),
+                owners=tuple(raw.get("owners", [])),
                 file=f.name,
                 line=f.line_of(("models", name)),
             )
@@ -327,8 +389,9 @@ def load_state(
                 else:
                     declared[model] = (name, line)
         if f.parsed and not f.diags:
-            policies[name] = _build_policy(f.data.get("policy"))
-            for spec in _build_models(f):
+            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
+            policies[name] = policy
+            for spec in _build_models(f, policy):
                 models[spec.name] = spec
         diags.extend(f.diags)
     if diags:
