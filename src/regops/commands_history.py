@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from regops.history import build_history, render
+from regops.history import build_history
 from regops.options import common_options, settings
+from regops.render import render_history
 
 
 @click.command()
@@ -29,7 +30,7 @@ def history(ctx: click.Context, model: str | None, version: str | None, git_only
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version
     )
-    click.echo(render(h, s.fmt))
+    click.echo(render_history(h, s.fmt))
     return 0
 
 
