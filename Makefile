@@ -52,7 +52,7 @@ lint-workflows: install $(ACTIONLINT)
 
 # The versions the last training run registered that passed both gates (CI's proposal).
 candidates: install-core
-	$(PY) scripts/passed_candidates.py
+	$(BIN)/regops candidates --out data/metrics/candidates.json
 
 data: install
 	$(BIN)/accident data

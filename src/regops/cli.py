@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from regops import render, service, views
+from regops import commands_ci, render, service, views
 from regops.errors import RegopsError, StateError, UsageError
 from regops.options import common_options, settings
 
@@ -108,17 +108,33 @@ def validate(ctx: click.Context) -> int:
     help="Exit 2 when changes are pending from git, 3 when live drifted outside git.",
 )
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the pull-request report (markdown): validation, plan, gate verdicts, "
+    "and what failed and why when the run could not plan.",
+)
+@click.option(
+    "--live",
+    "live_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plan against this snapshot (`regops snapshot --out`) instead of the live "
+    "registry: offline, no credentials.",
+)
+@commands_ci.registry_name_option
 @click.pass_context
 def plan(
-    ctx: click.Context, out: Path | None, detailed_exitcode: bool, models: tuple[str, ...]
+    ctx: click.Context,
+    out: Path | None,
+    detailed_exitcode: bool,
+    models: tuple[str, ...],
+    report: Path | None,
+    live_file: Path | None,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
     s = settings(ctx)
-    p = service.run_plan(s, models)
-    doc = p.to_dict()
-    if out is not None:
-        out.write_text(render.render_json(doc) + "\n", encoding="utf-8")
-    click.echo(render.render(doc, s.fmt))
+    p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
+    click.echo(render.render(p.to_dict(), s.fmt))
     return p.exit_code(detailed_exitcode)
 
 
@@ -132,6 +148,7 @@ def plan(
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@commands_ci.registry_name_option
 @click.pass_context
 def reconcile(
     ctx: click.Context, plan_file: Path | None, dry_run: bool, models: tuple[str, ...]
@@ -257,10 +274,12 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_edit, commands_history  # noqa: E402  (after `cli` exists)
+from regops import commands_alias, commands_edit, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_ci.register(cli)
+commands_alias.register(cli)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ class Settings:
     tracking_uri_flag: str | None = None
     state_dir: Path = Path("registry-state")
     fmt: str = "text"
+    registry_name: str | None = None  # what reports call the registry (never its URI)
 
     @property
     def tracking_uri(self) -> str:
