@@ -241,8 +241,12 @@ class _Doc:
         self.text = text.replace("\r\n", "\n")
         if self.text and not self.text.endswith("\n"):
             self.text += "\n"  # so a line appended at the end starts on a line of its own
-        self.yaml = _yaml()
-        self.data, seq_indent, seq_offset = load_yaml_guess_indent(self.text, yaml=self.yaml)
+        # Read with keys and values as the text written (a model named `017` is "017"),
+        # written back with YAML's usual typing (a bool an edit sets is written `false`).
+        self.yaml = yamlio.round_trip(as_written=False)
+        self.data, seq_indent, seq_offset = load_yaml_guess_indent(
+            self.text, yaml=yamlio.round_trip()
+        )
         map_indent = _guess_map_indent(self.text)
         self.yaml.indent(
             mapping=map_indent, sequence=seq_indent or map_indent, offset=seq_offset or 0
@@ -362,7 +366,7 @@ def _add_version(versions: CommentedMap, version: str) -> Any:
     neighbour = existing[max(position - 1, 0)] if existing else None
     key: Any
     if neighbour is not None and type(neighbour) is str:
-        key = version  # plain like its neighbour (keys are read as the text written)
+        key = int(version)  # written plain like its neighbour (and read back as its text)
     elif isinstance(neighbour, SingleQuotedScalarString):
         key = SingleQuotedScalarString(version)
     else:
@@ -563,9 +567,12 @@ def _opcodes(a: list[str], b: list[str]) -> Sequence[tuple[str, int, int, int, i
 
 
 def _plain(node: Any) -> Any:
-    """The data of a round-trip tree without its formatting, for comparing two renderings."""
+    """The data of a round-trip tree without its formatting, for comparing two renderings
+    (scalars as the text they are written as: a tree read back has only strings)."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
-    return node if node is None or isinstance(node, bool | int | float) else str(node)
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return "null" if node is None else str(node)

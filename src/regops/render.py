@@ -35,9 +35,10 @@ def safe(text: Any) -> str:
 
 
 def md(text: Any) -> str:
-    """Text for a markdown table cell or list item: one line, no markup taking effect."""
+    """Text for a markdown table cell or list item: one line, no markup taking effect
+    (`_` is left alone: GitHub never reads it as emphasis inside a word, and names have it)."""
     out = safe(str(text).replace("\r\n", "\n").replace("\n", " ").replace("\t", " "))
-    return re.sub(r"([\\`*_\[\]<|~])", r"\\\1", out)
+    return re.sub(r"([\\`*\[\]<|~])", r"\\\1", out)
 
 
 def md_code(text: Any) -> str:

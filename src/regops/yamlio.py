@@ -250,12 +250,14 @@ def needs_quotes(text: str) -> bool:
     return bool(tag != "tag:yaml.org,2002:str")
 
 
-def round_trip() -> Any:
-    """A ruamel.yaml round-trip YAML whose plain scalars load as the strings written.
+def round_trip(*, as_written: bool = True) -> Any:
+    """A ruamel.yaml round-trip YAML; with `as_written`, plain scalars load as the strings
+    written.
 
-    The edit commands find models, versions and keys by the text in the file, so a model
-    named `on`, `null` or `017` is that model (ruamel's own typing would make it True,
-    None or 15); values the edit writes are quoted where `read` would type them.
+    The edit commands read with `as_written` and find models, versions and keys by the
+    text in the file, so a model named `on`, `null` or `017` is that model (ruamel's own
+    typing would make it True, None or 15). They write without it, so values an edit sets
+    are typed (or quoted) as `read` will type them.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.nodes import ScalarNode as RtScalarNode
@@ -268,7 +270,8 @@ def round_trip() -> Any:
             return super().resolve(kind, value, implicit)
 
     y = YAML(typ="rt")
-    y.Resolver = _AsWritten
+    if as_written:
+        y.Resolver = _AsWritten
     y.preserve_quotes = True
     y.width = 1 << 16  # never re-wrap a long line
     return y
