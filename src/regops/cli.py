@@ -82,11 +82,20 @@ def cli() -> None:
 @common_options
 @click.pass_context
 def validate(ctx: click.Context) -> int:
-    """Check the state files (schema and semantics). No network."""
+    """Check the state files (schema and semantics). No network.
+
+    With environments declared (regops.yaml) and no --env: every environment's.
+    """
     from regops.loader import load_state
     from regops.registry_uri import stages_supported
 
-    s = settings(ctx)
+    s = settings(ctx, pick_env=False)
+    if s.config is not None and s.environment is None and not s.state_dir_given:
+        for line in service.validate_environments(s.config):
+            click.echo(line)
+        return 0
+    if s.environment is not None:
+        service.validate_environments(s.config, only=s.environment.name)  # copy keys too
     state = load_state(s.state_dir, stages_supported=stages_supported(s.tracking_uri))
     n_versions = sum(len(m.versions) for m in state.models.values())
     click.echo(
@@ -108,11 +117,31 @@ def validate(ctx: click.Context) -> int:
     help="Exit 2 when changes are pending from git, 3 when live drifted outside git.",
 )
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--all-envs",
+    is_flag=True,
+    help="Plan every environment of regops.yaml: one report, one section each.",
+)
 @click.pass_context
 def plan(
-    ctx: click.Context, out: Path | None, detailed_exitcode: bool, models: tuple[str, ...]
+    ctx: click.Context,
+    out: Path | None,
+    detailed_exitcode: bool,
+    models: tuple[str, ...],
+    all_envs: bool,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
+    if all_envs:
+        s = settings(ctx, pick_env=False)
+        if s.config is None or s.env_name is not None or models:
+            raise UsageError(
+                "--all-envs needs environments in regops.yaml, and no --env or --model"
+            )
+        docs = service.plan_environments(s)
+        if out is not None:
+            out.write_text(render.render_json(render.environments_doc(docs)) + "\n", "utf-8")
+        click.echo(render.render_environments(docs, s.fmt))
+        return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
     p = service.run_plan(s, models)
     doc = p.to_dict()

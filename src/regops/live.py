@@ -21,6 +21,10 @@ class LiveVersion:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None  # informational: not part of the fingerprint
     created_ms: int | None = None
+    # A copy of another environment's version (promotion.py): that version's stage there,
+    # which `require_from` accepts, and what it is ("dev Model v7").
+    origin_stage: str | None = None
+    origin: str = ""
 
     def held(self) -> frozenset[str]:
         """Stages regops has put this version in before (a return to one is a rollback)."""
@@ -98,7 +102,10 @@ class AppliedRecord:
     def dump(self) -> str:
         doc = {
             v: [stage, *aliases]
-            for v, (stage, aliases) in sorted(self.versions.items(), key=lambda kv: int(kv[0]))
+            # A copy not made yet has its state key (`dev@7`) for a version: after the numbers.
+            for v, (stage, aliases) in sorted(
+                self.versions.items(), key=lambda kv: (not kv[0].isdigit(), len(kv[0]), kv[0])
+            )
         }
         return json.dumps(doc, separators=(",", ":"))
 
