@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from regops.errors import PlanError, RegopsError, StalePlanError
-from regops.live import APPLIED_TAG, HELD_TAG, LiveState
+from regops.live import ALIAS_MARK, APPLIED_TAG, HELD_TAG, LiveState
 from regops.options import mask_uri
 from regops.plan import (
     ALIAS_DELETE,
@@ -124,6 +124,7 @@ def apply(
     retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
+    held: dict[tuple[str, str], frozenset[str]] = {}  # `regops.held` as this run grows it
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
     writes = 0
     stopped: str | None = None
@@ -167,11 +168,12 @@ def apply(
             stopped = f"an earlier change failed ({change.model})"
             outcomes.append(Outcome(change, FAILED, error=_explain(exc, change)))
             continue
+        tags: dict[str, str] = {}
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
-            tags = dict(stamps.get(change.model, {}))
-            if change.kind == STAGE:
-                tags.update(_held(live, change))
+            tags.update(stamps.get(change.model, {}))
+        tags.update(_held(live, change, held))
+        if tags and change.version is not None:
             try:
                 for key, value in tags.items():
                     call(_tag(registry, change.model, change.version, key, value))
@@ -217,12 +219,30 @@ def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
     return replace(c, version=sub(c.version))
 
 
-def _held(live: LiveState, c: Change) -> dict[str, str]:
-    """The `regops.held` tag once this stage change lands, if it grows."""
-    model = live.models.get(c.model)
-    version = model.versions.get(c.version or "") if model else None
-    before = version.held() if version else frozenset()
-    after = before | {c.after or "None"}
+def _held(
+    live: LiveState, c: Change, held: dict[tuple[str, str], frozenset[str]]
+) -> dict[str, str]:
+    """The `regops.held` tag once this change lands, if it grows.
+
+    Stages a version enters are recorded by name, aliases pointed at it as `@alias`:
+    returning to either later is a rollback, not a new promotion.
+    """
+    if c.version is None:
+        return {}
+    if c.kind == STAGE:
+        entry = c.after or "None"
+    elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
+        entry = ALIAS_MARK + c.alias
+    else:
+        return {}
+    key = (c.model, c.version)
+    if key not in held:
+        model = live.models.get(c.model)
+        version = model.versions.get(c.version) if model else None
+        held[key] = version.held_entries() if version else frozenset()
+    before = held[key]
+    after = before | {entry}
+    held[key] = after
     return {} if after == before else {HELD_TAG: ",".join(sorted(after))}
 
 

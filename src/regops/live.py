@@ -10,7 +10,8 @@ from types import MappingProxyType
 
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
-HELD_TAG = "regops.held"  # version tag: the stages regops has put this version in
+HELD_TAG = "regops.held"  # version tag: the stages (and @aliases) regops has put this version in
+ALIAS_MARK = "@"  # an alias in the held set: "@champion" (no stage name starts with "@")
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,20 @@ class LiveVersion:
     origin_stage: str | None = None
     origin: str = ""
 
-    def held(self) -> frozenset[str]:
-        """Stages regops has put this version in before (a return to one is a rollback)."""
+    def held_entries(self) -> frozenset[str]:
+        """The raw held set: stage names and `@alias` entries."""
         raw = self.tags.get(HELD_TAG, "")
         return frozenset(s for s in raw.split(",") if s)
+
+    def held(self) -> frozenset[str]:
+        """Stages regops has put this version in before (a return to one is a rollback)."""
+        return frozenset(s for s in self.held_entries() if not s.startswith(ALIAS_MARK))
+
+    def held_aliases(self) -> frozenset[str]:
+        """Aliases regops has pointed at this version before (a return to one is a rollback)."""
+        return frozenset(
+            s[len(ALIAS_MARK) :] for s in self.held_entries() if s.startswith(ALIAS_MARK)
+        )
 
 
 @dataclass(frozen=True)

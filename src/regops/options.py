@@ -34,6 +34,7 @@ class Settings:
     environment: Environment | None = None  # the chosen one, once resolved
     config: Config | None = None  # regops.yaml, when the repository declares environments
     resolved: bool = False
+    registry_name: str | None = None  # what reports call the registry (never its URI)
 
     @property
     def tracking_uri(self) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from regops import audit, promotion
 from regops.environments import Config
@@ -23,12 +24,25 @@ from regops.registry import MlflowRegistry
 from regops.registry_uri import stages_supported
 from regops.state import DesiredState
 
+
+class LiveSource(Protocol):
+    """What planning reads: the live registry, or a snapshot of it."""
+
+    @property
+    def display_uri(self) -> str: ...
+
+    def snapshot(self, names: Iterable[str] | None = None) -> LiveState: ...
+
+
 # A plan made for this run is re-made this many times when the registry moves under it.
 STALE_REPLANS = 3
 
 
-def load_desired(settings: Settings) -> DesiredState:
-    return load_state(settings.state_dir, stages_supported=stages_supported(settings.tracking_uri))
+def load_desired(settings: Settings, *, has_stages: bool | None = None) -> DesiredState:
+    """Load and validate the state files; `has_stages` overrides what the URI implies."""
+    if has_stages is None:
+        has_stages = stages_supported(settings.tracking_uri)
+    return load_state(settings.state_dir, stages_supported=has_stages)
 
 
 def open_registry(settings: Settings) -> MlflowRegistry:
@@ -50,23 +64,25 @@ def run_plan(
     models: Sequence[str] | None = None,
     *,
     desired: DesiredState | None = None,
-    registry: MlflowRegistry | None = None,
+    registry: LiveSource | None = None,
+    registry_name: str | None = None,
 ) -> Plan:
-    """Validate the state, read the live registry once, and diff them."""
+    """Validate the state, read the live registry once, and diff them.
+
+    `registry` may be a snapshot file standing in for the registry (`plan --live`);
+    `registry_name` is what the plan shows instead of the (masked) URI.
+    """
     desired = desired or load_desired(settings)
     only = _select(desired, models)
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
     live = registry.snapshot(names)
+    shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
-        return compute_plan(
-            desired, live, only=only, registry=registry.display_uri, created_at=audit.now()
-        )
+        return compute_plan(desired, live, only=only, registry=shown, created_at=audit.now())
     res = _resolve_copies(settings, desired, live, refs)
-    p = compute_plan(
-        res.desired, res.live, only=only, registry=registry.display_uri, created_at=audit.now()
-    )
+    p = compute_plan(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
     return promotion.with_copies(p, res, live)
 
 
