@@ -305,11 +305,12 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_edit, commands_history  # noqa: E402  (after `cli` exists)
+from regops import commands_alias, commands_edit, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
 commands_ci.register(cli)
+commands_alias.register(cli)
 
 
 def main() -> None:
