@@ -17,7 +17,7 @@ from typing import Any
 from regops import yamlio
 from regops.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
 from regops.gitio import Commit
-from regops.live import LiveState
+from regops.live import LiveState, LiveVersion
 from regops.state import version_key
 
 FORMAT_VERSION = "1"
@@ -323,11 +323,15 @@ def _applied(
 ) -> Applied:
     model = live.models.get(c.model)
     version = model.versions.get(c.version) if model else None
+    if version is None and model is not None:
+        from regops.promotion import copy_in
+
+        version = copy_in(model, c.version)  # a `dev@7` key: the copy of dev's version 7
     if version is None:
         return Applied("unknown", note="version not in the registry")
     raw = version.tags.get(COMMIT_TAG)
     if not raw:
-        if _live_matches(c, live):
+        if _live_matches(c, live, version):
             return Applied("in_effect", note="live matches; no regops stamp on this version")
         return Applied("unstamped", note="no regops stamp on this version")
     stamp = raw.split("+", 1)[0]  # "<sha>+uncommitted": applied from local edits on top of it
@@ -341,15 +345,15 @@ def _applied(
             "superseded", at=at, actor=actor, commit=raw, note="re-stamped by a later reconcile"
         )
     if later is False:
-        if _live_matches(c, live):
+        if _live_matches(c, live, version):
             return Applied("in_effect", commit=raw, note="live already matches; not stamped by it")
         return Applied("pending", commit=raw, note="the last reconcile of it predates this commit")
     return Applied("unknown", commit=raw, note="the stamp names a commit git does not know")
 
 
-def _live_matches(c: Change, live: LiveState) -> bool:
+def _live_matches(c: Change, live: LiveState, version: LiveVersion) -> bool:
     model = live.models[c.model]
     if c.kind == "alias":
-        return model.aliases.get(c.alias or "") == c.after
-    version = model.versions.get(c.version)
-    return c.after is not None and version is not None and version.stage == c.after
+        held = model.aliases.get(c.alias or "")
+        return held is None if c.after is None else held in (c.after, version.version)
+    return c.after is not None and version.stage == c.after
