@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from regops.errors import UsageError
 from regops.history import build_history, render
 from regops.options import common_options, settings
 
@@ -14,9 +15,18 @@ from regops.options import common_options, settings
 @click.option(
     "--git-only", is_flag=True, help="Do not read the registry's audit stamps (no network)."
 )
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Who held each stage and alias at TIME (ISO 8601, e.g. 2026-12-01T10:00Z), "
+    "from which commit and PR, and when it took effect.",
+)
 @common_options
 @click.pass_context
-def history(ctx: click.Context, model: str | None, version: str | None, git_only: bool) -> int:
+def history(
+    ctx: click.Context, model: str | None, version: str | None, git_only: bool, at: str | None
+) -> int:
     """Audit timeline: git log of the state files joined with the registry's audit stamps.
 
     \b
@@ -26,6 +36,15 @@ def history(ctx: click.Context, model: str | None, version: str | None, git_only
     `regops.*` stamps show it applied: when, and by whom.
     """
     s = settings(ctx)
+    if at is not None:
+        from regops import time_travel
+
+        if version is not None:
+            raise UsageError("--at shows every version; it cannot be combined with --version")
+        when = time_travel.parse_time(at)
+        state = time_travel.build_at(s.state_dir, None if git_only else s.tracking_uri, when, model)
+        click.echo(time_travel.render(state, s.fmt))
+        return 0
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version
     )
