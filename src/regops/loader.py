@@ -192,7 +192,8 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         if path and path[-1] == "versions":
             yield (
                 line,
-                f"version key {ascii(key)} must be a version number (digits, no leading zero)",
+                f"version key {ascii(key)} must be a version number (digits, no leading zero) "
+                "or ENV@N / ENV/MODEL@N (the copy of another environment's version)",
             )
         elif path == ("models",):
             yield (
