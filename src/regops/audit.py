@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 COMMIT_TAG = "regops.commit"
@@ -54,7 +54,7 @@ def actor() -> str:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stamp_tags(state_file: str, *, commit: str, who: str, at: str) -> dict[str, str]:

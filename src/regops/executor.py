@@ -12,23 +12,25 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from regops.errors import PlanError, StalePlanError
-from regops.live import APPLIED_TAG, HELD_TAG, LiveState
+from regops.errors import PlanError, RegopsError, StalePlanError
+from regops.live import ALIAS_MARK, APPLIED_TAG, HELD_TAG, LiveState
 from regops.options import mask_uri
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
     ALIAS_SET,
     APPLY,
+    COPY,
     DESCRIPTION,
     STAGE,
     SUSPENDED,
     Change,
     Plan,
 )
+from regops.promotion import rename_record
 from regops.registry import with_retry
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
@@ -102,8 +104,14 @@ def apply(
     stamps: Mapping[str, Mapping[str, str]],
     *,
     sleep: Callable[[float], None] | None = None,
+    copier: Callable[[Change], str] | None = None,
 ) -> ApplyResult:
-    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions."""
+    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions.
+
+    `copier` makes a COPY change (promotion across environments) and returns the new
+    version's number; the changes after it that name the copy's state key (`dev@7`)
+    are applied to that version.
+    """
     if plan.errors:
         raise PlanError(list(plan.errors))
     if plan.blocked:
@@ -116,9 +124,11 @@ def apply(
     retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
+    held: dict[tuple[str, str], frozenset[str]] = {}  # `regops.held` as this run grows it
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
     writes = 0
     stopped: str | None = None
+    made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
 
     def call(fn: Callable[[], None]) -> int:
         nonlocal writes
@@ -127,6 +137,7 @@ def apply(
         return tries
 
     for change in plan.changes:
+        change = _made(change, made)
         if change.action != APPLY:
             note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
             outcomes.append(Outcome(change, SKIPPED, note=note))
@@ -135,6 +146,21 @@ def apply(
             incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
             continue
+        if change.kind == COPY:
+            # Not retried as a whole: the copier finds a copy that landed by its lineage.
+            try:
+                if copier is None:
+                    raise ValueError("this reconcile cannot copy across environments")
+                made[(change.model, change.version or "")] = copier(change)
+            except Exception as exc:
+                incomplete.add(change.model)
+                stopped = f"an earlier change failed ({change.model})"
+                why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
+                outcomes.append(Outcome(change, FAILED, error=why))
+                continue
+            new = made[(change.model, change.version or "")]
+            outcomes.append(Outcome(change, APPLIED, note=f"new version {new}", attempts=1))
+            continue
         try:
             tries = call(_write(change, registry))
         except Exception as exc:
@@ -142,11 +168,12 @@ def apply(
             stopped = f"an earlier change failed ({change.model})"
             outcomes.append(Outcome(change, FAILED, error=_explain(exc, change)))
             continue
+        tags: dict[str, str] = {}
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
-            tags = dict(stamps.get(change.model, {}))
-            if change.kind == STAGE:
-                tags.update(_held(live, change))
+            tags.update(stamps.get(change.model, {}))
+        tags.update(_held(live, change, held))
+        if tags and change.version is not None:
             try:
                 for key, value in tags.items():
                     call(_tag(registry, change.model, change.version, key, value))
@@ -168,6 +195,9 @@ def apply(
     for model, record in sorted(plan.records.items()):
         if model in incomplete:
             continue
+        for (m, key), version in made.items():
+            if m == model:
+                record = rename_record(record, key, version)
         try:
             call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
             records.append(model)
@@ -176,12 +206,43 @@ def apply(
     return ApplyResult(tuple(outcomes), tuple(records), writes)
 
 
-def _held(live: LiveState, c: Change) -> dict[str, str]:
-    """The `regops.held` tag once this stage change lands, if it grows."""
-    model = live.models.get(c.model)
-    version = model.versions.get(c.version or "") if model else None
-    before = version.held() if version else frozenset()
-    after = before | {c.after or "None"}
+def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
+    """`c` with a copy's state key (`dev@7`) replaced by the version the copy made."""
+    if not made or c.kind == COPY:
+        return c
+
+    def sub(v: str | None) -> str | None:
+        return made.get((c.model, v), v) if v is not None else None
+
+    if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE):
+        return replace(c, version=sub(c.version), before=sub(c.before), after=sub(c.after))
+    return replace(c, version=sub(c.version))
+
+
+def _held(
+    live: LiveState, c: Change, held: dict[tuple[str, str], frozenset[str]]
+) -> dict[str, str]:
+    """The `regops.held` tag once this change lands, if it grows.
+
+    Stages a version enters are recorded by name, aliases pointed at it as `@alias`:
+    returning to either later is a rollback, not a new promotion.
+    """
+    if c.version is None:
+        return {}
+    if c.kind == STAGE:
+        entry = c.after or "None"
+    elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
+        entry = ALIAS_MARK + c.alias
+    else:
+        return {}
+    key = (c.model, c.version)
+    if key not in held:
+        model = live.models.get(c.model)
+        version = model.versions.get(c.version) if model else None
+        held[key] = version.held_entries() if version else frozenset()
+    before = held[key]
+    after = before | {entry}
+    held[key] = after
     return {} if after == before else {HELD_TAG: ",".join(sorted(after))}
 
 

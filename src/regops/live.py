@@ -10,7 +10,8 @@ from types import MappingProxyType
 
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
-HELD_TAG = "regops.held"  # version tag: the stages regops has put this version in
+HELD_TAG = "regops.held"  # version tag: the stages (and @aliases) regops has put this version in
+ALIAS_MARK = "@"  # an alias in the held set: "@champion" (no stage name starts with "@")
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,25 @@ class LiveVersion:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None  # informational: not part of the fingerprint
     created_ms: int | None = None
+    # A copy of another environment's version (promotion.py): that version's stage there,
+    # which `require_from` accepts, and what it is ("dev Model v7").
+    origin_stage: str | None = None
+    origin: str = ""
+
+    def held_entries(self) -> frozenset[str]:
+        """The raw held set: stage names and `@alias` entries."""
+        raw = self.tags.get(HELD_TAG, "")
+        return frozenset(s for s in raw.split(",") if s)
 
     def held(self) -> frozenset[str]:
         """Stages regops has put this version in before (a return to one is a rollback)."""
-        raw = self.tags.get(HELD_TAG, "")
-        return frozenset(s for s in raw.split(",") if s)
+        return frozenset(s for s in self.held_entries() if not s.startswith(ALIAS_MARK))
+
+    def held_aliases(self) -> frozenset[str]:
+        """Aliases regops has pointed at this version before (a return to one is a rollback)."""
+        return frozenset(
+            s[len(ALIAS_MARK) :] for s in self.held_entries() if s.startswith(ALIAS_MARK)
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,10 @@ class AppliedRecord:
     def dump(self) -> str:
         doc = {
             v: [stage, *aliases]
-            for v, (stage, aliases) in sorted(self.versions.items(), key=lambda kv: int(kv[0]))
+            # A copy not made yet has its state key (`dev@7`) for a version: after the numbers.
+            for v, (stage, aliases) in sorted(
+                self.versions.items(), key=lambda kv: (not kv[0].isdigit(), len(kv[0]), kv[0])
+            )
         }
         return json.dumps(doc, separators=(",", ":"))
 
