@@ -19,14 +19,19 @@ for keys (plain scalars stay the strings they are written as).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import Reader
+from yaml.resolver import Resolver
 
 # Real state files nest about 7 levels; PyYAML composes recursively, so a deeper file
 # would end in a RecursionError (a crash) rather than a problem report.
@@ -101,21 +106,23 @@ class Document:
         return self.lines.get(path, 1)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases and nesting deeper than MAX_DEPTH while composing."""
+class _Guards(Composer):  # type: ignore[misc]
+    """Composer override that refuses YAML aliases (no billion laughs) and nesting deeper
+    than MAX_DEPTH (no RecursionError), whichever parser feeds it."""
 
     _depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
-        if self.check_event(AliasEvent):
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        events: Any = self  # the parser half of the loader (Python or libyaml)
+        if events.check_event(AliasEvent):
             raise yaml.MarkedYAMLError(
                 problem="YAML aliases (*name) are not allowed in state files",
-                problem_mark=self.peek_event().start_mark,
+                problem_mark=events.peek_event().start_mark,
             )
         if self._depth >= MAX_DEPTH:
             raise yaml.MarkedYAMLError(
                 problem=f"nested deeper than {MAX_DEPTH} levels",
-                problem_mark=self.peek_event().start_mark,
+                problem_mark=events.peek_event().start_mark,
             )
         self._depth += 1
         try:
@@ -126,14 +133,66 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
+class _Loader(_Guards, yaml.SafeLoader):
+    """The pure-Python SafeLoader with the guards: the reference, and every problem report."""
+
+
+_CParser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+_FastLoader: Any = None
+if _CParser is not None:
+
+    class _FastLoader(_Guards, _CParser, SafeConstructor, Resolver):  # type: ignore[misc,no-redef]
+        """libyaml scans and parses (most of the cost); composing stays in Python, guards
+        included. Used for texts that load cleanly; any problem is re-read by _Loader so
+        reports never depend on which parser ran."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+
+_UNPRINTABLE = Reader.NON_PRINTABLE  # what PyYAML's reader refuses; libyaml differs slightly
+_DISPLAY = re.compile("[" + "".join(DISPLAY_CHARS) + "]")
+
+
+def _read_fast(text: str, *, lenient: bool, what: str) -> Document | None:
+    """libyaml's parse; None (the caller re-reads in Python) on any problem at all."""
+    if _FastLoader is None or _UNPRINTABLE.search(text):
+        return None
+    doc = Document()
+    try:
+        loader = _FastLoader(text)
+    except Exception:
+        return None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        doc.data = _Builder(doc, loader, lenient=lenient, what=what).convert(node, ())
+    except Exception:
+        return None
+    finally:
+        loader.dispose()
+    if doc.problems:
+        return None
+    doc.parsed = True
+    return doc
+
+
 def read(text: str, *, lenient: bool = False, what: str = "state files") -> Document:
     """Parse one YAML document; problems are collected, never raised."""
     doc = Document()
-    if not lenient:
+    if not lenient and _DISPLAY.search(text):
         doc.problems.extend(display_problems(text))
         if any(ch in text for ch in "\u0085\u2028\u2029"):
             # YAML counts these as line breaks: every later line number would be off.
             return doc
+    if not doc.problems:
+        fast = _read_fast(text, lenient=lenient, what=what)
+        if fast is not None:
+            return fast
     try:
         loader = _Loader(text)  # checks every character up front
     except yaml.reader.ReaderError as exc:
@@ -174,7 +233,7 @@ def where(path: KeyPath) -> str:
 
 
 class _Builder:
-    def __init__(self, doc: Document, loader: yaml.SafeLoader, *, lenient: bool, what: str):
+    def __init__(self, doc: Document, loader: Any, *, lenient: bool, what: str):
         self.doc, self.loader, self.lenient, self.what = doc, loader, lenient, what
 
     def problem(self, node: Node, message: str) -> None:
