@@ -18,8 +18,12 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import Reader
+from yaml.resolver import Resolver
 
 from regops.errors import Diagnostic, StateError
 from regops.state import (
@@ -43,6 +47,7 @@ RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
 
 Path_ = tuple[str | int, ...]
+_UNPRINTABLE = Reader.NON_PRINTABLE  # what PyYAML's reader refuses; libyaml differs slightly
 
 
 @lru_cache(maxsize=1)
@@ -51,15 +56,16 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses YAML aliases, so a billion-laughs file cannot expand,
+class _Guards(Composer):  # type: ignore[misc]
+    """Composer override that refuses YAML aliases, so a billion-laughs file cannot expand,
     and nesting deeper than MAX_DEPTH, so a `[[[[...` file cannot exhaust the stack."""
 
     _depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        events: Any = self  # the parser half of the loader (Python or libyaml)
+        if events.check_event(AliasEvent):
+            event = events.peek_event()
             raise yaml.MarkedYAMLError(
                 problem="YAML aliases (*name) are not allowed in state files",
                 problem_mark=event.start_mark,
@@ -67,7 +73,7 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self._depth >= MAX_DEPTH:
             raise yaml.MarkedYAMLError(
                 problem=f"nested deeper than {MAX_DEPTH} levels",
-                problem_mark=self.peek_event().start_mark,
+                problem_mark=events.peek_event().start_mark,
             )
         self._depth += 1
         try:
@@ -76,6 +82,26 @@ class _NoAliasLoader(yaml.SafeLoader):
             self._depth -= 1
         assert node is not None
         return node
+
+
+class _NoAliasLoader(_Guards, yaml.SafeLoader):
+    """The pure-Python SafeLoader with the guards: the reference, and every diagnostic."""
+
+
+_CParser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+_FastLoader: Any = None
+if _CParser is not None:
+
+    class _FastLoader(_Guards, _CParser, SafeConstructor, Resolver):  # type: ignore[misc,no-redef]
+        """libyaml scans and parses (most of the cost); composing stays in Python, guards
+        included. Used for files that load cleanly; any problem is re-read by
+        _NoAliasLoader so diagnostics never depend on which parser ran."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
 
 
 def state_files(state_dir: Path) -> list[Path]:
@@ -112,6 +138,32 @@ class _File:
         return self.lines.get(path, 1)
 
     def _parse(self, text: str) -> None:
+        if _FastLoader is not None and self._parse_fast(text):
+            return
+        self.lines, self.diags, self.data, self.parsed = {}, [], None, False
+        self._parse_python(text)
+
+    def _parse_fast(self, text: str) -> bool:
+        """libyaml's parse; False (caller re-reads in Python) on any problem at all."""
+        if _UNPRINTABLE.search(text):
+            return False
+        try:
+            loader = _FastLoader(text)
+        except Exception:
+            return False
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return False
+            self.data = self._convert(loader, node, ())
+        except Exception:
+            return False
+        finally:
+            loader.dispose()
+        self.parsed = not self.diags
+        return self.parsed
+
+    def _parse_python(self, text: str) -> None:
         try:
             loader = _NoAliasLoader(text)  # checks every character up front
         except yaml.reader.ReaderError as exc:
@@ -134,7 +186,7 @@ class _File:
         finally:
             loader.dispose()
 
-    def _convert(self, loader: yaml.SafeLoader, node: Node, path: Path_) -> Any:
+    def _convert(self, loader: Any, node: Node, path: Path_) -> Any:
         # A mapping entry points at its key's line, not at where its value starts.
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, MappingNode | SequenceNode) and node.tag not in PLAIN_TAGS:
@@ -169,8 +221,48 @@ def _where(path: Path_) -> str:
     return ".".join(str(p) for p in path) or "the top level"
 
 
+# A version entry of the usual shape, checked without jsonschema: at 20,000 versions the
+# generic validator costs seconds. Accepts only what the schema accepts (no stricter
+# check passes what it would refuse); everything else still goes through the schema.
+_VERSION_KEY = re.compile(r"[1-9][0-9]{0,9}")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VERSION_FIELDS = frozenset({"stage", "aliases", "run_id"})
+
+
+def _plain_version(key: Any, spec: Any) -> bool:
+    if type(key) is not str or not _VERSION_KEY.fullmatch(key) or type(spec) is not dict:
+        return False
+    if not _VERSION_FIELDS.issuperset(spec):
+        return False
+    stage = spec.get("stage", "None")
+    if type(stage) is not str or stage not in STAGES:
+        return False
+    run_id = spec.get("run_id", "x")
+    if type(run_id) is not str or not _RUN_ID.fullmatch(run_id):
+        return False
+    aliases = spec.get("aliases", [])
+    return type(aliases) is list and all(type(a) is str and _ALIAS.fullmatch(a) for a in aliases)
+
+
+def _for_schema(data: Any) -> Any:
+    """`data` with the plain version entries (see _plain_version) left out."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        return data
+    slim = {}
+    for name, model in models.items():
+        versions = model.get("versions") if isinstance(model, dict) else None
+        if isinstance(versions, dict):
+            rest = {k: v for k, v in versions.items() if not _plain_version(k, v)}
+            model = {**model, "versions": rest}
+        slim[name] = model
+    return {**data, "models": slim}
+
+
 def _schema_diags(f: _File) -> None:
-    for err in sorted(_validator().iter_errors(f.data), key=lambda e: list(map(str, e.path))):
+    errors = _validator().iter_errors(_for_schema(f.data))
+    for err in sorted(errors, key=lambda e: list(map(str, e.path))):
         for line, message in _explain(f, err):
             f.diag(line, message)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from regops import rest_reads
 from regops.errors import RegistryError
 from regops.live import LiveModel, LiveState, LiveVersion
 from regops.options import mask_uri
@@ -95,6 +96,11 @@ class MlflowRegistry:
         # The store makes one REST call per write; see the module docstring.
         self._store: Any = self._client._get_registry_client().store
         self._mlflow = mlflow
+        # REST registries are read as plain JSON (see rest_reads); others through the store.
+        self._json_get: rest_reads.Get | None = None
+        if rest_reads.supports(self._store):
+            get = rest_reads.json_getter(self._store)
+            self._json_get = lambda endpoint, params: with_retry(lambda: get(endpoint, params))[0]
 
     # ---- reads ---------------------------------------------------------------------
     def _paged(self, search: Callable[..., Any], **kwargs: Any) -> list[Any]:
@@ -122,6 +128,13 @@ class MlflowRegistry:
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
         wanted = None if names is None else sorted(set(names))
+        if self._json_get is not None:
+            try:
+                return rest_reads.snapshot(self._json_get, wanted, has_stages=self.has_stages)
+            except Exception as exc:
+                raise RegistryError(
+                    f"could not read the registry at {self.display_uri}: {mask_uri(str(exc))}"
+                ) from exc
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
