@@ -63,9 +63,10 @@ candidates: install-core
 data: install
 	$(BIN)/accident data
 
-# TRAIN_ARGS: extra flags for quick runs, e.g. TRAIN_ARGS="--models logistic_regression --sample 300".
+# MODELS: model types to train (default: the config's list); TRAIN_ARGS (also from the
+# environment): extra flags for quick runs, e.g. TRAIN_ARGS="--sample 3000".
 run-train: install
-	$(BIN)/accident train $(TRAIN_ARGS)
+	$(BIN)/accident train $(if $(strip $(MODELS)),--models $(MODELS)) $(TRAIN_ARGS)
 
 run-train-grid: install
 	$(BIN)/accident train --grid-search

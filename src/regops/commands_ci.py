@@ -270,8 +270,10 @@ def candidates(
 
 def _read_candidates(path: Path) -> list[Candidate]:
     try:
-        text = click.get_text_stream("stdin").read() if str(path) == "-" else path.read_text("utf-8")
-        doc = json.loads(text)
+        stdin = str(path) == "-"
+        doc = json.loads(
+            click.get_text_stream("stdin").read() if stdin else path.read_text("utf-8")
+        )
         return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MlflowServer
+from tests.support import MlflowServer, start_mlflow_server
 from tests.workflows.harness import Sandbox, act_binary, actions_dir, gh_binary
 
 
@@ -37,10 +37,20 @@ def _require() -> Path:
     return actions
 
 
+@pytest.fixture(scope="session")
+def act_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The workflows' own real `mlflow server`: training registers real model names in it,
+    which must not meet the other tests' session server."""
+    _require()
+    server = start_mlflow_server(tmp_path_factory.mktemp("act-registry"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def sandbox(tmp_path: Path, mlflow_server: MlflowServer) -> Iterator[Sandbox]:
+def sandbox(tmp_path: Path, act_registry: MlflowServer) -> Iterator[Sandbox]:
     actions = _require()
-    box = Sandbox(tmp_path, actions, mlflow_server.url)
+    box = Sandbox(tmp_path, actions, act_registry.url)
     try:
         yield box
     finally:

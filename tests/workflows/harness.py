@@ -175,7 +175,7 @@ class Sandbox:
         payload: Mapping[str, Any],
         *,
         secrets: Mapping[str, str] | None = None,
-        variables: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
         timeout: float = 420,
     ) -> Run:
         act = act_binary()
@@ -216,13 +216,12 @@ class Sandbox:
             "GH_NO_UPDATE_NOTIFIER": "1",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
+        env_for_jobs.update(env or {})
         for k, v in env_for_jobs.items():
             cmd += ["--env", f"{k}={v}"]
         for k, v in secrets.items():
             cmd += ["-s", f"{k}={v}"]
-        for k, v in (variables or {}).items():
-            cmd += ["--var", f"{k}={v}"]
-        env = {
+        act_env = {
             "PATH": f"{self.gh_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": os.environ.get("HOME", str(self.tmp)),
             "LANG": "C.UTF-8",
@@ -231,7 +230,7 @@ class Sandbox:
         proc = subprocess.run(
             cmd,
             cwd=self.work,
-            env=env,
+            env=act_env,
             capture_output=True,
             text=True,
             timeout=timeout,

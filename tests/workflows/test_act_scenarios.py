@@ -63,8 +63,8 @@ def assert_no_secret(box: Sandbox) -> None:
         assert box.published(secret) == [], f"{secret!r} was published"
 
 
-def new_model(mlflow_server: MlflowServer, name: str, versions: int = 2) -> str:
-    make_registry(mlflow_server.url, {name: versions})
+def new_model(act_registry: MlflowServer, name: str, versions: int = 2) -> str:
+    make_registry(act_registry.url, {name: versions})
     return name
 
 
@@ -84,9 +84,9 @@ def start_pr(box: Sandbox, base_state: str, pr_state: str, number: int = 7) -> s
 
 
 def test_pr_gets_one_plan_comment_that_the_next_push_updates(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
-    name = new_model(mlflow_server, "Wf_Staged")
+    name = new_model(act_registry, "Wf_Staged")
     sha = start_pr(
         sandbox, state({name: {"1": "None"}}), state({name: {"1": "None", "2": "Staging"}})
     )
@@ -106,14 +106,14 @@ def test_pr_gets_one_plan_comment_that_the_next_push_updates(
     assert sha[:12] in again["body"]
     assert any("version 2 stage: None -> Production" in s for s in second.summaries)
     assert any('"changes"' in a for a in second.artifacts)  # the JSON plan artifact
-    assert stages(mlflow_server.url, name) == {"1": "None", "2": "None"}  # a plan writes nothing
+    assert stages(act_registry.url, name) == {"1": "None", "2": "None"}  # a plan writes nothing
     assert_no_secret(sandbox)
 
 
 def test_a_gate_blocked_promotion_fails_the_job_and_names_the_gate(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
-    name = new_model(mlflow_server, "Wf_Gated")
+    name = new_model(act_registry, "Wf_Gated")
     sha = start_pr(sandbox, state({name: {}}, GATED), state({name: {"2": "Production"}}, GATED))
     run = sandbox.act("pull_request", "registry-plan.yml", pr_payload(7, sha))
     assert run.job("plan") == "failed"
@@ -124,21 +124,21 @@ def test_a_gate_blocked_promotion_fails_the_job_and_names_the_gate(
 
 
 def test_merge_applies_to_the_real_server_and_a_second_apply_writes_nothing(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
-    name = new_model(mlflow_server, "Wf_Merged", versions=3)
+    name = new_model(act_registry, "Wf_Merged", versions=3)
     sandbox.write_state(state({name: {"1": "Archived", "2": "Production", "3": "Staging"}}))
     sha = sandbox.commit("merge: promote")
     sandbox.push()
     first = sandbox.act("push", "registry-apply.yml", push_payload(sha))
     assert first.job("reconcile") == "succeeded", first.output[-4000:]
-    assert stages(mlflow_server.url, name) == {"1": "Archived", "2": "Production", "3": "Staging"}
-    after_first = registry_dump(mlflow_server.url, name)
+    assert stages(act_registry.url, name) == {"1": "Archived", "2": "Production", "3": "Staging"}
+    after_first = registry_dump(act_registry.url, name)
     assert any(k == "regops.commit" and v == sha for _, _, tags in after_first for k, v in tags)
 
     second = sandbox.act("push", "registry-apply.yml", push_payload(sha))
     assert second.job("reconcile") == "succeeded", second.output[-4000:]
-    assert registry_dump(mlflow_server.url, name) == after_first  # nothing written
+    assert registry_dump(act_registry.url, name) == after_first  # nothing written
     assert any("No changes" in s for s in second.summaries), second.summaries
 
     # The trusted workflow published a snapshot of the registry: schema-valid, no URI.
@@ -147,23 +147,23 @@ def test_merge_applies_to_the_real_server_and_a_second_apply_writes_nothing(
     jsonschema.validate(doc, json.loads((ROOT / "schemas" / "snapshot.schema.json").read_text()))
     assert doc["registry"] == "production"
     assert doc["models"][name]["versions"]["2"]["stage"] == "Production"
-    assert mlflow_server.url.split("://")[1] not in text
+    assert act_registry.url.split("://")[1] not in text
     assert_no_secret(sandbox)
 
 
 def test_drift_keeps_one_issue_open_while_it_lasts_and_closes_it_once_reconciled(
-    sandbox: Sandbox, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, act_registry: MlflowServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = new_model(mlflow_server, "Wf_Drift")
+    name = new_model(act_registry, "Wf_Drift")
     sandbox.write_state(state({name: {"1": "Archived", "2": "Production"}}))
     sandbox.commit("desired")
     sandbox.push()
     monkeypatch.chdir(sandbox.work)
-    applied = CliRunner().invoke(cli, ["reconcile", "--tracking-uri", mlflow_server.url])
+    applied = CliRunner().invoke(cli, ["reconcile", "--tracking-uri", act_registry.url])
     assert applied.exit_code == 0, applied.output
     with warnings.catch_warnings():  # someone clicks in the MLflow UI
         warnings.simplefilter("ignore", FutureWarning)
-        client(mlflow_server.url).transition_model_version_stage(name, "2", "Archived")
+        client(act_registry.url).transition_model_version_stage(name, "2", "Archived")
 
     schedule = {"schedule": "23 */6 * * *"}
     for _ in range(2):  # found, then found again by the next scheduled run
@@ -174,7 +174,7 @@ def test_drift_keeps_one_issue_open_while_it_lasts_and_closes_it_once_reconciled
         assert "drift: changed outside git" in issue["body"]
     assert len(sandbox.github.fake.issues()) == 1
 
-    fixed = CliRunner().invoke(cli, ["reconcile", "--tracking-uri", mlflow_server.url])
+    fixed = CliRunner().invoke(cli, ["reconcile", "--tracking-uri", act_registry.url])
     assert fixed.exit_code == 0, fixed.output
     run = sandbox.act("schedule", "drift.yml", schedule)
     assert run.job("drift") == "succeeded", run.output[-4000:]
@@ -211,9 +211,9 @@ class Canary:
 
 
 def test_a_fork_pr_is_planned_from_the_published_snapshot_with_no_secret_in_reach(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
-    name = new_model(mlflow_server, "Wf_Fork")
+    name = new_model(act_registry, "Wf_Fork")
     sandbox.write_state(state({name: {"1": "Staging"}}))
     sha = sandbox.commit("merged")
     sandbox.push()
@@ -242,13 +242,13 @@ def test_a_fork_pr_is_planned_from_the_published_snapshot_with_no_secret_in_reac
     assert "Planned against the registry snapshot taken" in comment["body"]
     assert " min old)" in comment["body"]
     assert "version 2 stage: None -> Staging" in comment["body"]
-    assert stages(mlflow_server.url, name) == {"1": "Staging", "2": "None"}
+    assert stages(act_registry.url, name) == {"1": "Staging", "2": "None"}
     assert sandbox.published(canary.url.split("://")[1]) == []
     assert_no_secret(sandbox)
 
 
 def test_an_unreachable_registry_fails_fast_and_says_so(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
     name = "Wf_Unreachable"
     sha = start_pr(sandbox, state({name: {}}), state({name: {"1": "Staging"}}))
@@ -268,32 +268,33 @@ def test_an_unreachable_registry_fails_fast_and_says_so(
 
 @pytest.mark.slow
 def test_training_on_schedule_and_on_dispatch_keeps_one_proposal_pr(
-    sandbox: Sandbox, mlflow_server: MlflowServer
+    sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
     sandbox.write_state("apiVersion: regops/v1\nmodels: {}\n")
     sandbox.commit("no models yet")
     sandbox.push()
-    tiny = {"ACCIDENT_TRAIN_ARGS": "--models logistic_regression --sample 3000"}
+    # Tiny training through the Makefile's TRAIN_ARGS (read from the environment).
+    tiny = {"TRAIN_ARGS": "--models logistic_regression --sample 3000"}
     model = "Accident_Prediction_Logistic_Regression"
 
     # GitHub's real schedule payload: no repository object at all.
-    first = sandbox.act("schedule", "train.yml", {"schedule": "0 4 * * 1"}, variables=tiny)
+    first = sandbox.act("schedule", "train.yml", {"schedule": "0 4 * * 1"}, env=tiny)
     assert first.job("train") == "succeeded", first.output[-6000:]
     assert first.job("propose") == "succeeded", first.output[-6000:]
     [pr] = sandbox.github.fake.pulls("open")
     assert pr["head"]["ref"] == "regops/candidates"
     assert pr["base"]["ref"] == "main"
-    v1 = max(int(v) for v in stages(mlflow_server.url, model))
+    v1 = max(int(v) for v in stages(act_registry.url, model))
     assert f"`{model}` version {v1}" in pr["body"]
     proposed = git(sandbox.origin, "show", "regops/candidates:registry-state/models.yaml")
     assert f'"{v1}": {{stage: Staging}}' in proposed or f"'{v1}':" in proposed
 
     dispatch = {"inputs": {"models": "logistic_regression"}}
-    second = sandbox.act("workflow_dispatch", "train.yml", dispatch, variables=tiny)
+    second = sandbox.act("workflow_dispatch", "train.yml", dispatch, env=tiny)
     assert second.job("propose") == "succeeded", second.output[-6000:]
     [again] = sandbox.github.fake.pulls("open")
     assert again["number"] == pr["number"]  # the one proposal, updated
-    v2 = max(int(v) for v in stages(mlflow_server.url, model))
+    v2 = max(int(v) for v in stages(act_registry.url, model))
     assert v2 == v1 + 1
     assert f"`{model}` version {v2}" in again["body"]
     assert_no_secret(sandbox)
