@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -270,10 +271,8 @@ def candidates(
 
 def _read_candidates(path: Path) -> list[Candidate]:
     try:
-        stdin = str(path) == "-"
-        doc = json.loads(
-            click.get_text_stream("stdin").read() if stdin else path.read_text("utf-8")
-        )
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        doc = json.loads(text)
         return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(
