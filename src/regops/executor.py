@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from regops.errors import PlanError, StalePlanError
+from regops.errors import PlanError, RegopsError, StalePlanError
 from regops.live import ALIAS_MARK, APPLIED_TAG, HELD_TAG, LiveState
 from regops.options import mask_uri
 from regops.plan import (
@@ -23,12 +23,14 @@ from regops.plan import (
     ALIAS_MOVE,
     ALIAS_SET,
     APPLY,
+    COPY,
     DESCRIPTION,
     STAGE,
     SUSPENDED,
     Change,
     Plan,
 )
+from regops.promotion import rename_record
 from regops.registry import with_retry
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
@@ -102,8 +104,14 @@ def apply(
     stamps: Mapping[str, Mapping[str, str]],
     *,
     sleep: Callable[[float], None] | None = None,
+    copier: Callable[[Change], str] | None = None,
 ) -> ApplyResult:
-    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions."""
+    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions.
+
+    `copier` makes a COPY change (promotion across environments) and returns the new
+    version's number; the changes after it that name the copy's state key (`dev@7`)
+    are applied to that version.
+    """
     if plan.errors:
         raise PlanError(list(plan.errors))
     if plan.blocked:
@@ -120,6 +128,7 @@ def apply(
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
     writes = 0
     stopped: str | None = None
+    made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
 
     def call(fn: Callable[[], None]) -> int:
         nonlocal writes
@@ -128,6 +137,7 @@ def apply(
         return tries
 
     for change in plan.changes:
+        change = _made(change, made)
         if change.action != APPLY:
             note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
             outcomes.append(Outcome(change, SKIPPED, note=note))
@@ -135,6 +145,21 @@ def apply(
         if stopped is not None:
             incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
+            continue
+        if change.kind == COPY:
+            # Not retried as a whole: the copier finds a copy that landed by its lineage.
+            try:
+                if copier is None:
+                    raise ValueError("this reconcile cannot copy across environments")
+                made[(change.model, change.version or "")] = copier(change)
+            except Exception as exc:
+                incomplete.add(change.model)
+                stopped = f"an earlier change failed ({change.model})"
+                why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
+                outcomes.append(Outcome(change, FAILED, error=why))
+                continue
+            new = made[(change.model, change.version or "")]
+            outcomes.append(Outcome(change, APPLIED, note=f"new version {new}", attempts=1))
             continue
         try:
             tries = call(_write(change, registry))
@@ -170,12 +195,28 @@ def apply(
     for model, record in sorted(plan.records.items()):
         if model in incomplete:
             continue
+        for (m, key), version in made.items():
+            if m == model:
+                record = rename_record(record, key, version)
         try:
             call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
             records.append(model)
         except Exception:  # noqa: S112 - the record only sharpens drift detection next time
             continue
     return ApplyResult(tuple(outcomes), tuple(records), writes)
+
+
+def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
+    """`c` with a copy's state key (`dev@7`) replaced by the version the copy made."""
+    if not made or c.kind == COPY:
+        return c
+
+    def sub(v: str | None) -> str | None:
+        return made.get((c.model, v), v) if v is not None else None
+
+    if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE):
+        return replace(c, version=sub(c.version), before=sub(c.before), after=sub(c.after))
+    return replace(c, version=sub(c.version))
 
 
 def _held(

@@ -22,6 +22,10 @@ class LiveVersion:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None  # informational: not part of the fingerprint
     created_ms: int | None = None
+    # A copy of another environment's version (promotion.py): that version's stage there,
+    # which `require_from` accepts, and what it is ("dev Model v7").
+    origin_stage: str | None = None
+    origin: str = ""
 
     def held_entries(self) -> frozenset[str]:
         """The raw held set: stage names and `@alias` entries."""
@@ -109,7 +113,10 @@ class AppliedRecord:
     def dump(self) -> str:
         doc = {
             v: [stage, *aliases]
-            for v, (stage, aliases) in sorted(self.versions.items(), key=lambda kv: int(kv[0]))
+            # A copy not made yet has its state key (`dev@7`) for a version: after the numbers.
+            for v, (stage, aliases) in sorted(
+                self.versions.items(), key=lambda kv: (not kv[0].isdigit(), len(kv[0]), kv[0])
+            )
         }
         return json.dumps(doc, separators=(",", ":"))
 

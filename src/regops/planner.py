@@ -269,6 +269,11 @@ def _gates(
             # It passed this gate once already: returning to the stage is a rollback.
             detail = f"version {ver} held {target} before (a rollback)"
             verdicts.append(GateVerdict("require_from", True, detail))
+        elif lm.versions[ver].origin_stage in sp.require_from:
+            # A copy from another environment: the source's stage there is the evidence.
+            lv = lm.versions[ver]
+            detail = f"copy of {lv.origin}, which is in {lv.origin_stage} there"
+            verdicts.append(GateVerdict("require_from", True, detail))
         else:
             detail = f"live stage is {cur}; {target} requires one of: {allowed}"
             verdicts.append(GateVerdict("require_from", False, detail))

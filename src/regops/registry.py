@@ -14,9 +14,11 @@ import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from regops import rest_reads
 from regops.errors import RegistryError
 from regops.live import LiveModel, LiveState, LiveVersion
 from regops.options import mask_uri
@@ -28,6 +30,7 @@ MODELS_PAGE = 1000
 VERSIONS_PAGE = 200_000
 NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
 # Failures worth another try: connection trouble, overload, server errors, and the
 # unique-constraint race that concurrent alias writes on one model produce.
@@ -87,11 +90,17 @@ class MlflowRegistry:
         from mlflow.tracking import MlflowClient
 
         self.uri = registry_uri or tracking_uri
+        self.tracking_uri = tracking_uri
         self.has_stages = stages_supported(self.uri)
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.uri)
         # The store makes one REST call per write; see the module docstring.
         self._store: Any = self._client._get_registry_client().store
         self._mlflow = mlflow
+        # REST registries are read as plain JSON (see rest_reads); others through the store.
+        self._json_get: rest_reads.Get | None = None
+        if rest_reads.supports(self._store):
+            get = rest_reads.json_getter(self._store)
+            self._json_get = lambda endpoint, params: with_retry(lambda: get(endpoint, params))[0]
 
     # ---- reads ---------------------------------------------------------------------
     def _paged(self, search: Callable[..., Any], **kwargs: Any) -> list[Any]:
@@ -119,6 +128,13 @@ class MlflowRegistry:
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
         wanted = None if names is None else sorted(set(names))
+        if self._json_get is not None:
+            try:
+                return rest_reads.snapshot(self._json_get, wanted, has_stages=self.has_stages)
+            except Exception as exc:
+                raise RegistryError(
+                    f"could not read the registry at {self.display_uri}: {mask_uri(str(exc))}"
+                ) from exc
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
@@ -210,3 +226,89 @@ class MlflowRegistry:
     @property
     def display_uri(self) -> str:
         return mask_uri(self.uri)
+
+    # ---- copies across environments (copying.py): artifacts and new versions ------------
+    def model_version(self, name: str, version: str) -> Any:
+        """The version as MLflow returns it (source, run id, tags)."""
+        return with_retry(lambda: self._store.get_model_version(name, version))[0]
+
+    def download_version(self, name: str, version: str, dst: Path) -> Path:
+        """The version's model files, downloaded from this registry's artifact store."""
+        import os
+
+        uri = with_retry(lambda: self._store.get_model_version_download_uri(name, version))[0]
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm on stderr
+        local = self._mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
+        )
+        return Path(local)
+
+    def ensure_model(self, name: str) -> None:
+        """Create the registered model unless it exists."""
+        try:
+            with_retry(lambda: self._store.create_registered_model(name))
+        except Exception as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def upload_model(
+        self, local: Path, *, experiment: str, key: str, run_name: str, tags: dict[str, str]
+    ) -> tuple[str, str]:
+        """Log `local` as the artifacts of a run here; returns (run id, model source URI).
+
+        A finished run already holding `key` (a copy cut between upload and register)
+        is reused rather than uploaded again.
+        """
+        c = self._client
+        exp = c.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else c.create_experiment(experiment)
+        done = c.search_runs(
+            [exp_id],
+            filter_string=(
+                f"tags.`{COPY_KEY_TAG}` = {_quote(key)} and attributes.status = 'FINISHED'"
+            ),
+            max_results=1,
+        )
+        if done:
+            return done[0].info.run_id, f"{done[0].info.artifact_uri}/model"
+        run = c.create_run(exp_id, tags={**tags, COPY_KEY_TAG: key}, run_name=run_name)
+        c.log_artifacts(run.info.run_id, str(local), "model")
+        c.set_terminated(run.info.run_id)
+        return run.info.run_id, f"{run.info.artifact_uri}/model"
+
+    def create_version(
+        self, name: str, source: str, run_id: str | None, tags: dict[str, str]
+    ) -> str:
+        """One call: the new version and all its tags land together (never retried: a
+        retry after a lost answer would make a second version; the caller looks first)."""
+        from mlflow.entities.model_registry import ModelVersionTag
+
+        mv = self._store.create_model_version(
+            name, source, run_id=run_id, tags=[ModelVersionTag(k, v) for k, v in tags.items()]
+        )
+        return str(mv.version)
+
+    def copy_version(
+        self, src_name: str, src_version: str, dst_name: str, tags: dict[str, str]
+    ) -> str:
+        """MLflow's own `copy_model_version` (both ends in this registry), `tags` added in
+        the same create call."""
+        from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+        src = self.model_version(src_name, src_version)
+        all_tags = {**(src.tags or {}), **tags}
+        tagged = ModelVersion(
+            src.name,
+            src.version,
+            src.creation_timestamp,
+            description=src.description,
+            source=src.source,
+            run_id=src.run_id,
+            run_link=src.run_link,
+            tags=[ModelVersionTag(k, v) for k, v in all_tags.items()],
+            model_id=getattr(src, "model_id", None),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mv = self._store.copy_model_version(tagged, dst_name)
+        return str(mv.version)
