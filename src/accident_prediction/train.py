@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 import time
 import uuid
@@ -39,6 +38,7 @@ from accident_prediction.tracking import (
     mask_credentials_in,
     resolve_tracking_uri,
 )
+from regops import gitio
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -554,15 +554,7 @@ def _group_id() -> str:
 
 def _git_commit() -> str | None:
     """HEAD of the repository we run in (or CI's GITHUB_SHA); None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        out = None
-    if out is not None and out.returncode == 0 and out.stdout.strip():
-        return out.stdout.strip()
-    return os.environ.get("GITHUB_SHA") or None
+    return gitio.head(Path.cwd()) or os.environ.get("GITHUB_SHA") or None
 
 
 def _message(exc: BaseException) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import getpass
 import os
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+
+from regops import gitio
 
 COMMIT_TAG = "regops.commit"
 APPLIED_AT_TAG = "regops.applied_at"
@@ -15,13 +16,9 @@ STATE_FILE_TAG = "regops.state_file"
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    """stdout of a git command (through the one git adapter), or None."""
+    out = gitio.text(args, cwd, timeout=10)
+    return (out or "").strip() or None
 
 
 def commit_of(state_file: Path) -> str:

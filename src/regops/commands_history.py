@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from regops.errors import UsageError
-from regops.history import History, build_history, render
+from regops.history import History, build_history
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
+from regops.render import render_history
 
 
 @click.command()
@@ -58,7 +59,7 @@ def history(
         doc["lineage"] = lineage
         click.echo(json.dumps(doc, indent=2))
         return 0
-    click.echo(render(h, s.fmt))
+    click.echo(render_history(h, s.fmt))
     if lineage and s.fmt == "text":
         click.echo("\n" + render_lineage(lineage))
     elif lineage:

@@ -1,7 +1,7 @@
 """The loader's fast paths never accept what the reference path refuses.
 
 Plain version entries skip jsonschema (loader._plain_version) and files are parsed by
-libyaml first (loader._FastLoader): both must agree with the schema and with PyYAML.
+libyaml first (yamlio._FastLoader): both must agree with the schema and with PyYAML.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from regops import loader
+from regops import loader, yamlio
 
 ENTRIES: list[tuple[Any, Any]] = [
     ("1", {}),
@@ -72,9 +72,9 @@ FILES = [
 def test_libyaml_and_python_loaders_agree(
     text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert loader._FastLoader is not None  # PyYAML's wheels ship libyaml
+    assert yamlio._FastLoader is not None  # PyYAML's wheels ship libyaml
     fast = loader._File("f.yaml", text)
-    monkeypatch.setattr(loader, "_FastLoader", None)
+    monkeypatch.setattr(yamlio, "_FastLoader", None)
     slow = loader._File("f.yaml", text)
     assert (fast.data, fast.lines, fast.diags, fast.parsed) == (
         slow.data,
