@@ -12,8 +12,10 @@ REGOPS_REGISTRY_NAME), never by its URI; reports are redacted of credentials too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,7 @@ import click
 
 from regops import audit, fileio, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.options import Settings, common_options, settings
+from regops.options import Settings, common_options, resolve_tracking_uri, settings
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
@@ -43,13 +45,18 @@ CREDENTIAL_ENV = (
 
 
 def registry_name(s: Settings) -> str | None:
-    """The name reports show for the registry: the flag, else the environment."""
-    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or None
+    """The name reports show for the registry: the flag, $REGOPS_REGISTRY_NAME, or --env's."""
+    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or s.env_name or None
 
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    return reports.secret_values([s.tracking_uri, *env], env)
+    uris = [resolve_tracking_uri(s.tracking_uri_flag), *env]
+    if s.environment is not None:
+        # An unset ${VAR}: nothing of that URI can appear in a report either.
+        with contextlib.suppress(RegopsError):
+            uris.append(s.environment.tracking_uri)
+    return reports.secret_values(uris, env)
 
 
 def _footer() -> tuple[str, ...]:
@@ -270,7 +277,8 @@ def candidates(
 
 def _read_candidates(path: Path) -> list[Candidate]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        doc = json.loads(text)
         return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(
@@ -285,7 +293,7 @@ def _read_candidates(path: Path) -> list[Candidate]:
     "candidates_file",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="The file `regops candidates --out` wrote.",
+    help="The file `regops candidates --out` wrote (`-`: read it from stdin).",
 )
 @click.option(
     "--stage",

@@ -40,7 +40,20 @@ class Settings:
     def tracking_uri(self) -> str:
         if self.tracking_uri_flag is None and self.environment is not None:
             return self.environment.tracking_uri
-        return resolve_tracking_uri(self.tracking_uri_flag)
+        uri = resolve_tracking_uri(self.tracking_uri_flag)
+        if uri == DEFAULT_TRACKING_URI and _truthy(os.environ.get("REGOPS_REQUIRE_REGISTRY")):
+            from regops.errors import RegistryError
+
+            # In CI a missing secret must fail, not plan against an empty local registry.
+            raise RegistryError(
+                "no registry configured: set MLFLOW_TRACKING_URI (or DAGSHUB_REPO); "
+                "REGOPS_REQUIRE_REGISTRY refuses the local default"
+            )
+        return uri
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def resolve_tracking_uri(flag: str | None = None, config_value: str | None = None) -> str:
