@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from regops.errors import RegopsError
-from regops.options import mask_uri, resolve_tracking_uri
 from regops.registry import MlflowRegistry
+from regops.tracking import mask_uri, resolve_tracking_uri
 
 EVIDENCE = ("validation_status", "smoke_test_status")
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = resolve_tracking_uri(args.tracking_uri).uri
     try:
         live = MlflowRegistry(uri).snapshot(sorted({name for name, _ in trained}))
     except RegopsError as exc:

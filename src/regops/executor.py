@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from regops.audit import AUDIT_TAG, Stamp
 from regops.errors import PlanError, StalePlanError
-from regops.live import APPLIED_TAG, HELD_TAG, LiveState
-from regops.options import mask_uri
+from regops.live import APPLIED_TAG, AppliedRecord, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -29,19 +29,21 @@ from regops.plan import (
     Change,
     Plan,
 )
-from regops.registry import with_retry
+from regops.planner import MAX_RECORD_CHARS
+from regops.tracking import mask_secrets
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
 
 
 class Registry(Protocol):
     def snapshot(self, names: list[str] | None = None) -> LiveState: ...
-    def transition_stage(self, name: str, version: str, stage: str) -> None: ...
-    def set_alias(self, name: str, alias: str, version: str) -> None: ...
-    def delete_alias(self, name: str, alias: str) -> None: ...
-    def update_description(self, name: str, description: str) -> None: ...
-    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
-    def set_model_tag(self, name: str, key: str, value: str) -> None: ...
+    # Writes may return how many tries they took (the MLflow adapter retries; see registry.py).
+    def transition_stage(self, name: str, version: str, stage: str) -> int | None: ...
+    def set_alias(self, name: str, alias: str, version: str) -> int | None: ...
+    def delete_alias(self, name: str, alias: str) -> int | None: ...
+    def update_description(self, name: str, description: str) -> int | None: ...
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> int | None: ...
+    def set_model_tag(self, name: str, key: str, value: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class ApplyResult:
     outcomes: tuple[Outcome, ...]
     records_written: tuple[str, ...] = ()
     writes: int = 0  # registry write calls made, retries included
+    interrupted: str | None = None  # the signal that stopped the run early (SIGTERM, SIGINT)
+    restamped: tuple[str, ...] = ()  # "MODEL VERSION" whose lost audit stamp was restored
 
     @property
     def ok(self) -> bool:
@@ -82,6 +86,8 @@ class ApplyResult:
             "summary": counts,
             "writes": self.writes,
             "records_written": list(self.records_written),
+            "interrupted": self.interrupted,
+            "restamped": list(self.restamped),
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
 
@@ -101,9 +107,14 @@ def apply(
     registry: Registry,
     stamps: Mapping[str, Mapping[str, str]],
     *,
-    sleep: Callable[[float], None] | None = None,
+    stop: Callable[[], str | None] | None = None,
+    sleep: Callable[[float], None] | None = None,  # unused: retries live in the registry
 ) -> ApplyResult:
-    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions."""
+    """Apply `plan`. `stamps` maps each model to its audit fields (commit, at, actor, file).
+
+    `stop` is asked before each write; when it names a reason (a signal), the run stops
+    there: the write in flight and its stamp have landed, the rest is reported skipped.
+    """
     if plan.errors:
         raise PlanError(list(plan.errors))
     if plan.blocked:
@@ -112,30 +123,56 @@ def apply(
             + ["nothing was applied"]
         )
     live = check_fresh(plan, registry)
+    final = _final_states(plan, live)
 
-    retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
+    baselined: set[str] = set()
     writes = 0
     stopped: str | None = None
+    interrupted: str | None = None
 
-    def call(fn: Callable[[], None]) -> int:
+    def call(fn: Callable[[], int | None]) -> int:
         nonlocal writes
-        _, tries = with_retry(fn, **retry_kw)
+        tries = fn() or 1  # the adapter retries and says how often; a bare registry does not
         writes += tries
         return tries
+
+    moved = {(c.model, c.version) for c in plan.actionable if c.kind == STAGE}
+    for model, version in plan.restamps:
+        lm = live.models.get(model)
+        applied = lm.applied() if lm else None
+        lv = lm.versions.get(version) if lm else None
+        if lv is not None and applied is not None and applied.stage_of(version) != lv.stage:
+            moved.add((model, version))  # a stage change of ours that lost its stamp
+
+    def stamp(model: str, version: str) -> None:
+        fields = Stamp.from_fields(stamps.get(model, {}))
+        lv = live.models[model].versions.get(version) if model in live.models else None
+        stage, aliases = final.get((model, version), (None, ()))
+        held = lv.held() if lv else frozenset()
+        if stage is not None and (model, version) in moved:
+            held = held | {stage}
+        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        call(lambda: registry.set_version_tag(model, version, AUDIT_TAG, value))
 
     for change in plan.changes:
         if change.action != APPLY:
             note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
             outcomes.append(Outcome(change, SKIPPED, note=note))
             continue
+        if stopped is None and stop is not None and (reason := stop()):
+            interrupted = reason
+            stopped = f"interrupted by {reason}"
         if stopped is not None:
             incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
             continue
         try:
+            if change.model not in baselined:
+                baselined.add(change.model)
+                _baseline(plan, live, registry, change.model, call)
             tries = call(_write(change, registry))
         except Exception as exc:
             incomplete.add(change.model)
@@ -144,12 +181,8 @@ def apply(
             continue
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
-            tags = dict(stamps.get(change.model, {}))
-            if change.kind == STAGE:
-                tags.update(_held(live, change))
             try:
-                for key, value in tags.items():
-                    call(_tag(registry, change.model, change.version, key, value))
+                stamp(change.model, change.version)
             except Exception as exc:
                 incomplete.add(change.model)
                 stopped = "writing an audit stamp failed"
@@ -157,39 +190,85 @@ def apply(
                     Outcome(
                         change,
                         FAILED,
-                        error=f"applied, but the audit stamp failed: {exc}",
+                        error=f"applied, but the audit stamp failed: {_explain(exc, change)}",
                         attempts=tries,
                     )
                 )
                 continue
         outcomes.append(Outcome(change, APPLIED, attempts=tries))
 
+    restamped = []
+    for model, version in plan.restamps:
+        if stopped is not None or model in incomplete or (model, version) in stamped:
+            continue
+        if stop is not None and (reason := stop()):
+            interrupted, stopped = reason, f"interrupted by {reason}"
+            incomplete.add(model)
+            continue
+        try:
+            stamp(model, version)
+            restamped.append(f"{model} {version}")
+        except Exception:
+            incomplete.add(model)  # the next plan still sees it unstamped and offers it again
+
     records = []
     for model, record in sorted(plan.records.items()):
-        if model in incomplete:
+        if model in incomplete or (interrupted and model not in baselined):
             continue
         try:
             call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
             records.append(model)
         except Exception:  # noqa: S112 - the record only sharpens drift detection next time
             continue
-    return ApplyResult(tuple(outcomes), tuple(records), writes)
+    return ApplyResult(
+        tuple(outcomes), tuple(records), writes, interrupted=interrupted,
+        restamped=tuple(restamped),
+    )  # fmt: skip
 
 
-def _held(live: LiveState, c: Change) -> dict[str, str]:
-    """The `regops.held` tag once this stage change lands, if it grows."""
-    model = live.models.get(c.model)
-    version = model.versions.get(c.version or "") if model else None
-    before = version.held() if version else frozenset()
-    after = before | {c.after or "None"}
-    return {} if after == before else {HELD_TAG: ",".join(sorted(after))}
+def _baseline(
+    plan: Plan, live: LiveState, registry: Registry, model: str, call: Callable[..., int]
+) -> None:
+    """Before the first change to a model regops never recorded, record what is live.
+
+    Then, if the run is cut after a change landed but before its stamp, the next plan
+    sees that version differ from the record and restores the stamp (see the planner).
+    """
+    lm = live.models.get(model)
+    if lm is None or model not in plan.records or lm.applied() is not None:
+        return
+    raw = AppliedRecord.of_live(lm).dump()
+    if len(raw) <= MAX_RECORD_CHARS:
+        call(lambda: registry.set_model_tag(model, APPLIED_TAG, raw))
 
 
-def _tag(registry: Registry, model: str, version: str, key: str, value: str) -> Callable[[], None]:
-    return lambda: registry.set_version_tag(model, version, key, value)
+def _final_states(
+    plan: Plan, live: LiveState
+) -> dict[tuple[str, str], tuple[str | None, tuple[str, ...]]]:
+    """Each version's (stage, aliases) once the plan's changes land: what its stamp records."""
+    out: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+    for name in plan.models:
+        lm = live.models.get(name)
+        if lm is None:
+            continue
+        stages = {v: lv.stage for v, lv in lm.versions.items()}
+        aliases = dict(lm.aliases)
+        for c in plan.changes:
+            if c.model != name or c.action != APPLY:
+                continue
+            if c.kind == STAGE and c.version is not None:
+                stages[c.version] = c.after or "None"
+            elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
+                aliases[c.alias] = c.after or ""
+            elif c.kind == ALIAS_DELETE and c.alias:
+                aliases.pop(c.alias, None)
+        for v, stage in stages.items():
+            held = tuple(sorted(a for a, owner in aliases.items() if owner == v))
+            out[(name, v)] = (stage if live.has_stages else None, held)
+    return out
 
 
-def _write(c: Change, registry: Registry) -> Callable[[], None]:
+def _write(c: Change, registry: Registry) -> Callable[[], int | None]:
     if c.kind == STAGE:
         return lambda: registry.transition_stage(c.model, c.version or "", c.after or "None")
     if c.kind in (ALIAS_SET, ALIAS_MOVE):
@@ -213,4 +292,4 @@ def _explain(exc: BaseException, c: Change) -> str:
     if code == "UNAUTHENTICATED" or re.search(r"\b401\b", text):
         return f"not authenticated: set MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN ({what})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {mask_uri(text)}"  # MLflow's text may embed user:pw@host
+    return f"{type(exc).__name__}: {mask_secrets(text)}"  # MLflow's text may embed user:pw@host

@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from regops.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
 from regops.errors import RegopsError
 from regops.live import LiveState
 from regops.state import version_key
@@ -439,13 +438,14 @@ def _applied(
     version = model.versions.get(c.version) if model else None
     if version is None:
         return Applied("unknown", note="version not in the registry")
-    raw = version.tags.get(COMMIT_TAG)
+    found = version.stamp()  # regops.audit, or the five tags of earlier versions
+    raw = found.commit if found else None
     if not raw:
         if _live_matches(c, live):
             return Applied("in_effect", note="live matches; no regops stamp on this version")
         return Applied("unstamped", note="no regops stamp on this version")
     stamp = raw.split("+", 1)[0]  # "<sha>+uncommitted": applied from local edits on top of it
-    at, actor = version.tags.get(APPLIED_AT_TAG), version.tags.get(ACTOR_TAG)
+    at, actor = found.at if found else None, found.actor if found else None
     if len(stamp) >= 7 and any(sha.startswith(stamp) or stamp.startswith(sha) for sha in own):
         note = "from uncommitted edits on top of this commit" if raw != stamp else None
         return Applied("applied", at=at, actor=actor, commit=raw, note=note)
@@ -482,7 +482,7 @@ def build_history(
         return History(
             str(state_dir), tuple(entries), registry_error="not requested", filters=filters
         )
-    from regops.options import mask_uri
+    from regops.tracking import mask_secrets, mask_uri
 
     names = sorted({c.model for e in entries for c in e.changes})
     try:
@@ -492,7 +492,8 @@ def build_history(
         live = registry.snapshot(names)
     except Exception as exc:
         # The git side stands on its own: say the registry was not read, do not fail.
-        return History(str(state_dir), tuple(entries), registry_error=str(exc), filters=filters)
+        shown = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        return History(str(state_dir), tuple(entries), registry_error=shown, filters=filters)
     joined = join_stamps(entries, live, git.is_ancestor)
     return History(str(state_dir), tuple(joined), registry=mask_uri(tracking_uri), filters=filters)
 

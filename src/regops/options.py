@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
+from regops.tracking import mask_uri as mask_uri  # re-exported for earlier imports
+from regops.tracking import resolve_tracking_uri
+
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @dataclass
@@ -29,29 +29,7 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
-        return resolve_tracking_uri(self.tracking_uri_flag)
-
-
-def resolve_tracking_uri(flag: str | None = None, config_value: str | None = None) -> str:
-    """`--tracking-uri` > MLFLOW_TRACKING_URI > DAGSHUB_REPO > config > sqlite:///mlflow.db."""
-    if flag:
-        return flag
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    repo = os.environ.get("DAGSHUB_REPO", "").strip().strip("/")
-    if repo:
-        return f"https://dagshub.com/{repo}.mlflow"
-    if config_value:
-        return config_value
-    return DEFAULT_TRACKING_URI
-
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def mask_uri(uri: str) -> str:
-    """Hide credentials embedded in a URI (`https://user:pw@host` -> `https://***@host`)."""
-    return _USERINFO.sub("***@", uri)
+        return resolve_tracking_uri(self.tracking_uri_flag).uri
 
 
 def settings(ctx: click.Context) -> Settings:

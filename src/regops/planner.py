@@ -15,6 +15,13 @@ Rules, per managed model:
   Restoring a drifted value skips `require_from`, and so does returning a version
   to a stage regops put it in before (`regops.held`): neither is a new promotion,
   and the second is what `git revert` of a promotion needs.
+- A version whose MLflow status is not READY (still registering, or failed) is never
+  promoted: a stage change into Staging/Production or an alias pointed at it is blocked
+  by the `ready` gate.
+- Lost stamps: a listed version that already holds what git wants, whose live state
+  differs from the model's record and whose audit stamp does not show that state, had
+  a change land while its stamp was lost (a cut connection): the plan lists it in
+  `restamps` and reconcile writes the stamp.
 - Order: versions enter Production/Staging first, aliases move next, versions
   leave to None/Archived last, so a stage is never left empty mid-reconcile.
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from types import MappingProxyType
 
-from regops.live import AppliedRecord, LiveModel, LiveState
+from regops.live import READY, AppliedRecord, LiveModel, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -59,6 +66,7 @@ def plan(
     errors: list[str] = []
     records: dict[str, str] = {}
     suspended: list[str] = []
+    restamps: list[tuple[str, str]] = []
     for name in sorted(names):
         spec = desired.models[name]
         lm = live.models.get(name)
@@ -72,7 +80,7 @@ def plan(
         if problems:
             errors.extend(problems)
             continue
-        model_changes = _plan_model(spec, lm, live.has_stages)
+        model_changes = _require_ready(_plan_model(spec, lm, live.has_stages), lm)
         if spec.suspend:
             suspended.append(name)
             model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
@@ -81,6 +89,7 @@ def plan(
             current = lm.applied()
             if record is not None and (current is None or current.dump() != record):
                 records[name] = record
+            restamps.extend(_lost_stamps(spec, lm, current, model_changes, live.has_stages))
         changes.extend(model_changes)
     return Plan(
         changes=tuple(changes),
@@ -93,7 +102,62 @@ def plan(
         state_files=desired.files,
         created_at=created_at,
         suspended=tuple(suspended),
+        restamps=tuple(restamps),
+        warnings=tuple(w for w in live.warnings if any(f"model {n!r}" in w for n in names)),
     )
+
+
+def _require_ready(changes: list[Change], lm: LiveModel) -> list[Change]:
+    """Block every promotion of a version MLflow has not finished registering."""
+    out = []
+    for c in changes:
+        promotes = c.kind in (ALIAS_SET, ALIAS_MOVE) or (
+            c.kind == STAGE and c.after in ("Staging", "Production")
+        )
+        target = c.after if c.kind in (ALIAS_SET, ALIAS_MOVE) else c.version
+        lv = lm.versions.get(target or "")
+        if promotes and lv is not None and lv.status != READY and c.action in (APPLY, WARN):
+            gate = GateVerdict(
+                "ready", False, f"version {target} is {lv.status}, not READY: it cannot serve"
+            )
+            c = _with(c, gates=(*c.gates, gate), action=BLOCKED)
+        out.append(c)
+    return out
+
+
+def _lost_stamps(
+    spec: ModelSpec,
+    lm: LiveModel,
+    applied: AppliedRecord | None,
+    changes: list[Change],
+    has_stages: bool,
+) -> list[tuple[str, str]]:
+    """Listed versions that reached git's state since the record without a stamp saying so."""
+    if applied is None:
+        return []  # never reconciled (an adopted registry): nothing regops changed to stamp
+    touched = {c.version for c in changes}
+    out = []
+    for v, vs in sorted(spec.versions.items(), key=lambda kv: version_key(kv[0])):
+        lv = lm.versions.get(v)
+        if lv is None or v in touched:
+            continue
+        aliases = lm.aliases_of(v)
+        stage_managed = has_stages and vs.stage is not None
+        if (stage_managed and lv.stage != vs.stage) or tuple(sorted(vs.aliases)) != aliases:
+            continue  # not (yet) where git wants it
+        rec_stage, rec_aliases = applied.versions.get(v, ("None", ()))
+        moved = (stage_managed and (rec_stage or "None") != lv.stage) or tuple(
+            sorted(rec_aliases)
+        ) != aliases
+        stamp = lv.stamp()
+        shown = (
+            stamp is not None
+            and stamp.aliases == aliases
+            and stamp.stage == (lv.stage if has_stages else None)
+        )
+        if moved and not shown:
+            out.append((spec.name, v))
+    return out
 
 
 def _with(change: Change, **kw: object) -> Change:
