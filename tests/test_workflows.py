@@ -266,7 +266,7 @@ def test_train_runs_the_pipeline_in_order_and_proposes_by_pr() -> None:
         "accident validate --all-new",
         "accident smoke-test --all-new",
         "make candidates",
-        "regops transition --model-name",
+        "regops propose --candidates",
         "gh pr create",
     ]
     text = "\n".join(s["run"] for _, s in run_steps(doc))

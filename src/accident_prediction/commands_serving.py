@@ -149,6 +149,12 @@ def _gate_options(command: F) -> F:
                 is_flag=True,
                 help="Every version registered by the latest training run.",
             ),
+            click.option(
+                "--keep-going",
+                is_flag=True,
+                help="Exit 0 when a gate fails (the verdict is still recorded on the "
+                "version); only a gate that could not run exits non-zero (1).",
+            ),
             config_option,
         ]
     ):
@@ -156,12 +162,18 @@ def _gate_options(command: F) -> F:
     return command
 
 
-def _report(results: list[Any]) -> None:
+# A gate failed (its verdict is recorded on the version): not the same as "could not run" (1).
+EXIT_GATE_FAILED = 2
+
+
+def _report(results: list[Any], keep_going: bool) -> None:
     for result in results:
         click.echo(result.summary())
     failed = [f"{r.name} v{r.version}" for r in results if not r.passed]
     if failed:
-        raise click.ClickException(f"{len(failed)} of {len(results)} failed: {', '.join(failed)}")
+        click.echo(f"{len(failed)} of {len(results)} failed: {', '.join(failed)}", err=True)
+        if not keep_going:
+            raise click.exceptions.Exit(EXIT_GATE_FAILED)
 
 
 # --------------------------------------------------------------------------- validate
@@ -175,13 +187,15 @@ def validate_command(
     model_name: str | None,
     version: str | None,
     all_new: bool,
+    keep_going: bool,
     config_path: Path,
     sample: int | None,
 ) -> None:
     """Gate versions on the held-out test split: config floors and the current champion.
 
     Writes validation_status=passed|failed, validation.<metric> figures and
-    validation/report.json on each version; exits 1 if any failed.
+    validation/report.json on each version. Exits 2 if any failed its gate, 1 if
+    the gate could not run (registry, data, config).
     """
     from accident_prediction.data import data_fingerprint, load_splits
     from accident_prediction.features import TARGET
@@ -202,7 +216,7 @@ def validate_command(
             )  # fmt: skip
             record_result(session.client, result)
             results.append(result)
-    _report(results)
+    _report(results, keep_going)
 
 
 # --------------------------------------------------------------------------- smoke test
@@ -221,13 +235,15 @@ def smoke_test_command(
     model_name: str | None,
     version: str | None,
     all_new: bool,
+    keep_going: bool,
     config_path: Path,
     examples: Path | None,
 ) -> None:
     """Load versions as pyfuncs here and exercise them: predictions, bad input, latency.
 
     Writes smoke_test_status=passed|failed, smoke_test.p50_ms/p95_ms and
-    smoke_test/report.json on each version; exits 1 if any failed.
+    smoke_test/report.json on each version. Exits 2 if any failed its gate, 1 if
+    the test could not run.
     """
     from accident_prediction.gates import record_result, smoke_test_version
     from accident_prediction.inputs import load_records, repo_file, to_frame
@@ -241,7 +257,7 @@ def smoke_test_command(
             result = smoke_test_version(session.client, name, number, frame)
             record_result(session.client, result)
             results.append(result)
-    _report(results)
+    _report(results, keep_going)
 
 
 # --------------------------------------------------------------------------- predict

@@ -40,6 +40,11 @@ _LEGACY = {
 MAX_TAG_CHARS = 5000  # MLflow's limit on a model-version tag value
 
 
+def _held_entry(entry: object) -> bool:
+    """A stage name, or `@alias` for an alias regops pointed at the version."""
+    return isinstance(entry, str) and (entry in STAGES or (entry[:1] == "@" and len(entry) > 1))
+
+
 @dataclass(frozen=True)
 class Stamp:
     """Who changed a version, when, from which commit and file; what it then held."""
@@ -48,7 +53,7 @@ class Stamp:
     at: str | None = None
     actor: str | None = None
     state_file: str | None = None
-    held: frozenset[str] = field(default_factory=frozenset)
+    held: frozenset[str] = field(default_factory=frozenset)  # stages and `@alias` entries
     stage: str | None = None  # None: not recorded (stamps of earlier versions)
     aliases: tuple[str, ...] | None = None
 
@@ -85,7 +90,7 @@ class Stamp:
         held: frozenset[str] = frozenset()
         if legacy_held is not None:
             parts = [p for p in legacy_held.split(",") if p]
-            held = frozenset(p for p in parts if p in STAGES)
+            held = frozenset(p for p in parts if _held_entry(p))
             if len(held) != len(parts):
                 problems.append(f"tag {HELD_TAG}={legacy_held[:60]!r} names unknown stages")
         stamp: Stamp | None = None
@@ -114,7 +119,7 @@ class Stamp:
         held, stage, aliases = doc.get("held", []), doc.get("stage"), doc.get("aliases")
         if not all(v is None or isinstance(v, str) for v in text.values()):
             return None
-        if not (isinstance(held, list) and all(h in STAGES for h in held)):
+        if not (isinstance(held, list) and all(_held_entry(h) for h in held)):
             return None
         if not (stage is None or stage in STAGES):
             return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from regops import render, service, views
+from regops import commands_ci, render, service, views
 from regops.errors import RegopsError, StateError, UsageError
 from regops.options import common_options, settings
 
@@ -84,12 +84,24 @@ def cli() -> None:
 @common_options
 @click.pass_context
 def validate(ctx: click.Context) -> int:
-    """Check the state files (schema and semantics). No network."""
+    """Check the state files (schema and semantics). No network.
+
+    With environments declared (regops.yaml) and no --env: every environment's.
+    """
     from regops.loader import load_state
     from regops.registry_uri import stages_supported
 
-    s = settings(ctx)
-    state = load_state(s.state_dir, stages_supported=stages_supported(s.tracking_uri))
+    s = settings(ctx, pick_env=False)
+    if s.config is not None and s.environment is None and not s.state_dir_given:
+        for line in service.validate_environments(s.config):
+            click.echo(line)
+        return 0
+    if s.environment is not None:
+        service.validate_environments(s.config, only=s.environment.name)  # copy keys too
+        uri = s.environment.tracking_uri_template  # validate reads no registry: no ${VAR}
+    else:
+        uri = s.tracking_uri
+    state = load_state(s.state_dir, stages_supported=stages_supported(uri))
     n_versions = sum(len(m.versions) for m in state.models.values())
     click.echo(
         f"{len(state.files)} file(s) valid: {len(state.models)} model(s), {n_versions} version(s)"
@@ -110,18 +122,53 @@ def validate(ctx: click.Context) -> int:
     help="Exit 2 when changes are pending from git, 3 when live drifted outside git.",
 )
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the pull-request report (markdown): validation, plan, gate verdicts, "
+    "and what failed and why when the run could not plan.",
+)
+@click.option(
+    "--live",
+    "live_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plan against this snapshot (`regops snapshot --out`) instead of the live "
+    "registry: offline, no credentials.",
+)
+@commands_ci.registry_name_option
+@click.option(
+    "--all-envs",
+    is_flag=True,
+    help="Plan every environment of regops.yaml: one report, one section each.",
+)
 @click.pass_context
 def plan(
-    ctx: click.Context, out: Path | None, detailed_exitcode: bool, models: tuple[str, ...]
+    ctx: click.Context,
+    out: Path | None,
+    detailed_exitcode: bool,
+    models: tuple[str, ...],
+    report: Path | None,
+    live_file: Path | None,
+    all_envs: bool,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
+    if all_envs:
+        s = settings(ctx, pick_env=False)
+        if s.config is None or s.env_name is not None or models:
+            raise UsageError(
+                "--all-envs needs environments in regops.yaml, and no --env or --model"
+            )
+        docs = service.plan_environments(s)
+        if out is not None:
+            out.write_text(render.render_json(render.environments_doc(docs)) + "\n", "utf-8")
+        if report is not None:  # the PR comment: every environment's plan, one section each
+            report.write_text(render.render_environments(docs, "markdown") + "\n", "utf-8")
+        click.echo(render.render_environments(docs, s.fmt))
+        return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
-    p = service.run_plan(s, models)
+    p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
     warn(p.warnings)
-    doc = p.to_dict()
-    if out is not None:
-        out.write_text(render.render_json(doc) + "\n", encoding="utf-8")
-    click.echo(render.render(doc, s.fmt))
+    click.echo(render.render(p.to_dict(), s.fmt))
     return p.exit_code(detailed_exitcode)
 
 
@@ -135,6 +182,7 @@ def plan(
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@commands_ci.registry_name_option
 @click.pass_context
 def reconcile(
     ctx: click.Context, plan_file: Path | None, dry_run: bool, models: tuple[str, ...]
@@ -276,10 +324,12 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_edit, commands_history  # noqa: E402  (after `cli` exists)
+from regops import commands_alias, commands_edit, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_ci.register(cli)
+commands_alias.register(cli)
 
 
 def main() -> None:

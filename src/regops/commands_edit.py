@@ -55,20 +55,21 @@ def run_edit(s: Settings, model: str, version: str, *, apply_now: bool, **edit: 
     return 0 if applied is None or applied["ok"] else 1
 
 
+def edit_doc(result: EditResult) -> dict[str, Any]:
+    """The JSON form of one file's edit."""
+    return {
+        "format_version": "1",
+        "file": display_path(result.path),
+        "changed": result.changed,
+        "summary": list(result.summary),
+        "lines": [{"op": op, "line": n, "text": text} for op, n, text in result.changed_lines()],
+    }
+
+
 def report(result: EditResult, applied: dict[str, Any] | None, fmt: str) -> None:
     name = display_path(result.path)
     if fmt == "json":
-        doc = {
-            "format_version": "1",
-            "file": name,
-            "changed": result.changed,
-            "summary": list(result.summary),
-            "lines": [
-                {"op": op, "line": n, "text": text} for op, n, text in result.changed_lines()
-            ],
-            "apply": applied,
-        }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps({**edit_doc(result), "apply": applied}, indent=2))
         return
     if not result.changed:
         click.echo(f"{name}: already so; nothing changed")

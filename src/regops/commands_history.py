@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
-from regops.history import build_history, render
-from regops.options import common_options, settings
+from regops.history import History, build_history, render
+from regops.options import Settings, common_options, settings
+from regops.promotion import lineage_rows, render_lineage
 
 
 @click.command()
@@ -29,8 +33,28 @@ def history(ctx: click.Context, model: str | None, version: str | None, git_only
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version
     )
+    lineage = _lineage(s, h, model) if h.registry else []
+    if s.fmt == "json" and lineage:
+        doc = h.to_dict()
+        doc["lineage"] = lineage
+        click.echo(json.dumps(doc, indent=2))
+        return 0
     click.echo(render(h, s.fmt))
+    if lineage and s.fmt == "text":
+        click.echo("\n" + render_lineage(lineage))
+    elif lineage:
+        click.echo("\n```\n" + render_lineage(lineage) + "\n```")
     return 0
+
+
+def _lineage(s: Settings, h: History, model: str | None) -> list[dict[str, Any]]:
+    """Versions copied from other environments (`regops.copied_from`), for the models shown."""
+    names = {model} if model else {c.model for e in h.entries for c in e.changes}
+    if not names:
+        return []
+    from regops.registry import MlflowRegistry
+
+    return lineage_rows(MlflowRegistry(s.tracking_uri).snapshot(sorted(names)), names)
 
 
 def register(group: click.Group) -> None:

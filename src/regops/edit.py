@@ -331,6 +331,12 @@ def _apply(
     if stage is not None:
         summary += _set_stage(data, versions, key, stage, model)
     if remove_alias is not None:
+        if _protected(data, remove_alias) and remove_alias in (spec.get("aliases") or []):
+            raise EditError(
+                f"alias {remove_alias!r} is protected (policy.aliases.{remove_alias}): it may "
+                "move to another version but never be removed; move it with "
+                f"`regops alias --model-name {model} --version N --alias {remove_alias}`"
+            )
         summary += _remove_alias(spec, remove_alias, model, version)
     if alias is not None:
         summary += _set_alias(versions, key, alias, model)
@@ -435,6 +441,13 @@ def _max_versions(data: CommentedMap, stage: str) -> int | None:
     rule = stages.get(stage) if isinstance(stages, dict) else None
     limit = rule.get("max_versions") if isinstance(rule, dict) else None
     return limit if isinstance(limit, int) else None
+
+
+def _protected(data: CommentedMap, alias: str) -> bool:
+    policy = data.get("policy")
+    aliases = policy.get("aliases") if isinstance(policy, dict) else None
+    rule = aliases.get(alias) if isinstance(aliases, dict) else None
+    return isinstance(rule, dict) and rule.get("protected") is True
 
 
 def _set_alias(versions: CommentedMap, key: Any, alias: str, model: str) -> list[str]:

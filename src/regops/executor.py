@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from regops.audit import AUDIT_TAG, Stamp
-from regops.errors import PlanError, StalePlanError
-from regops.live import APPLIED_TAG, AppliedRecord, LiveState
+from regops.errors import PlanError, RegopsError, StalePlanError
+from regops.live import ALIAS_MARK, APPLIED_TAG, AppliedRecord, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
     ALIAS_SET,
     APPLY,
+    COPY,
     DESCRIPTION,
     STAGE,
     SUSPENDED,
@@ -30,6 +31,7 @@ from regops.plan import (
     Plan,
 )
 from regops.planner import MAX_RECORD_CHARS
+from regops.promotion import rename_record
 from regops.tracking import mask_secrets
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
@@ -107,13 +109,20 @@ def apply(
     registry: Registry,
     stamps: Mapping[str, Mapping[str, str]],
     *,
-    stop: Callable[[], str | None] | None = None,
     sleep: Callable[[float], None] | None = None,  # unused: retries live in the registry
+    copier: Callable[[Change], str] | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> ApplyResult:
     """Apply `plan`. `stamps` maps each model to its audit fields (commit, at, actor, file).
 
-    `stop` is asked before each write; when it names a reason (a signal), the run stops
-    there: the write in flight and its stamp have landed, the rest is reported skipped.
+    One audit stamp per changed version (`regops.audit`), written right after its first
+    change lands, with what the version holds once the plan is applied. `stop` is asked
+    before each write; when it names a reason (a signal), the run stops there: the write
+    in flight and its stamp have landed, the rest is reported skipped.
+
+    `copier` makes a COPY change (promotion across environments) and returns the new
+    version's number; the changes after it that name the copy's state key (`dev@7`)
+    are applied to that version.
     """
     if plan.errors:
         raise PlanError(list(plan.errors))
@@ -123,15 +132,16 @@ def apply(
             + ["nothing was applied"]
         )
     live = check_fresh(plan, registry)
-    final = _final_states(plan, live)
 
+    final = _final_states(plan, live)
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
-    baselined: set[str] = set()
+    started: set[str] = set()  # models whose first write was attempted
     writes = 0
     stopped: str | None = None
     interrupted: str | None = None
+    made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
 
     def call(fn: Callable[[], int | None]) -> int:
         nonlocal writes
@@ -139,39 +149,43 @@ def apply(
         writes += tries
         return tries
 
-    moved = {(c.model, c.version) for c in plan.actionable if c.kind == STAGE}
-    for model, version in plan.restamps:
-        lm = live.models.get(model)
-        applied = lm.applied() if lm else None
-        lv = lm.versions.get(version) if lm else None
-        if lv is not None and applied is not None and applied.stage_of(version) != lv.stage:
-            moved.add((model, version))  # a stage change of ours that lost its stamp
-
-    def stamp(model: str, version: str) -> None:
+    def stamp(model: str, key: str, version: str) -> None:
+        """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
+        stage, aliases, held = final.get((model, key), (None, (), frozenset()))
         fields = Stamp.from_fields(stamps.get(model, {}))
-        lv = live.models[model].versions.get(version) if model in live.models else None
-        stage, aliases = final.get((model, version), (None, ()))
-        held = lv.held() if lv else frozenset()
-        if stage is not None and (model, version) in moved:
-            held = held | {stage}
         value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
         call(lambda: registry.set_version_tag(model, version, AUDIT_TAG, value))
 
-    for change in plan.changes:
+    for planned in plan.changes:
+        change = _made(planned, made)
         if change.action != APPLY:
             note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
             outcomes.append(Outcome(change, SKIPPED, note=note))
             continue
         if stopped is None and stop is not None and (reason := stop()):
-            interrupted = reason
-            stopped = f"interrupted by {reason}"
+            interrupted, stopped = reason, f"interrupted by {reason}"
         if stopped is not None:
             incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
             continue
+        if change.kind == COPY:
+            # Not retried as a whole: the copier finds a copy that landed by its lineage.
+            try:
+                if copier is None:
+                    raise ValueError("this reconcile cannot copy across environments")
+                made[(change.model, change.version or "")] = copier(change)
+            except Exception as exc:
+                incomplete.add(change.model)
+                stopped = f"an earlier change failed ({change.model})"
+                why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
+                outcomes.append(Outcome(change, FAILED, error=why))
+                continue
+            new = made[(change.model, change.version or "")]
+            outcomes.append(Outcome(change, APPLIED, note=f"new version {new}", attempts=1))
+            continue
         try:
-            if change.model not in baselined:
-                baselined.add(change.model)
+            if change.model not in started:
+                started.add(change.model)
                 _baseline(plan, live, registry, change.model, call)
             tries = call(_write(change, registry))
         except Exception as exc:
@@ -182,7 +196,7 @@ def apply(
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
             try:
-                stamp(change.model, change.version)
+                stamp(change.model, planned.version or change.version, change.version)
             except Exception as exc:
                 incomplete.add(change.model)
                 stopped = "writing an audit stamp failed"
@@ -206,15 +220,18 @@ def apply(
             incomplete.add(model)
             continue
         try:
-            stamp(model, version)
+            stamp(model, version, version)
             restamped.append(f"{model} {version}")
         except Exception:
             incomplete.add(model)  # the next plan still sees it unstamped and offers it again
 
     records = []
     for model, record in sorted(plan.records.items()):
-        if model in incomplete or (interrupted and model not in baselined):
+        if model in incomplete or (interrupted and model not in started):
             continue
+        for (m, key), version in made.items():
+            if m == model:
+                record = rename_record(record, key, version)
         try:
             call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
             records.append(model)
@@ -242,30 +259,63 @@ def _baseline(
         call(lambda: registry.set_model_tag(model, APPLIED_TAG, raw))
 
 
-def _final_states(
-    plan: Plan, live: LiveState
-) -> dict[tuple[str, str], tuple[str | None, tuple[str, ...]]]:
-    """Each version's (stage, aliases) once the plan's changes land: what its stamp records."""
-    out: dict[tuple[str, str], tuple[str | None, tuple[str, ...]]] = {}
+Final = dict[tuple[str, str], tuple[str | None, tuple[str, ...], frozenset[str]]]
+
+
+def _final_states(plan: Plan, live: LiveState) -> Final:
+    """Per (model, plan version key): stage, aliases and held set once the plan has landed.
+
+    What each version's one stamp records. `held` grows by every stage a change puts the
+    version in and every alias pointed at it (`@alias`): returning to either later is a
+    rollback, not a new promotion. A restamped version (its change landed, its stamp was
+    lost) holds its live stage too when that differs from the record.
+    """
+    out: Final = {}
     for name in plan.models:
         lm = live.models.get(name)
-        if lm is None:
-            continue
-        stages = {v: lv.stage for v, lv in lm.versions.items()}
-        aliases = dict(lm.aliases)
+        versions = dict(lm.versions) if lm else {}
+        stages = {v: lv.stage for v, lv in versions.items()}
+        aliases = dict(lm.aliases) if lm else {}
+        held = {v: set(lv.held_entries()) for v, lv in versions.items()}
+        record = lm.applied() if lm else None
+        for v, lv in versions.items():
+            if (name, v) in plan.restamps and record is not None:
+                if (record.stage_of(v) or "None") != lv.stage and live.has_stages:
+                    held[v].add(lv.stage)
+                for alias in set(lm.aliases_of(v) if lm else ()) - set(
+                    record.versions.get(v, (None, ()))[1]
+                ):
+                    held[v].add(ALIAS_MARK + alias)
         for c in plan.changes:
-            if c.model != name or c.action != APPLY:
+            if c.model != name or c.action != APPLY or c.kind == COPY:
                 continue
-            if c.kind == STAGE and c.version is not None:
-                stages[c.version] = c.after or "None"
+            key = c.version or ""
+            if c.kind == STAGE:
+                stages[key] = c.after or "None"
+                held.setdefault(key, set()).add(c.after or "None")
             elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
                 aliases[c.alias] = c.after or ""
+                held.setdefault(c.after or "", set()).add(ALIAS_MARK + c.alias)
             elif c.kind == ALIAS_DELETE and c.alias:
                 aliases.pop(c.alias, None)
-        for v, stage in stages.items():
-            held = tuple(sorted(a for a, owner in aliases.items() if owner == v))
-            out[(name, v)] = (stage if live.has_stages else None, held)
+        for v in set(stages) | set(held):
+            mine = tuple(sorted(a for a, owner in aliases.items() if owner == v))
+            stage = stages.get(v, "None") if live.has_stages else None
+            out[(name, v)] = (stage, mine, frozenset(held.get(v, ())))
     return out
+
+
+def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
+    """`c` with a copy's state key (`dev@7`) replaced by the version the copy made."""
+    if not made or c.kind == COPY:
+        return c
+
+    def sub(v: str | None) -> str | None:
+        return made.get((c.model, v), v) if v is not None else None
+
+    if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE):
+        return replace(c, version=sub(c.version), before=sub(c.before), after=sub(c.after))
+    return replace(c, version=sub(c.version))
 
 
 def _write(c: Change, registry: Registry) -> Callable[[], int | None]:

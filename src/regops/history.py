@@ -436,6 +436,10 @@ def _applied(
 ) -> Applied:
     model = live.models.get(c.model)
     version = model.versions.get(c.version) if model else None
+    if version is None and model is not None:
+        from regops.promotion import copy_in
+
+        version = copy_in(model, c.version)  # a `dev@7` key: the copy of dev's version 7
     if version is None:
         return Applied("unknown", note="version not in the registry")
     found = version.stamp()  # regops.audit, or the five tags of earlier versions

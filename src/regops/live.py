@@ -13,6 +13,7 @@ from regops.audit import STAGES, Stamp
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
 READY = "READY"
+ALIAS_MARK = "@"  # an alias in the held set: "@champion" (no stage name starts with "@")
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,30 @@ class LiveVersion:
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source: str | None = None  # informational: not part of the fingerprint
     created_ms: int | None = None
+    # A copy of another environment's version (promotion.py): that version's stage there,
+    # which `require_from` accepts, and what it is ("dev Model v7").
+    origin_stage: str | None = None
+    origin: str = ""
     status: str = READY  # MLflow's registration status: only READY versions are promoted
 
-    def held(self) -> frozenset[str]:
-        """Stages regops has put this version in before (a return to one is a rollback)."""
+    def held_entries(self) -> frozenset[str]:
+        """The raw held set: stage names and `@alias` entries (from either stamp format)."""
         stamp = self.stamp()
         return stamp.held if stamp else frozenset()
 
     def stamp(self) -> Stamp | None:
         """regops' audit stamp on this version (either format), None if absent or corrupt."""
         return Stamp.from_tags(self.tags)[0]
+
+    def held(self) -> frozenset[str]:
+        """Stages regops has put this version in before (a return to one is a rollback)."""
+        return frozenset(s for s in self.held_entries() if not s.startswith(ALIAS_MARK))
+
+    def held_aliases(self) -> frozenset[str]:
+        """Aliases regops has pointed at this version before (a return to one is a rollback)."""
+        return frozenset(
+            s[len(ALIAS_MARK) :] for s in self.held_entries() if s.startswith(ALIAS_MARK)
+        )
 
 
 @dataclass(frozen=True)
@@ -131,7 +146,10 @@ class AppliedRecord:
     def dump(self) -> str:
         doc = {
             v: [stage, *aliases]
-            for v, (stage, aliases) in sorted(self.versions.items(), key=lambda kv: int(kv[0]))
+            # A copy not made yet has its state key (`dev@7`) for a version: after the numbers.
+            for v, (stage, aliases) in sorted(
+                self.versions.items(), key=lambda kv: (not kv[0].isdigit(), len(kv[0]), kv[0])
+            )
         }
         return json.dumps(doc, separators=(",", ":"))
 

@@ -22,7 +22,15 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from regops.errors import Diagnostic, StateError
-from regops.state import STAGES, DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
+from regops.state import (
+    STAGES,
+    AliasPolicy,
+    DesiredState,
+    ModelSpec,
+    Policy,
+    StagePolicy,
+    VersionSpec,
+)
 
 # A state file is hand-edited text; anything bigger is a mistake or an attack.
 MAX_FILE_BYTES = 1 << 20
@@ -141,15 +149,16 @@ class _File:
                     self.diag(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
                     continue
                 key = key_node.value  # raw text: "01" stays "01", never octal 1
+                key_path: Path_ = (*path, key)
                 if key in out:
-                    first = self.lines[(*path, key)]
+                    first = self.lines[key_path]
                     self.diag(
                         key_node.start_mark.line + 1,
                         f"duplicate key {ascii(key)} in {_where(path)} (first at line {first})",
                     )
                     continue
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self._convert(loader, value_node, (*path, key))
+                self.lines[key_path] = key_node.start_mark.line + 1
+                out[key] = self._convert(loader, value_node, key_path)
             return out
         if isinstance(node, SequenceNode):
             return [self._convert(loader, n, (*path, i)) for i, n in enumerate(node.value)]
@@ -183,7 +192,8 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         if path and path[-1] == "versions":
             yield (
                 line,
-                f"version key {ascii(key)} must be a version number (digits, no leading zero)",
+                f"version key {ascii(key)} must be a version number (digits, no leading zero) "
+                "or ENV@N / ENV/MODEL@N (the copy of another environment's version)",
             )
         elif path == ("models",):
             yield (
@@ -195,6 +205,12 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
             )
         elif path and path[-1] == "stages":
             yield line, f"{ascii(key)} is not a stage (one of: {', '.join(STAGES)})"
+        elif path == ("policy", "aliases"):
+            yield (
+                line,
+                f"alias {ascii(key)} in policy.aliases has characters that are not allowed "
+                "(use ASCII letters, digits, '_' and '-')",
+            )
         else:
             yield line, f"key {ascii(key)} in {where}: {err.message}"
         return
@@ -216,6 +232,14 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
                 "(use ASCII letters, digits, '_' and '-')"
             ),
         )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "owners":
+        yield (
+            line,
+            f"{where}: owner {ascii(err.instance)} is not a GitHub @user, @org/team "
+            "or an e-mail address",
+        )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "require_from":
+        yield line, f"{where}: {ascii(err.instance)} is not an alias or stage name"
     elif err.validator == "type":
         got = f"{type(err.instance).__name__} {err.instance!r}"
         yield line, f"{where}: expected {err.validator_value}, got {got}"
@@ -223,8 +247,16 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         yield line, f"{where}: {err.message}"
 
 
-def _build_policy(raw: Mapping[str, Any] | None) -> Policy:
+def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> Policy:
     raw = raw or {}
+    aliases = {
+        alias: AliasPolicy(
+            require_from=tuple(ap["require_from"]) if "require_from" in ap else None,
+            require_tags=MappingProxyType(dict(ap.get("require_tags", {}))),
+            protected=bool(ap.get("protected", False)),
+        )
+        for alias, ap in (raw.get("aliases") or {}).items()
+    }
     stages = {
         stage: StagePolicy(
             max_versions=sp.get("max_versions"),
@@ -237,12 +269,37 @@ def _build_policy(raw: Mapping[str, Any] | None) -> Policy:
         unlisted_versions=raw.get("unlisted_versions", "ignore"),
         drift=raw.get("drift", "correct"),
         stages=MappingProxyType(stages),
+        aliases=MappingProxyType(aliases),
+        use_stages=bool(raw.get("use_stages", True)) and stages_supported,
     )
+
+
+def _policy_diags(f: _File, *, stages_supported: bool) -> None:
+    """Checks of the policy block that the schema cannot express."""
+    raw = f.data.get("policy") or {}
+    if raw.get("use_stages") is True and not stages_supported:
+        f.diag(
+            f.line_of(("policy", "use_stages")),
+            "policy.use_stages is true, but this registry has no stages (e.g. Unity Catalog)",
+        )
+    if raw.get("use_stages") is False and raw.get("stages"):
+        f.diag(
+            f.line_of(("policy", "stages")),
+            "policy.stages has no effect with use_stages: false (alias-only); "
+            "gate aliases under policy.aliases",
+        )
+    for alias in raw.get("aliases") or {}:
+        if RESERVED_ALIAS.match(alias):
+            f.diag(
+                f.line_of(("policy", "aliases", alias)),
+                f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
+            )
 
 
 def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
     """Semantic checks the schema cannot express, then the typed models."""
-    policy = _build_policy(f.data.get("policy"))
+    _policy_diags(f, stages_supported=stages_supported)
+    policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
     models: list[ModelSpec] = []
     for name, raw in (f.data.get("models") or {}).items():
         versions: dict[str, VersionSpec] = {}
@@ -255,6 +312,12 @@ def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
                     f.line_of((*vpath, "stage")),
                     f"model {name} version {ver}: this registry has no stages "
                     "(e.g. Unity Catalog); use aliases only",
+                )
+            elif "stage" in spec and not policy.use_stages:
+                f.diag(
+                    f.line_of((*vpath, "stage")),
+                    f"model {name} version {ver}: stage is not allowed with "
+                    "policy.use_stages: false (alias-only); use aliases",
                 )
             for i, alias in enumerate(spec.get("aliases", [])):
                 line = f.line_of((*vpath, "aliases", i))
@@ -290,6 +353,7 @@ def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
                 policy=policy,
                 description=raw.get("description"),
                 suspend=bool(raw.get("suspend", False)),
+                owners=tuple(raw.get("owners", [])),
                 file=f.name,
                 line=f.line_of(("models", name)),
             )

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from regops.tracking import mask_uri as mask_uri  # re-exported for earlier imports
 from regops.tracking import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from regops.environments import Config, Environment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,13 +29,21 @@ class Settings:
     tracking_uri_flag: str | None = None
     state_dir: Path = Path("registry-state")
     fmt: str = "text"
+    env_name: str | None = None  # --env
+    state_dir_given: bool = False
+    environment: Environment | None = None  # the chosen one, once resolved
+    config: Config | None = None  # regops.yaml, when the repository declares environments
+    resolved: bool = False
+    registry_name: str | None = None  # what reports call the registry (never its URI)
 
     @property
     def tracking_uri(self) -> str:
+        if self.tracking_uri_flag is None and self.environment is not None:
+            return self.environment.tracking_uri
         return resolve_tracking_uri(self.tracking_uri_flag).uri
 
 
-def settings(ctx: click.Context) -> Settings:
+def _obj(ctx: click.Context) -> Settings:
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Settings()
@@ -40,10 +51,47 @@ def settings(ctx: click.Context) -> Settings:
     return obj
 
 
+def settings(ctx: click.Context, *, pick_env: bool = True) -> Settings:
+    """The command's settings, with `--env` applied (its registry, state dir and login).
+
+    When the repository declares environments (regops.yaml) a command must be told
+    which one (`--env NAME`) unless it names a state directory itself; `pick_env=False`
+    is for commands that can cover every environment (validate, plan --all-envs).
+    """
+    s = _obj(ctx)
+    if s.resolved:
+        return s
+    from regops import environments
+
+    s.config = environments.load()
+    if s.env_name is not None:
+        if s.config is None:
+            raise click.UsageError(
+                f"--env {s.env_name}: no {environments.CONFIG_NAME} here or in a parent "
+                "directory declares environments"
+            )
+        s.environment = s.config.get(s.env_name)
+        if not s.state_dir_given:
+            s.state_dir = s.environment.state_dir
+        # The environment's login for the rest of the command (restored when it ends).
+        ctx.find_root().with_resource(environments.credentials_of(s.environment))
+    elif pick_env and s.config is not None and not s.state_dir_given:
+        names = ", ".join(s.config.names)
+        raise click.UsageError(
+            f"{s.config.file} declares environments ({names}): pick one with --env NAME "
+            "(e.g. `regops --env " + s.config.names[0] + " plan`; `regops plan --all-envs` "
+            "plans them all)"
+        )
+    s.resolved = True
+    return s
+
+
 def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
         if value is not None:
-            setattr(settings(ctx), attr, value)
+            setattr(_obj(ctx), attr, value)
+            if attr == "state_dir":
+                _obj(ctx).state_dir_given = True
 
     return callback
 
@@ -85,6 +133,18 @@ def format_option(f: F) -> F:
     )(f)
 
 
+def env_option(f: F) -> F:
+    return click.option(
+        "--env",
+        default=None,
+        metavar="NAME",
+        expose_value=False,
+        is_eager=True,
+        callback=_store("env_name"),
+        help="Environment declared in regops.yaml: its registry, state dir and credentials.",
+    )(f)
+
+
 def common_options(f: F) -> F:
-    """--tracking-uri, --state-dir and --format."""
-    return tracking_uri_option(state_dir_option(format_option(f)))
+    """--env, --tracking-uri, --state-dir and --format."""
+    return env_option(tracking_uri_option(state_dir_option(format_option(f))))

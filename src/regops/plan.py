@@ -20,7 +20,10 @@ ALIAS_SET = "alias_set"  # the alias is new for this model
 ALIAS_MOVE = "alias_move"  # the alias moves from one version to another: one call
 ALIAS_DELETE = "alias_delete"
 DESCRIPTION = "description"
-KINDS = (STAGE, ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE, DESCRIPTION)
+# A version of another environment copied here (promotion.py): version is the state
+# key (`dev@7`), before the full source reference (`dev/Model@7`), after this environment.
+COPY = "copy"
+KINDS = (STAGE, ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE, DESCRIPTION, COPY)
 
 # What reconcile does with a change
 APPLY = "apply"

@@ -15,6 +15,11 @@ Rules, per managed model:
   Restoring a drifted value skips `require_from`, and so does returning a version
   to a stage regops put it in before (`regops.held`): neither is a new promotion,
   and the second is what `git revert` of a promotion needs.
+- Alias gates (`policy.aliases.<alias>`: `require_from`, `require_tags`) are
+  evaluated on every alias set or move, with the same verdicts and the same
+  blocking (alias_gates.py); removing a `protected` alias is an error. With
+  `use_stages: false` (always on registries without stages) no stage change is
+  ever planned.
 - A version whose MLflow status is not READY (still registering, or failed) is never
   promoted: a stage change into Staging/Production or an alias pointed at it is blocked
   by the `ready` gate.
@@ -31,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from types import MappingProxyType
 
+from regops.alias_gates import gate_alias_change, protected_removals
 from regops.live import READY, AppliedRecord, LiveModel, LiveState
 from regops.plan import (
     ALIAS_DELETE,
@@ -80,7 +86,13 @@ def plan(
         if problems:
             errors.extend(problems)
             continue
-        model_changes = _require_ready(_plan_model(spec, lm, live.has_stages), lm)
+        model_changes = _require_ready(
+            _plan_model(spec, lm, live.has_stages and spec.policy.use_stages), lm
+        )
+        removals = protected_removals(spec, model_changes)
+        if removals:
+            errors.extend(removals)
+            continue
         if spec.suspend:
             suspended.append(name)
             model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
@@ -227,7 +239,7 @@ def _plan_model(spec: ModelSpec, lm: LiveModel, has_stages: bool) -> list[Change
                 alias,
             )
             if change is not None:
-                out.append(change)
+                out.append(gate_alias_change(change, spec, lm))
     for alias, holder_ in sorted(lm.aliases.items()):
         if alias in declared:
             continue
@@ -323,6 +335,11 @@ def _gates(
             # It passed this gate once already: returning to the stage is a rollback.
             detail = f"version {ver} held {target} before (a rollback)"
             verdicts.append(GateVerdict("require_from", True, detail))
+        elif lm.versions[ver].origin_stage in sp.require_from:
+            # A copy from another environment: the source's stage there is the evidence.
+            lv = lm.versions[ver]
+            detail = f"copy of {lv.origin}, which is in {lv.origin_stage} there"
+            verdicts.append(GateVerdict("require_from", True, detail))
         else:
             detail = f"live stage is {cur}; {target} requires one of: {allowed}"
             verdicts.append(GateVerdict("require_from", False, detail))
@@ -366,7 +383,7 @@ def _record(spec: ModelSpec, lm: LiveModel) -> str | None:
     entries: dict[str, tuple[str | None, tuple[str, ...]]] = {
         v: (vs.stage, tuple(sorted(vs.aliases))) for v, vs in spec.versions.items()
     }
-    if spec.policy.unlisted_versions == "archive" and lm.versions:
+    if spec.policy.unlisted_versions == "archive" and spec.policy.use_stages and lm.versions:
         for v in lm.versions:
             entries.setdefault(v, ("Archived", ()))
     raw = AppliedRecord(MappingProxyType(entries)).dump()

@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ VERSIONS_PAGE = 200_000
 NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 READY = "READY"
+COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
 # MLflow error codes worth another try when nothing below retried them (see the docstring).
 RETRY_CODES = frozenset({"BAD_REQUEST", "TEMPORARILY_UNAVAILABLE"})
@@ -254,6 +256,7 @@ class MlflowRegistry:
         policy: RetryPolicy | None = None,
     ) -> None:
         self.uri = registry_uri or tracking_uri
+        self.tracking_uri = tracking_uri
         remember_uri_secrets(tracking_uri)
         remember_uri_secrets(self.uri)
         check_uri(self.uri)
@@ -264,7 +267,10 @@ class MlflowRegistry:
         self.has_stages = stages_supported(self.uri)
         self.calls = 0  # registry calls made (reads and writes, retries included)
         try:
-            from mlflow.tracking import MlflowClient  # deferred: `regops validate` skips it
+            import mlflow  # deferred: `regops validate` skips it
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow = mlflow
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -311,8 +317,7 @@ class MlflowRegistry:
             # MLflow's message may repeat the full URL, credentials included: mask them.
             text = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             raise RegistryError(
-                f"could not read the registry at {self.display_uri}: "
-                f"{type(exc).__name__}: {text}"
+                f"could not read the registry at {self.display_uri}: {type(exc).__name__}: {text}"
             ) from None
 
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
@@ -405,6 +410,92 @@ class MlflowRegistry:
 
         tag = RegisteredModelTag(key, value)
         return self._write(lambda: self._store.set_registered_model_tag(name, tag))
+
+    # ---- copies across environments (copying.py): artifacts and new versions ------------
+    def model_version(self, name: str, version: str) -> Any:
+        """The version as MLflow returns it (source, run id, tags)."""
+        return self._run(lambda: self._store.get_model_version(name, version))[0]
+
+    def download_version(self, name: str, version: str, dst: Path) -> Path:
+        """The version's model files, downloaded from this registry's artifact store."""
+        import os
+
+        uri = self._run(lambda: self._store.get_model_version_download_uri(name, version))[0]
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm on stderr
+        local = self._mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
+        )
+        return Path(local)
+
+    def ensure_model(self, name: str) -> None:
+        """Create the registered model unless it exists."""
+        try:
+            self._run(lambda: self._store.create_registered_model(name))
+        except Exception as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def upload_model(
+        self, local: Path, *, experiment: str, key: str, run_name: str, tags: dict[str, str]
+    ) -> tuple[str, str]:
+        """Log `local` as the artifacts of a run here; returns (run id, model source URI).
+
+        A finished run already holding `key` (a copy cut between upload and register)
+        is reused rather than uploaded again.
+        """
+        c = self._client
+        exp = c.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else c.create_experiment(experiment)
+        done = c.search_runs(
+            [exp_id],
+            filter_string=(
+                f"tags.`{COPY_KEY_TAG}` = {quote_name(key)} and attributes.status = 'FINISHED'"
+            ),
+            max_results=1,
+        )
+        if done:
+            return done[0].info.run_id, f"{done[0].info.artifact_uri}/model"
+        run = c.create_run(exp_id, tags={**tags, COPY_KEY_TAG: key}, run_name=run_name)
+        c.log_artifacts(run.info.run_id, str(local), "model")
+        c.set_terminated(run.info.run_id)
+        return run.info.run_id, f"{run.info.artifact_uri}/model"
+
+    def create_version(
+        self, name: str, source: str, run_id: str | None, tags: dict[str, str]
+    ) -> str:
+        """One call: the new version and all its tags land together (never retried: a
+        retry after a lost answer would make a second version; the caller looks first)."""
+        from mlflow.entities.model_registry import ModelVersionTag
+
+        mv = self._store.create_model_version(
+            name, source, run_id=run_id, tags=[ModelVersionTag(k, v) for k, v in tags.items()]
+        )
+        return str(mv.version)
+
+    def copy_version(
+        self, src_name: str, src_version: str, dst_name: str, tags: dict[str, str]
+    ) -> str:
+        """MLflow's own `copy_model_version` (both ends in this registry), `tags` added in
+        the same create call."""
+        from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+        src = self.model_version(src_name, src_version)
+        all_tags = {**(src.tags or {}), **tags}
+        tagged = ModelVersion(
+            src.name,
+            src.version,
+            src.creation_timestamp,
+            description=src.description,
+            source=src.source,
+            run_id=src.run_id,
+            run_link=src.run_link,
+            tags=[ModelVersionTag(k, v) for k, v in all_tags.items()],
+            model_id=getattr(src, "model_id", None),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            mv = self._store.copy_model_version(tagged, dst_name)
+        return str(mv.version)
 
 
 __all__ = ["AUDIT_PREFIX", "MlflowRegistry", "RetryPolicy", "classify", "quote_name"]

@@ -12,6 +12,7 @@ SYMBOL = {
     "alias_move": "~",
     "alias_delete": "-",
     "description": "~",
+    "copy": "+",
 }
 NOTE = {
     "blocked": "BLOCKED",
@@ -31,6 +32,10 @@ def describe(c: Mapping[str, Any]) -> str:
         return f"alias {c['alias']}: version {c['before']} -> {c['after']}"
     if kind == "alias_delete":
         return f"alias {c['alias']}: removed from version {c['before']}"
+    if kind == "copy":
+        env, rest = c["before"].split("/", 1)
+        model, version = rest.rsplit("@", 1)
+        return f"copy {env} {model} v{version} -> {c['after']} (new version)"
     return f"description: {_short(c['before'])} -> {_short(c['after'])}"
 
 
@@ -116,6 +121,46 @@ def render_json(d: Mapping[str, Any]) -> str:
 
 def render(d: Mapping[str, Any], fmt: str) -> str:
     return {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](d)
+
+
+# ---- several environments (plan --all-envs) -------------------------------------------
+
+
+def environments_doc(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The JSON form: each environment's plan (or its error) under its name."""
+    return {"format_version": "1", "environments": dict(docs)}
+
+
+def render_environments(docs: Mapping[str, Mapping[str, Any]], fmt: str) -> str:
+    """One report, one section per environment (the PR comment shows them all)."""
+    if fmt == "json":
+        return render_json(environments_doc(docs))
+    out = []
+    for name, d in docs.items():
+        if fmt == "markdown":
+            body = f"**error:** {d['error']}" if "error" in d else render_markdown(d)
+            body = body.replace("### regops plan", f"### regops plan: `{name}`", 1)
+            if "error" in d:
+                body = f"### regops plan: `{name}`\n\n" + body
+            out.append(body)
+        else:
+            body = f"error: {d['error']}" if "error" in d else render_text(d)
+            out.append(f"== Environment {name} ==\n{body}")
+    return "\n\n".join(out)
+
+
+def environments_exit_code(docs: Mapping[str, Mapping[str, Any]], detailed: bool) -> int:
+    """1 when any environment errs or is blocked; with `detailed`: 3 drift, 2 pending."""
+    codes = []
+    for d in docs.values():
+        if "error" in d or d["summary"]["errors"] or d["summary"]["blocked"]:
+            return 1
+        if not detailed:
+            continue
+        s = d["summary"]
+        drift = any(c["drift"] and c["action"] in ("apply", "warn") for c in d["changes"])
+        codes.append(3 if drift else 2 if s["to_apply"] else 0)
+    return max(codes, default=0)
 
 
 # ---- apply results ---------------------------------------------------------------------

@@ -9,27 +9,43 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
-from regops import audit
-from regops.errors import RegopsError, StalePlanError, UsageError
+from regops import audit, promotion
+from regops.environments import Config
+from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
 from regops.executor import ApplyResult, apply
+from regops.live import LiveModel, LiveState
 from regops.loader import load_state
 from regops.options import Settings
-from regops.plan import Plan
+from regops.plan import COPY, Change, Plan
 from regops.planner import plan as compute_plan
 from regops.registry import MlflowRegistry
 from regops.state import DesiredState
 from regops.tracking import stages_supported
 
+
+class LiveSource(Protocol):
+    """What planning reads: the live registry, or a snapshot of it."""
+
+    @property
+    def display_uri(self) -> str: ...
+
+    def snapshot(self, names: Iterable[str] | None = None) -> LiveState: ...
+
+
 # A plan made for this run is re-made this many times when the registry moves under it.
 STALE_REPLANS = 3
 
 
-def load_desired(settings: Settings) -> DesiredState:
-    return load_state(settings.state_dir, stages_supported=stages_supported(settings.tracking_uri))
+def load_desired(settings: Settings, *, has_stages: bool | None = None) -> DesiredState:
+    """Load and validate the state files; `has_stages` overrides what the URI implies."""
+    if has_stages is None:
+        has_stages = stages_supported(settings.tracking_uri)
+    return load_state(settings.state_dir, stages_supported=has_stages)
 
 
 def open_registry(settings: Settings) -> MlflowRegistry:
@@ -51,17 +67,59 @@ def run_plan(
     models: Sequence[str] | None = None,
     *,
     desired: DesiredState | None = None,
-    registry: MlflowRegistry | None = None,
+    registry: LiveSource | None = None,
+    registry_name: str | None = None,
 ) -> Plan:
-    """Validate the state, read the live registry once, and diff them."""
+    """Validate the state, read the live registry once, and diff them.
+
+    `registry` may be a snapshot file standing in for the registry (`plan --live`);
+    `registry_name` is what the plan shows instead of the (masked) URI.
+    """
     desired = desired or load_desired(settings)
     only = _select(desired, models)
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
     live = registry.snapshot(names)
-    return compute_plan(
-        desired, live, only=only, registry=registry.display_uri, created_at=audit.now()
-    )
+    shown = registry_name or settings.registry_name or registry.display_uri
+    refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
+    if not refs:
+        return compute_plan(desired, live, only=only, registry=shown, created_at=audit.now())
+    res = _resolve_copies(settings, desired, live, refs)
+    p = compute_plan(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
+    return promotion.with_copies(p, res, live)
+
+
+def _resolve_copies(
+    settings: Settings,
+    desired: DesiredState,
+    live: LiveState,
+    refs: dict[tuple[str, str], promotion.CopyRef],
+) -> promotion.Resolution:
+    """Read every source environment a copy key names (with its login), then resolve."""
+    from regops.environments import credentials_of
+
+    env, config = settings.environment, settings.config
+    if env is None or config is None:
+        model, key = next(iter(refs))
+        spec = desired.models[model]
+        raise PlanError(
+            [
+                f"{spec.file}:{spec.versions[key].line}: {key} names another environment's "
+                "version: run with --env NAME (environments are declared in regops.yaml)"
+            ]
+        )
+    wanted: dict[str, set[str]] = {}
+    for ref in refs.values():
+        if ref.env in config.environments and ref.env != env.name:
+            wanted.setdefault(ref.env, set()).add(ref.model)
+    sources: dict[tuple[str, str], LiveModel | None] = {}
+    for name, models in sorted(wanted.items()):
+        src = config.get(name)
+        with credentials_of(src):
+            snap = MlflowRegistry(src.tracking_uri).snapshot(sorted(models))
+        for model in models:
+            sources[(name, model)] = snap.models.get(model)
+    return promotion.resolve(desired, live, sources, env=env.name, known_envs=config.names)
 
 
 def stamps_for(
@@ -113,7 +171,11 @@ def run_reconcile(
         try:
             with stop_on_signals() as stop:
                 return apply(
-                    plan, registry, stamps_for(plan, desired, settings.state_dir), stop=stop
+                    plan,
+                    registry,
+                    stamps_for(plan, desired, settings.state_dir),
+                    copier=_copier(settings, plan, desired, registry),
+                    stop=stop,
                 )
         except StalePlanError:
             if not replan or desired is None:
@@ -156,6 +218,22 @@ def stop_on_signals() -> Iterator[Callable[[], str | None]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+def _copier(
+    settings: Settings, plan: Plan, desired: DesiredState | None, registry: MlflowRegistry
+) -> Callable[[Change], str] | None:
+    """What makes the plan's COPY changes, with the commit that asked for each."""
+    copies = [c for c in plan.actionable if c.kind == COPY]
+    if not copies:
+        return None
+    if settings.environment is None or settings.config is None:
+        raise UsageError("this plan copies versions across environments: run it with --env NAME")
+    from regops.copying import Copier
+
+    commits = {}
+    for c in copies:
+        spec = desired.models.get(c.model) if desired else None
+        commits[c.model] = audit.commit_of(Path(spec.file) if spec else settings.state_dir)
+    return Copier(settings.config, settings.environment, registry, commits)
 
 
 def load_plan_file(path: Path) -> Plan:
@@ -170,3 +248,64 @@ def load_plan_file(path: Path) -> Plan:
         return Plan.from_dict(doc)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(f"{path}: not a regops plan file ({exc})") from exc
+
+
+def validate_environments(config: Config | None, only: str | None = None) -> list[str]:
+    """Validate each environment's state (or `only` one's), copy keys included.
+
+    Copy keys must name another declared environment. Every problem of every
+    environment is raised together; returns one summary line per environment.
+    """
+    from regops.errors import Diagnostic, StateError
+
+    assert config is not None
+    lines, diags = [], []
+    for env in config.environments.values():
+        if only is not None and env.name != only:
+            continue
+        try:
+            state = load_state(env.state_dir, stages_supported=True)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        for (model, key), ref in promotion.copy_refs(state).items():
+            vs = state.models[model].versions[key]
+            file = state.models[model].file
+            if ref.env == env.name:
+                diags.append(Diagnostic(file, vs.line, f"{key}: names its own environment"))
+            elif ref.env not in config.environments:
+                known = ", ".join(config.names)
+                diags.append(
+                    Diagnostic(file, vs.line, f"{key}: no environment {ref.env!r} ({known})")
+                )
+        n_versions = sum(len(m.versions) for m in state.models.values())
+        lines.append(
+            f"{env.name}: {len(state.files)} file(s) valid: {len(state.models)} model(s), "
+            f"{n_versions} version(s)"
+        )
+    if diags:
+        raise StateError(diags)
+    return lines
+
+
+def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
+    """Plan every environment; name -> the plan's JSON form, or {"error": message}."""
+    from dataclasses import replace
+
+    from regops.environments import credentials_of
+    from regops.errors import StateError
+
+    assert settings.config is not None
+    out: dict[str, dict[str, object]] = {}
+    for env in settings.config.environments.values():
+        scoped = replace(
+            settings, environment=env, env_name=env.name, state_dir=env.state_dir, resolved=True
+        )
+        try:
+            with credentials_of(env):
+                out[env.name] = run_plan(scoped).to_dict()
+        except StateError as exc:
+            out[env.name] = {"error": "\n".join(str(d) for d in exc.diagnostics)}
+        except RegopsError as exc:
+            out[env.name] = {"error": str(exc)}
+    return out

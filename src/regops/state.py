@@ -22,15 +22,33 @@ class StagePolicy:
 
 
 @dataclass(frozen=True)
+class AliasPolicy:
+    """Gates for pointing one alias at a version, and whether the alias may be removed."""
+
+    # Aliases (or stages) the version must hold, or have held under regops, before it
+    # may take this alias.
+    require_from: tuple[str, ...] | None = None
+    require_tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    protected: bool = False  # may move to another version, never be removed
+
+
+@dataclass(frozen=True)
 class Policy:
     """How a file's models are reconciled. Default: no gates, unlisted ignored, drift corrected."""
 
     unlisted_versions: str = "ignore"  # ignore | archive
     drift: str = "correct"  # correct | warn | ignore
     stages: Mapping[str, StagePolicy] = field(default_factory=lambda: MappingProxyType({}))
+    aliases: Mapping[str, AliasPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    # False: alias-only (no stage is declared, planned or written). Always False on
+    # registries without stages (Unity Catalog).
+    use_stages: bool = True
 
     def for_stage(self, stage: str) -> StagePolicy:
         return self.stages.get(stage, StagePolicy())
+
+    def for_alias(self, alias: str) -> AliasPolicy:
+        return self.aliases.get(alias, AliasPolicy())
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class ModelSpec:
     policy: Policy = field(default_factory=Policy)
     description: str | None = None
     suspend: bool = False
+    owners: tuple[str, ...] = ()  # GitHub users/teams who review its changes (CODEOWNERS)
     file: str = ""
     line: int = 0
 

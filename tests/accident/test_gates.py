@@ -124,7 +124,7 @@ def test_weak_candidate_fails_validation_against_the_champion(serving_registry: 
 def test_weak_candidate_fails_the_command_and_regops_plan_blocks_it(
     serving_registry: Registry, tmp_path: Path
 ):
-    """Exit 1 with the reasons; the evidence is what the reconciler's `require_tags` reads."""
+    """Exit 2 with the reasons; the evidence is what the reconciler's `require_tags` reads."""
     from regops.cli import cli as regops
 
     reg = serving_registry
@@ -133,7 +133,7 @@ def test_weak_candidate_fails_the_command_and_regops_plan_blocks_it(
         "validate", "--config", str(reg.config_path), "--model-name", name, "--version", weak,
         "--sample", str(SAMPLE),
     )  # fmt: skip
-    assert code == 1
+    assert code == 2  # a failed gate, not "could not run" (1)
     assert f"{name} v{weak}: validation failed" in out
     assert "roc_auc value threshold check failed" in out
     assert "Traceback" not in out + err
@@ -200,15 +200,35 @@ def test_smoke_test_rejects_a_broken_model(serving_registry: Registry, role: str
     assert expected.split(": ", 1)[-1][:30] in tags["smoke_test.failures"]
 
 
-def test_smoke_test_command_exits_1_on_a_broken_model(serving_registry: Registry):
+def test_smoke_test_command_exits_2_on_a_broken_model(serving_registry: Registry):
+    """A failed gate exits 2 (1 is kept for "could not run"); --keep-going exits 0."""
     reg = serving_registry
     name, version = split_ref(reg.template.versions["regressor"])
-    code, out, err = run(
-        "smoke-test", "--config", str(reg.config_path), "--model-name", name, "--version", version
-    )
-    assert code == 1
+    args = ["smoke-test", "--config", str(reg.config_path), "--model-name", name]
+    code, out, err = run(*args, "--version", version)
+    assert code == 2
     assert "smoke test failed" in out
-    assert "Error: 1 of 1 failed" in err
+    assert "1 of 1 failed" in err
+    assert "Traceback" not in out + err
+    code, out, err = run(*args, "--version", version, "--keep-going")
+    assert code == 0
+    assert "1 of 1 failed" in err
+    assert reg.tags(name, version)["smoke_test_status"] == "failed"
+
+
+def test_a_gate_that_cannot_run_exits_1(serving_registry: Registry, monkeypatch):
+    """An unreachable registry is "could not run" (1), even with --keep-going."""
+    from tests.support import free_port
+
+    reg = serving_registry
+    name, version = split_ref(reg.template.versions["regressor"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    code, out, err = run(
+        "smoke-test", "--config", str(reg.config_path), "--model-name", name,
+        "--version", version, "--keep-going",
+    )  # fmt: skip
+    assert code == 1, out + err
     assert "Traceback" not in out + err
 
 

@@ -545,5 +545,3 @@ def test_strategies_reach_interesting_cases() -> None:
     wanted = {"apply", "blocked", "warn", "suspended", "drift"}
     wanted |= {"stage", "alias_set", "alias_move", "alias_delete", "description"}
     assert wanted - seen == set()
-
-

@@ -1,0 +1,333 @@
+"""Commands CI calls, one per workflow step: the plan report, snapshots, candidates, proposals.
+
+- `regops plan --report FILE [--live SNAPSHOT]` (options on `plan`, run here): the whole
+  pull-request report, also when the run could not plan, and the exit code the job needs.
+- `regops snapshot --out FILE`: the live registry as a file for offline plans.
+- `regops candidates`: which versions of the last training run passed their gates.
+- `regops propose`: add those versions to the state files and write the PR body.
+
+The registry appears in every report by its name (`--registry-name`, env
+REGOPS_REGISTRY_NAME), never by its URI; reports are redacted of credentials too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from regops import audit, reports, service
+from regops.errors import RegistryError, RegopsError, StateError, UsageError
+from regops.options import Settings, common_options, settings
+from regops.plan import Plan
+from regops.reports import Candidate, PlanReport, SnapshotNotice
+from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+
+F = TypeVar("F", bound=Callable[..., Any])
+REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
+DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
+DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
+CREDENTIAL_ENV = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "DAGSHUB_REPO",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+)
+
+
+def registry_name(s: Settings) -> str | None:
+    """The name reports show for the registry: the flag, else the environment."""
+    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or None
+
+
+def _secrets(s: Settings) -> list[str]:
+    env = [os.environ.get(k) for k in CREDENTIAL_ENV]
+    return reports.secret_values([s.tracking_uri, *env], env)
+
+
+def _footer() -> tuple[str, ...]:
+    """The commit and run behind a report, from the Actions environment when there is one."""
+    out = []
+    sha = os.environ.get("REGOPS_REPORT_COMMIT") or os.environ.get("GITHUB_SHA")
+    if sha:
+        out.append(f"commit {sha[:12]}")
+    server, repo, run = (
+        os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    if server and repo and run:
+        out.append(f"[workflow run]({server}/{repo}/actions/runs/{run})")
+    return tuple(out)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)  # noqa: UP017 (3.10)
+
+
+def run_plan_command(
+    s: Settings,
+    models: Sequence[str],
+    *,
+    out: Path | None,
+    report: Path | None,
+    live_file: Path | None,
+) -> Plan:
+    """Plan (against the registry or a snapshot), writing the report whatever happens.
+
+    Raises the error that stopped it after the report is written, so the exit code
+    stays the CLI's (1); the report says what failed and why.
+    """
+    name = registry_name(s)
+    notice: SnapshotNotice | None = None
+    validation: str | None = None
+
+    def write(**fields: object) -> None:
+        if report is None:
+            return
+        doc = PlanReport(
+            registry=name,
+            validation=validation,
+            snapshot=notice,
+            footer=_footer(),
+            **fields,  # type: ignore[arg-type]
+        )
+        text = reports.redact(reports.render_plan_report(doc), _secrets(s))
+        report.write_text(text, encoding="utf-8")
+
+    try:
+        source: SnapshotSource | None = None
+        if live_file is not None:
+            snap = load_snapshot(live_file)
+            source = SnapshotSource(snap)
+            notice = SnapshotNotice(snap.created_at, snap.age_seconds(_now()))
+            if not (s.registry_name or os.environ.get(REGISTRY_NAME_ENV)):
+                name = snap.registry
+        desired = service.load_desired(s, has_stages=source.has_stages if source else None)
+        n_versions = sum(len(m.versions) for m in desired.models.values())
+        validation = (
+            f"{len(desired.files)} file(s) valid: {len(desired.models)} model(s), "
+            f"{n_versions} version(s)"
+        )
+        p = service.run_plan(s, models, desired=desired, registry=source, registry_name=name)
+    except StateError as exc:
+        write(failure_kind=reports.INVALID, diagnostics=tuple(str(d) for d in exc.diagnostics))
+        raise
+    except SnapshotError as exc:
+        write(failure_kind=reports.SNAPSHOT, failure=str(exc))
+        raise
+    except RegistryError as exc:
+        write(failure_kind=reports.REGISTRY, failure=str(exc))
+        raise
+    except RegopsError as exc:
+        write(failure_kind=reports.ERROR, failure=str(exc))
+        raise
+    except Exception as exc:
+        write(failure_kind=reports.ERROR, failure=f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    doc = p.to_dict()
+    if out is not None:
+        from regops.render import render_json
+
+        out.write_text(reports.redact(render_json(doc), _secrets(s)) + "\n", encoding="utf-8")
+    write(plan=doc)
+    return p
+
+
+def registry_name_option(f: F) -> F:
+    def store(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
+        if value:
+            settings(ctx).registry_name = value
+
+    return click.option(
+        "--registry-name",
+        metavar="NAME",
+        expose_value=False,
+        callback=store,
+        help=f"Name reports show for the registry (default ${REGISTRY_NAME_ENV}); never its URI.",
+    )(f)
+
+
+@click.command()
+@common_options
+@registry_name_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Write the snapshot (JSON, schemas/snapshot.schema.json) here.",
+)
+@click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.pass_context
+def snapshot(ctx: click.Context, out: Path, models: tuple[str, ...]) -> int:
+    """Write the live registry to a file that `regops plan --live FILE` plans against offline.
+
+    Holds no tracking URI, no credentials and no artifact locations: it is meant to be
+    published for pull requests from forks.
+    """
+    s = settings(ctx)
+    live = service.open_registry(s).snapshot(list(models) or None)
+    doc = snapshot_doc(live, registry=registry_name(s) or "registry", created_at=audit.now())
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    out.write_text(reports.redact(text, _secrets(s)), encoding="utf-8")
+    click.echo(
+        f"wrote {out}: {len(live.models)} model(s), fingerprint {doc['live_fingerprint'][:12]}"
+    )
+    return 0
+
+
+def _required(tags: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for t in tags:
+        key, sep, value = t.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--require-tag {t!r}: give KEY=VALUE")
+        out.append((key, value))
+    return out
+
+
+def _read_manifest(path: Path) -> list[tuple[str, str]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [(str(m["registered_model"]), str(m["version"])) for m in doc["models"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegopsError(f"{path}: no training manifest ({exc}); run the training first") from exc
+
+
+def find_candidates(
+    s: Settings, manifest: Path, required: Sequence[tuple[str, str]]
+) -> list[Candidate]:
+    trained = _read_manifest(manifest)
+    live = service.open_registry(s).snapshot(sorted({n for n, _ in trained}))
+    rows = []
+    for name, version in trained:
+        model = live.models.get(name)
+        found = model.versions.get(version) if model else None
+        if found is None:
+            rows.append(Candidate(name, version, False, "not in the registry"))
+            continue
+        missing = [
+            f"{k}={found.tags.get(k, 'absent')}" for k, v in required if found.tags.get(k) != v
+        ]
+        why = (
+            f"left out ({', '.join(missing)})"
+            if missing
+            else "passed " + ", ".join(f"{k}={v}" for k, v in required)
+        )
+        rows.append(Candidate(name, version, not missing, why or "passed"))
+    return rows
+
+
+@click.command()
+@common_options
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_MANIFEST,
+    show_default=True,
+    help='The training run\'s manifest: {"models": [{"registered_model", "version"}]}.',
+)
+@click.option(
+    "--require-tag",
+    "require_tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Evidence a candidate must carry (repeatable). Default: " + " and ".join(DEFAULT_EVIDENCE),
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Write the passing versions as one line of JSON ([{"model", "version"}]).',
+)
+@click.pass_context
+def candidates(
+    ctx: click.Context, manifest: Path, require_tags: tuple[str, ...], out: Path | None
+) -> int:
+    """List the versions of the last training run that passed their gates.
+
+    Exit 0 whether or not any passed (a failed gate is a verdict, not an error);
+    1 when the registry or the manifest cannot be read.
+    """
+    s = settings(ctx)
+    rows = find_candidates(s, manifest, _required(require_tags or DEFAULT_EVIDENCE))
+    if out is not None:
+        passed = [{"model": c.model, "version": c.version} for c in rows if c.passed]
+        out.write_text(json.dumps(passed, separators=(",", ":")) + "\n", encoding="utf-8")
+    if s.fmt == "json":
+        doc = [
+            {"model": c.model, "version": c.version, "passed": c.passed, "why": c.why} for c in rows
+        ]
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(reports.render_candidates(rows, s.fmt))
+    return 0
+
+
+def _read_candidates(path: Path) -> list[Candidate]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RegopsError(
+            f"{path}: not a candidates file ({exc}); see `regops candidates --out`"
+        ) from exc
+
+
+@click.command()
+@common_options
+@click.option(
+    "--candidates",
+    "candidates_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file `regops candidates --out` wrote.",
+)
+@click.option("--stage", default="Staging", show_default=True, help="Stage to propose them for.")
+@click.option(
+    "--body",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Write the proposal pull request's body (markdown) here.",
+)
+@click.pass_context
+def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -> int:
+    """Add the passing candidates to the state files at --stage, and write the PR body.
+
+    Edits files only (the pull request is the review); validates every edit first.
+    """
+    from regops.edit import prepare_edit, write_edit
+    from regops.loader import display_path
+
+    s = settings(ctx)
+    rows = _read_candidates(candidates_file)
+    # Edits are validated one by one against the files as the previous one left them;
+    # if any is refused, the files are put back as they were: nothing half-proposed.
+    originals = {p: p.read_bytes() for p in sorted(s.state_dir.glob("*.y*ml"))}
+    changed: list[str] = []
+    try:
+        for c in rows:
+            edit = prepare_edit(s.state_dir, c.model, c.version, stage=stage)
+            write_edit(edit)
+            if edit.changed and display_path(edit.path) not in changed:
+                changed.append(display_path(edit.path))
+    except BaseException:
+        for path in sorted(s.state_dir.glob("*.y*ml")):
+            if path not in originals:
+                path.unlink()
+        for path, data in originals.items():
+            path.write_bytes(data)
+        raise
+    for c in rows:
+        click.echo(f"{c.model} v{c.version} -> {stage}")
+    body.write_text(reports.render_proposal(rows, stage, changed), encoding="utf-8")
+    return 0
+
+
+def register(cli: click.Group) -> None:
+    for command in (snapshot, candidates, propose):
+        cli.add_command(command)

@@ -1,0 +1,385 @@
+"""Environments (regops.yaml, --env, plan --all-envs) and promotion by copy, on two real
+in-process sqlite registries: a version of dev declared in prod as `dev@1` is copied with
+its artifacts and lineage, once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from mlflow import MlflowClient
+
+from regops.audit import Stamp
+from regops.cli import cli
+from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
+
+CONFIG = """\
+apiVersion: regops/v1
+environments:
+  dev:
+    tracking_uri: ${REGOPS_T_DEV_URI}
+    state_dir: registry-state/dev
+  prod:
+    tracking_uri: ${REGOPS_T_PROD_URI}
+    state_dir: registry-state/prod
+"""
+DEV_STATE = """\
+apiVersion: regops/v1
+models:
+  Fraud:
+    versions:
+      "1": {stage: Staging}
+"""
+PROD_STATE = """\
+apiVersion: regops/v1
+policy:
+  stages:
+    Production:
+      require_from: [Staging, Production]
+      require_tags: {validation_status: passed}
+models:
+  Fraud:
+    versions:
+      dev@1: {stage: Production, aliases: [champion]}
+"""
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def client(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=Tester", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def log_model(uri: str, name: str, content: str, tags: dict[str, str]) -> str:
+    """Register a version whose artifacts are a small model directory; returns its number."""
+    c = client(uri)
+    exp = c.get_experiment_by_name("Default")
+    exp_id = exp.experiment_id if exp else "0"
+    run_ = c.create_run(exp_id)
+    local = Path(c.tracking_uri.removeprefix("sqlite:///")).parent / f"model-{run_.info.run_id}"
+    local.mkdir()
+    (local / "MLmodel").write_text(f"flavor: test\ncontent: {content}\n")
+    c.log_artifacts(run_.info.run_id, str(local), "model")
+    c.set_terminated(run_.info.run_id)
+    if not c.search_registered_models(f"name = '{name}'"):
+        c.create_registered_model(name)
+    mv = c.create_model_version(
+        name, f"{run_.info.artifact_uri}/model", run_id=run_.info.run_id, tags=tags
+    )
+    return str(mv.version)
+
+
+@dataclass
+class Repo:
+    root: Path
+    dev: str
+    prod: str
+
+    def write(self, rel: str, text: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def commit(self, message: str) -> str:
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-qm", message)
+        return git(self.root, "rev-parse", "HEAD")
+
+    def versions(self, uri: str, name: str) -> dict[str, object]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return {str(v.version): v for v in client(uri).search_model_versions(f"name='{name}'")}
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_registry_db: Path) -> Repo:
+    """A git repository declaring dev and prod, each its own sqlite registry."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    uris = {}
+    for env in ("dev", "prod"):
+        shutil.copyfile(_empty_registry_db, tmp_path / f"{env}.db")
+        uris[env] = f"sqlite:///{tmp_path / f'{env}.db'}"
+        monkeypatch.setenv(f"REGOPS_T_{env.upper()}_URI", uris[env])
+    monkeypatch.chdir(root)
+    git(root, "init", "-q")
+    r = Repo(root, uris["dev"], uris["prod"])
+    r.write("regops.yaml", CONFIG)
+    r.write("registry-state/dev/fraud.yaml", DEV_STATE)
+    r.write("registry-state/prod/fraud.yaml", PROD_STATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        log_model(r.dev, "Fraud", "dev-v1", {"validation_status": "passed", "regops.held": "x"})
+        client(r.dev).transition_model_version_stage("Fraud", "1", "Staging")
+    r.commit("declare dev and prod")
+    return r
+
+
+# ---- choosing an environment -------------------------------------------------------------
+
+
+def test_without_env_the_command_says_which_to_pick(repo: Repo) -> None:
+    result = run("plan")
+    assert result.exit_code == 64
+    assert "regops.yaml declares environments (dev, prod): pick one with --env NAME" in (
+        result.output
+    )
+    assert "plan --all-envs" in result.output
+
+
+def test_env_picks_registry_and_state_dir(repo: Repo) -> None:
+    result = run("--env", "dev", "plan")
+    assert result.exit_code == 0, result.output
+    assert "registry-state/dev/fraud.yaml" in result.output
+    assert repo.dev.removeprefix("sqlite:///") in result.output
+    # after the command name too, like every shared option
+    assert run("plan", "--env", "dev", "--format", "json").exit_code == 0
+
+
+def test_an_explicit_state_dir_needs_no_env(repo: Repo) -> None:
+    result = run("plan", "--state-dir", "registry-state/dev", "--tracking-uri", repo.dev)
+    assert result.exit_code == 0, result.output
+
+
+def test_unknown_env_and_unset_variable_are_clear(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run("--env", "staging", "plan")
+    assert result.exit_code == 64
+    assert "no environment 'staging' in regops.yaml (declared: dev, prod)" in result.output
+    monkeypatch.delenv("REGOPS_T_PROD_URI")
+    result = run("--env", "prod", "plan")
+    assert result.exit_code == 1
+    assert "environment prod's tracking_uri needs ${REGOPS_T_PROD_URI}, which is not set" in (
+        result.output
+    )
+
+
+def test_env_without_config_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("--env", "dev", "plan")
+    assert result.exit_code == 64
+    assert "no regops.yaml here or in a parent directory" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "apiVersion: regops/v1\nenvironments:\n  dev:\n    tracking_uri: x\n"
+            "    state_dir: s\n    credentials: {password: hunter2}\n",
+            "regops.yaml:6: environments.dev.credentials.password: credentials must name a "
+            "variable as ${VAR} (a secret never goes into git)",
+        ),
+        (
+            "apiVersion: regops/v1\nenvironments:\n  dev:\n    tracking_uri: x\n"
+            "    state_dir: s\n    colour: blue\n",
+            "regops.yaml:3: environments.dev: Additional properties are not allowed",
+        ),
+        (
+            "apiVersion: regops/v1\nenvironments:\n  dev: {tracking_uri: a, state_dir: s}\n"
+            "  prod: {tracking_uri: b, state_dir: s}\n",
+            "regops.yaml:4: environment prod shares state_dir s with dev",
+        ),
+        (
+            "apiVersion: regops/v1\nenvironments:\n  dev:\n    state_dir: s\n",
+            "regops.yaml:3: environments.dev: 'tracking_uri' is a required property",
+        ),
+    ],
+    ids=["literal-secret", "unknown-key", "shared-state-dir", "missing-uri"],
+)
+def test_bad_config_is_reported_with_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "regops.yaml").write_text(text)
+    result = run("--env", "dev", "plan")
+    assert result.exit_code == 1
+    assert expected in result.output
+    assert "hunter2" not in result.output
+
+
+def test_validate_covers_every_environment_and_copy_keys(repo: Repo) -> None:
+    result = run("validate")
+    assert result.exit_code == 0, result.output
+    assert "dev: 1 file(s) valid" in result.output
+    assert "prod: 1 file(s) valid" in result.output
+    repo.write("registry-state/prod/fraud.yaml", PROD_STATE.replace("dev@1", "qa@1"))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert "registry-state/prod/fraud.yaml:10: qa@1: no environment 'qa' (dev, prod)" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "ref"),
+    [
+        ("7", None),
+        ("dev@7", CopyRef("dev", "M", "7")),
+        ("dev/Other.Name-2@12", CopyRef("dev", "Other.Name-2", "12")),
+        ("dev@", None),
+        ("@7", None),
+    ],
+    ids=["number", "same-name", "other-name", "no-version", "no-env"],
+)
+def test_parse_key(key: str, ref: CopyRef | None) -> None:
+    assert parse_key(key, "M") == ref
+
+
+# ---- planning every environment ----------------------------------------------------------
+
+
+def test_plan_all_envs_one_report_one_section_each(repo: Repo) -> None:
+    result = run("plan", "--all-envs", "--detailed-exitcode")
+    assert result.exit_code == 2, result.output  # prod has changes pending
+    dev, prod = result.output.split("== Environment prod ==")
+    assert "== Environment dev ==" in dev
+    assert "No changes. Registry in sync" in dev
+    assert "+ copy dev Fraud v1 -> prod (new version)" in prod
+    assert "~ version dev@1 stage: None -> Production" in prod
+    assert "ok   require_from: copy of dev Fraud v1, which is in Staging there" in prod
+    assert "ok   require_tags: validation_status=passed" in prod
+    assert "+ alias champion: set on version dev@1" in prod
+
+    md = run("plan", "--all-envs", "--format", "markdown")
+    assert md.exit_code == 0
+    assert "### regops plan: `dev`" in md.output
+    assert "### regops plan: `prod`" in md.output
+    doc = json.loads(run("plan", "--all-envs", "--format", "json").output)
+    assert list(doc["environments"]) == ["dev", "prod"]
+    kinds = [c["kind"] for c in doc["environments"]["prod"]["changes"]]
+    assert kinds == ["copy", "stage", "alias_set"]
+
+
+def test_gates_read_the_source_evidence(repo: Repo) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client(repo.dev).set_model_version_tag("Fraud", "1", "validation_status", "failed")
+    result = run("--env", "prod", "reconcile")
+    assert result.exit_code == 1
+    assert "FAIL require_tags: validation_status is 'failed'; needs 'passed'" in result.output
+    assert "Fraud" not in [m.name for m in client(repo.prod).search_registered_models()]
+
+
+# ---- copying -----------------------------------------------------------------------------
+
+
+def test_reconcile_copies_once_with_artifacts_and_lineage(repo: Repo) -> None:
+    commit = git(repo.root, "rev-parse", "HEAD")
+    result = run("--env", "prod", "reconcile")
+    assert result.exit_code == 0, result.output
+    assert "applied  Fraud: copy dev Fraud v1 -> prod (new version)  (new version 1)" in (
+        result.output
+    )
+    assert "applied  Fraud: version 1 stage: None -> Production" in result.output
+
+    versions = repo.versions(repo.prod, "Fraud")
+    assert list(versions) == ["1"]
+    mv = versions["1"]
+    assert mv.current_stage == "Production"  # type: ignore[attr-defined]
+    tags = mv.tags  # type: ignore[attr-defined]
+    assert tags["validation_status"] == "passed"  # the evidence came with it
+    dev_run = repo.versions(repo.dev, "Fraud")["1"].run_id  # type: ignore[attr-defined]
+    assert Lineage.parse(tags[LINEAGE_TAG]) == Lineage("dev", "Fraud", "1", dev_run, commit)
+    stamp = Stamp.from_tags(tags)[0]
+    assert stamp is not None
+    assert "x" not in stamp.held  # dev's own regops tags stay in dev
+    assert str(client(repo.prod).get_registered_model("Fraud").aliases["champion"]) == "1"
+    # the files are prod's own copy, downloaded from dev's artifact store
+    dl = repo.root / "dl"
+    dl.mkdir()
+    local = client(repo.prod).download_artifacts(mv.run_id, "model", str(dl))  # type: ignore[attr-defined]
+    assert "content: dev-v1" in (Path(local) / "MLmodel").read_text()
+    assert mv.run_id != dev_run  # type: ignore[attr-defined]
+
+    again = run("--env", "prod", "plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes. Registry in sync" in again.output
+    assert run("--env", "prod", "reconcile").exit_code == 0
+    assert list(repo.versions(repo.prod, "Fraud")) == ["1"]  # never copied twice
+
+    hist = run("--env", "prod", "history", "Fraud")
+    assert hist.exit_code == 0, hist.output
+    assert f"Fraud v1 <- dev Fraud v1 (run {dev_run}, asked for by commit {commit[:7]})" in (
+        hist.output
+    )
+    assert "unknown (version not in the registry)" not in hist.output
+    doc = json.loads(run("--env", "prod", "history", "Fraud", "--format", "json").output)
+    assert doc["lineage"][0]["source_version"] == "1"
+
+
+def test_a_new_dev_version_promoted_by_a_state_edit(repo: Repo) -> None:
+    assert run("--env", "prod", "reconcile").exit_code == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        log_model(repo.dev, "Fraud", "dev-v2", {"validation_status": "passed"})
+        client(repo.dev).transition_model_version_stage("Fraud", "2", "Staging")
+    repo.write(
+        "registry-state/prod/fraud.yaml",
+        PROD_STATE.replace(
+            "      dev@1: {stage: Production, aliases: [champion]}",
+            "      dev@1: {stage: Archived}\n      dev@2: {stage: Production, aliases: [champion]}",
+        ),
+    )
+    repo.commit("promote dev v2 to prod")
+    plan = run("--env", "prod", "plan")
+    assert "+ copy dev Fraud v2 -> prod (new version)" in plan.output
+    assert "~ alias champion: version 1 -> dev@2" in plan.output
+    assert "~ version 1 stage: Production -> Archived" in plan.output
+    result = run("--env", "prod", "reconcile")
+    assert result.exit_code == 0, result.output
+    versions = repo.versions(repo.prod, "Fraud")
+    assert {v: m.current_stage for v, m in versions.items()} == {  # type: ignore[attr-defined]
+        "1": "Archived",
+        "2": "Production",
+    }
+    assert str(client(repo.prod).get_registered_model("Fraud").aliases["champion"]) == "2"
+    assert run("--env", "prod", "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_one_registry_uses_copy_model_version(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both environments in one registry (as Unity Catalog catalogs are): another name."""
+    monkeypatch.setenv("REGOPS_T_PROD_URI", repo.dev)
+    repo.write(
+        "registry-state/prod/fraud.yaml",
+        PROD_STATE.replace("  Fraud:\n", "  Fraud_prod:\n").replace("dev@1", "dev/Fraud@1"),
+    )
+    repo.commit("prod is a name in dev's registry")
+    result = run("--env", "prod", "reconcile")
+    assert result.exit_code == 0, result.output
+    mv = repo.versions(repo.dev, "Fraud_prod")["1"]
+    assert mv.source == "models:/Fraud/1"  # type: ignore[attr-defined]
+    assert Lineage.parse(mv.tags[LINEAGE_TAG]).version == "1"  # type: ignore[attr-defined,union-attr]
+    assert run("--env", "prod", "plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_missing_source_version_is_reported_at_its_line(repo: Repo) -> None:
+    repo.write("registry-state/prod/fraud.yaml", PROD_STATE.replace("dev@1", "dev@9"))
+    result = run("--env", "prod", "plan")
+    assert result.exit_code == 1
+    assert (
+        "registry-state/prod/fraud.yaml:10: dev@9: Fraud version 9 is not in dev's registry "
+        "(latest is 1)" in result.output
+    )
