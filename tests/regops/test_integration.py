@@ -85,7 +85,7 @@ def test_plan_reconcile_then_in_sync(seeded: str) -> None:
     assert (stamp["stage"], stamp["aliases"], stamp["held"]) == (
         "Production",
         ["champion"],
-        ["Production"],
+        ["@champion", "Production"],
     )
     assert json.loads(model.tags["regops.applied"])["2"] == ["Production", "champion"]
     assert "Unmanaged" not in json.dumps(client(seeded).get_registered_model("Unmanaged").tags)
