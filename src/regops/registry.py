@@ -94,20 +94,29 @@ def classify(exc: BaseException) -> str:
 
 
 def unreachable_reason(exc: BaseException) -> str:
-    failure = _requests_failure(exc)
+    """What went wrong below MLflow's retries, by exception type."""
     import requests
+    import urllib3.exceptions as u3
 
+    failure = _requests_failure(exc)
+    reason = getattr(failure.args[0], "reason", None) if failure and failure.args else None
     timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
-    if isinstance(failure, requests.exceptions.Timeout):
+    if isinstance(reason, u3.NameResolutionError):
+        what = "the host name does not resolve"
+    elif isinstance(reason, u3.NewConnectionError):  # (a ConnectTimeoutError subclass)
+        what = "the connection was refused"
+    elif isinstance(failure, requests.exceptions.Timeout) or isinstance(reason, u3.TimeoutError):
         what = f"no answer within {timeout} s"
-    elif isinstance(failure, requests.exceptions.RetryError):
+    elif isinstance(failure, requests.exceptions.RetryError) or isinstance(
+        reason, u3.ResponseError
+    ):
         what = "the server kept answering with an error (HTTP 429/5xx)"
     elif isinstance(failure, requests.exceptions.ConnectionError):
-        what = "the connection was refused or the host is unknown"
+        what = "the connection was refused or dropped"
     else:
         what = type(failure).__name__
-    return f"{what}, {retries} retries"
+    return f"{what} ({retries} retries)"
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,13 @@ def remember_uri_secrets(uri: str) -> None:
     for m in _USERINFO.finditer(uri):
         _, _, password = m.group("userinfo").partition(":")
         _remember(password)
+    # A password with an unencoded '/', '?' or '#' defeats URI parsing: take everything
+    # between the first ':' after the scheme and the last '@' as a secret too.
+    _, sep, rest = uri.partition("://")
+    if sep and "@" in rest:
+        _, colon, password = rest[: rest.rfind("@")].partition(":")
+        if colon:
+            _remember(password)
     for m in _SECRET_PARAM.finditer(uri):
         _remember(m.group("value"))
 
