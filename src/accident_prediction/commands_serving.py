@@ -56,8 +56,6 @@ def _user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-
-
 @dataclass
 class Session:
     """What every serving command needs: the config and a client on the resolved registry."""
@@ -66,11 +64,16 @@ class Session:
     client: MlflowClient
     tracking_uri: str
 
+    state_dir: Path = Path("registry-state")
+
     @property
     def stages(self) -> bool:
+        """Whether to read stages: not on Unity Catalog, nor when the state is alias-only
+        (`policy.use_stages: false`): then Production means the `champion` alias."""
         from accident_prediction.model_source import stages_supported
+        from regops.stage_mode import stages_in_use
 
-        return stages_supported(self.tracking_uri)
+        return stages_in_use(self.state_dir, stages_supported=stages_supported(self.tracking_uri))
 
 
 def _session(config_path: Path) -> Session:

@@ -146,8 +146,8 @@ def train_command(
     click.echo(f"report: {report.comparison_path}; versions: {report.last_training_path}")
     if report.results and report.results[0].version:
         click.echo(f"training_run_group: {report.group}")
-    for model, version, path in report.staged:
-        click.echo(f"{path}: {model} v{version} -> Staging (review with `regops plan`)")
+    for model, version, path, role in report.staged:
+        click.echo(f"{path}: {model} v{version} -> {role} (review with `regops plan`)")
 
 
 COMMANDS = [data_command, train_command]

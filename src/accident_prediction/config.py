@@ -14,12 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator, ValidationError
-from yaml.nodes import MappingNode, Node, SequenceNode
 
 from accident_prediction.errors import ConfigError
 from accident_prediction.features import MODEL_TYPES, REGISTERED_SUFFIX
+from regops import yamlio
 
 DEFAULT_CONFIG = Path("config/model_config.yaml")
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "model-config.schema.json"
@@ -89,18 +88,15 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the model config: {exc.strerror or exc}") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-        context = ""
-        if exc.context and exc.context_mark:  # where the unclosed thing began
-            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {exc.problem}{context}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}:1: YAML syntax error: {exc}") from exc
-    lines: dict[KeyPath, int] = {}
-    data = _to_data(node, (), lines) if node is not None else None
+    # The one YAML reader (regops.yamlio): keys as written, no aliases, bounded nesting,
+    # and a value YAML cannot construct is a problem at its line, never a crash.
+    doc = yamlio.read(text, what="the model config")
+    if doc.problems:
+        problems = [f"{path}:{line}: {message}" for line, message in sorted(doc.problems)]
+        raise ConfigError(
+            f"invalid model config ({len(problems)} problem(s)):\n" + "\n".join(problems)
+        )
+    data, lines = doc.data, dict(doc.lines)
     config = Config(path, data if isinstance(data, dict) else {}, lines)
     problems = [f"{config.where(*p)}: {m}" for p, m in _schema_problems(data)]
     if not problems:
@@ -110,21 +106,6 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
             f"invalid model config ({len(problems)} problem(s)):\n" + "\n".join(problems)
         )
     return config
-
-
-def _to_data(node: Node, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
-    """Plain Python data from a YAML node, recording the line of every key and item."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.SafeLoader("").construct_object(key_node)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, (*path, key), lines)
-        return out
-    if isinstance(node, SequenceNode):
-        return [_to_data(n, (*path, i), lines) for i, n in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)
 
 
 def _schema_problems(data: Any) -> Iterator[tuple[KeyPath, str]]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MODEL_PREFIX = "Accident_Prediction_"
 DEFAULT_MODEL = "Accident_Prediction_XGBoost"  # what --use-mlflow-production serves
 CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"  # what training proposes when the state is alias-only
 PRODUCTION = "Production"
 STAGES = ("None", "Staging", "Production", "Archived")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 import time
 import uuid
@@ -39,6 +38,7 @@ from accident_prediction.tracking import (
     mask_credentials_in,
     resolve_tracking_uri,
 )
+from regops import gitio
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -92,7 +92,8 @@ class TrainingReport:
     last_training_path: Path
     baselines: Mapping[str, Mapping[str, float]]
     tracking: TrackingTarget | None = None
-    staged: tuple[tuple[str, str, Path], ...] = field(default=())  # (model, version, state file)
+    # (model, version, state file, "Staging" or "alias challenger")
+    staged: tuple[tuple[str, str, Path, str], ...] = field(default=())
 
 
 def train(
@@ -156,7 +157,7 @@ def train(
     if tracking is not None and config.mlflow.get("log_artifacts", True):
         _log_to_runs([r.run_id for r in results if r.run_id], comparison_path, tracking)
     last_path = _write_last_training(metrics_dir, context, results, tracking)
-    staged = _stage(options.state_dir, results) if staging else ()
+    staged = _propose(options.state_dir, results, tracking) if staging else ()
     return TrainingReport(
         group=context.group,
         results=tuple(results),
@@ -493,25 +494,36 @@ def _check_state_dir(state_dir: Path) -> None:
         raise TrainingError(f"auto_transition_to_staging needs regops.edit: {exc}") from exc
 
 
-def _stage(state_dir: Path, results: Sequence[ModelResult]) -> tuple[tuple[str, str, Path], ...]:
-    """Add each new version to the desired state as Staging: a file edit that git reviews."""
-    from regops.edit import edit_state
+def _propose(
+    state_dir: Path, results: Sequence[ModelResult], tracking: TrackingTarget | None
+) -> tuple[tuple[str, str, Path, str], ...]:
+    """Add each new version to the desired state as Staging, or as the `challenger` alias
+    when the state is alias-only (`policy.use_stages: false`, Unity Catalog): a file edit
+    that git reviews."""
+    from accident_prediction.model_source import CHALLENGER_ALIAS, stages_supported
+    from regops.edit import prepare_edit, write_edit
     from regops.errors import RegopsError
+    from regops.stage_mode import stages_in_use
 
+    supported = stages_supported(tracking.uri if tracking is not None else "")
+    stages = stages_in_use(state_dir, stages_supported=supported)
+    edit: dict[str, str] = {"stage": "Staging"} if stages else {"alias": CHALLENGER_ALIAS}
+    role = "Staging" if stages else f"alias {CHALLENGER_ALIAS}"
     staged = []
     for r in results:
         if r.registered_model and r.version:
             try:
-                path = edit_state(
-                    state_dir, r.registered_model, r.version, stage="Staging",
-                    new_model_file=STATE_FILE,
+                edited = prepare_edit(
+                    state_dir, r.registered_model, r.version, new_model_file=STATE_FILE,
+                    stages_supported=supported, **edit,
                 )  # fmt: skip
+                path = write_edit(edited)
             except RegopsError as exc:
                 raise TrainingError(
                     f"{r.registered_model} v{r.version} is registered but could not be added "
-                    f"to {state_dir} as Staging: {exc}"
+                    f"to {state_dir} as {role}: {exc}"
                 ) from exc
-            staged.append((r.registered_model, r.version, path))
+            staged.append((r.registered_model, r.version, path, role))
     return tuple(staged)
 
 
@@ -542,15 +554,7 @@ def _group_id() -> str:
 
 def _git_commit() -> str | None:
     """HEAD of the repository we run in (or CI's GITHUB_SHA); None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        out = None
-    if out is not None and out.returncode == 0 and out.stdout.strip():
-        return out.stdout.strip()
-    return os.environ.get("GITHUB_SHA") or None
+    return gitio.head(Path.cwd()) or os.environ.get("GITHUB_SHA") or None
 
 
 def _message(exc: BaseException) -> str:

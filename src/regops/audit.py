@@ -15,12 +15,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from regops import gitio
 
 AUDIT_TAG = "regops.audit"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -136,13 +137,9 @@ class Stamp:
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    """stdout of a git command (through the one git adapter), or None."""
+    out = gitio.text(args, cwd, timeout=10)
+    return (out or "").strip() or None
 
 
 def commit_of(state_file: Path) -> str:

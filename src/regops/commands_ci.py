@@ -12,8 +12,10 @@ REGOPS_REGISTRY_NAME), never by its URI; reports are redacted of credentials too
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +29,7 @@ from regops.options import Settings, common_options, settings
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+from regops.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
@@ -43,13 +46,18 @@ CREDENTIAL_ENV = (
 
 
 def registry_name(s: Settings) -> str | None:
-    """The name reports show for the registry: the flag, else the environment."""
-    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or None
+    """The name reports show for the registry: the flag, $REGOPS_REGISTRY_NAME, or --env's."""
+    return s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or s.env_name or None
 
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    return reports.secret_values([s.tracking_uri, *env], env)
+    uris = [resolve_tracking_uri(s.tracking_uri_flag).uri, *env]
+    if s.environment is not None:
+        # An unset ${VAR}: nothing of that URI can appear in a report either.
+        with contextlib.suppress(RegopsError):
+            uris.append(s.environment.tracking_uri)
+    return reports.secret_values(uris, env)
 
 
 def _footer() -> tuple[str, ...]:
@@ -270,7 +278,8 @@ def candidates(
 
 def _read_candidates(path: Path) -> list[Candidate]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        doc = json.loads(text)
         return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegopsError(
@@ -285,9 +294,15 @@ def _read_candidates(path: Path) -> list[Candidate]:
     "candidates_file",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="The file `regops candidates --out` wrote.",
+    help="The file `regops candidates --out` wrote (`-`: read it from stdin).",
 )
-@click.option("--stage", default="Staging", show_default=True, help="Stage to propose them for.")
+@click.option(
+    "--stage",
+    default=None,
+    help="Stage to propose them for. Default: Staging; with an alias-only state "
+    "(policy.use_stages: false) the alias challenger instead.",
+)
+@click.option("--alias", "alias_name", help="Propose them as this alias (e.g. challenger).")
 @click.option(
     "--body",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -295,15 +310,29 @@ def _read_candidates(path: Path) -> list[Candidate]:
     help="Write the proposal pull request's body (markdown) here.",
 )
 @click.pass_context
-def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -> int:
-    """Add the passing candidates to the state files at --stage, and write the PR body.
+def propose(
+    ctx: click.Context, candidates_file: Path, stage: str | None, alias_name: str | None, body: Path
+) -> int:
+    """Add the passing candidates to the state files at --stage (or --alias), and write
+    the PR body.
 
     Edits files only (the pull request is the review); validates every edit first.
     """
     from regops.edit import prepare_edit, write_edit
     from regops.loader import display_path
+    from regops.registry_uri import stages_supported
+    from regops.stage_mode import stages_in_use
 
     s = settings(ctx)
+    if stage is not None and alias_name is not None:
+        raise click.UsageError("give --stage or --alias, not both")
+    supported = stages_supported(s.tracking_uri)
+    if stage is None and alias_name is None:
+        if stages_in_use(s.state_dir, stages_supported=supported):
+            stage = "Staging"
+        else:
+            alias_name = "challenger"
+    role = stage if stage is not None else f"alias {alias_name}"
     rows = _read_candidates(candidates_file)
     # Edits are validated one by one against the files as the previous one left them;
     # if any is refused, the files are put back as they were: nothing half-proposed.
@@ -311,7 +340,10 @@ def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -
     changed: list[str] = []
     try:
         for c in rows:
-            edit = prepare_edit(s.state_dir, c.model, c.version, stage=stage)
+            edit = prepare_edit(
+                s.state_dir, c.model, c.version, stage=stage, alias=alias_name,
+                stages_supported=supported,
+            )  # fmt: skip
             write_edit(edit)
             if edit.changed and display_path(edit.path) not in changed:
                 changed.append(display_path(edit.path))
@@ -323,8 +355,8 @@ def propose(ctx: click.Context, candidates_file: Path, stage: str, body: Path) -
             path.write_bytes(data)
         raise
     for c in rows:
-        click.echo(f"{c.model} v{c.version} -> {stage}")
-    body.write_text(reports.render_proposal(rows, stage, changed), encoding="utf-8")
+        click.echo(f"{c.model} v{c.version} -> {role}")
+    body.write_text(reports.render_proposal(rows, role, changed), encoding="utf-8")
     return 0
 
 

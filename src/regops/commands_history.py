@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 
-from regops.history import History, build_history, render
+from regops.errors import UsageError
+from regops.history import History, build_history
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
+from regops.render import render_history
 
 
 @click.command()
@@ -18,9 +20,18 @@ from regops.promotion import lineage_rows, render_lineage
 @click.option(
     "--git-only", is_flag=True, help="Do not read the registry's audit stamps (no network)."
 )
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Who held each stage and alias at TIME (ISO 8601, e.g. 2026-12-01T10:00Z), "
+    "from which commit and PR, and when it took effect.",
+)
 @common_options
 @click.pass_context
-def history(ctx: click.Context, model: str | None, version: str | None, git_only: bool) -> int:
+def history(
+    ctx: click.Context, model: str | None, version: str | None, git_only: bool, at: str | None
+) -> int:
     """Audit timeline: git log of the state files joined with the registry's audit stamps.
 
     \b
@@ -30,6 +41,15 @@ def history(ctx: click.Context, model: str | None, version: str | None, git_only
     `regops.*` stamps show it applied: when, and by whom.
     """
     s = settings(ctx)
+    if at is not None:
+        from regops import time_travel
+
+        if version is not None:
+            raise UsageError("--at shows every version; it cannot be combined with --version")
+        when = time_travel.parse_time(at)
+        state = time_travel.build_at(s.state_dir, None if git_only else s.tracking_uri, when, model)
+        click.echo(time_travel.render(state, s.fmt))
+        return 0
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version
     )
@@ -39,7 +59,7 @@ def history(ctx: click.Context, model: str | None, version: str | None, git_only
         doc["lineage"] = lineage
         click.echo(json.dumps(doc, indent=2))
         return 0
-    click.echo(render(h, s.fmt))
+    click.echo(render_history(h, s.fmt))
     if lineage and s.fmt == "text":
         click.echo("\n" + render_lineage(lineage))
     elif lineage:

@@ -28,6 +28,7 @@ from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, copied_tags, find_co
 from regops.registry import MlflowRegistry
 
 COPIES_EXPERIMENT = "regops-copies"
+COPYING_TAG = "regops.copying"  # model tag: the last copy started here (`dev/Model@7`)
 
 
 class CopyError(RegopsError):
@@ -90,6 +91,9 @@ class Copier:
             with credentials_of(src_env):
                 local = source.download_version(ref.model, ref.version, Path(tmp))
             self.target.ensure_model(model)
+            # A write on the model before any upload: a login that may not write here is
+            # refused now, before files are uploaded for nothing.
+            self.target.set_model_tag(model, COPYING_TAG, ref.ref)
             run_id, uri = self.target.upload_model(
                 local,
                 experiment=COPIES_EXPERIMENT,

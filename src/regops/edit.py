@@ -29,10 +29,11 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from regops import yamlio
 from regops.errors import RegopsError
 from regops.live import LiveState
 from regops.loader import display_path, load_state, state_files
-from regops.state import STAGES, version_key
+from regops.state import STAGES, Policy, version_key
 
 VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
 NEW_FILE_TEXT = "apiVersion: regops/v1\nmodels: {}\n"
@@ -114,6 +115,9 @@ def prepare_edit(
     _check_request(version, stage, alias, remove_alias)
     if not state_dir.is_dir():
         raise EditError(f"state directory {state_dir} not found")
+    # The files as they are must be valid: their policies (max_versions) are read from the
+    # loader's typed result, the one reading of those rules.
+    current = load_state(state_dir, stages_supported=stages_supported)
     docs = _load_all(state_dir, stages_supported=stages_supported)
     path = next((p for p, doc in docs.items() if _has_model(doc.data, model)), None)
     created = False
@@ -123,7 +127,10 @@ def prepare_edit(
             docs[path] = _Doc(_new_file_text(docs), created=True)
             created = True
     doc = docs[path]
-    summary = _apply(doc, model, version, stage=stage, alias=alias, remove_alias=remove_alias)
+    policy = current.policies.get(display_path(path), Policy())
+    summary = _apply(
+        doc, model, version, policy, stage=stage, alias=alias, remove_alias=remove_alias
+    )
     if created:
         summary.insert(0, f"created {display_path(path)}")
     after = doc.render()
@@ -234,8 +241,12 @@ class _Doc:
         self.text = text.replace("\r\n", "\n")
         if self.text and not self.text.endswith("\n"):
             self.text += "\n"  # so a line appended at the end starts on a line of its own
-        self.yaml = _yaml()
-        self.data, seq_indent, seq_offset = load_yaml_guess_indent(self.text, yaml=self.yaml)
+        # Read with keys and values as the text written (a model named `017` is "017"),
+        # written back with YAML's usual typing (a bool an edit sets is written `false`).
+        self.yaml = yamlio.round_trip(as_written=False)
+        self.data, seq_indent, seq_offset = load_yaml_guess_indent(
+            self.text, yaml=yamlio.round_trip()
+        )
         map_indent = _guess_map_indent(self.text)
         self.yaml.indent(
             mapping=map_indent, sequence=seq_indent or map_indent, offset=seq_offset or 0
@@ -259,10 +270,8 @@ class _Doc:
 
 
 def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 1 << 16  # never re-wrap a long line
-    return y
+    yaml: YAML = yamlio.round_trip()
+    return yaml
 
 
 def _load_all(state_dir: Path, *, stages_supported: bool) -> dict[Path, _Doc]:
@@ -298,6 +307,7 @@ def _apply(
     doc: _Doc,
     model: str,
     version: str,
+    policy: Policy,
     *,
     stage: str | None,
     alias: str | None,
@@ -329,9 +339,9 @@ def _apply(
     if added:
         summary.append(f"{model} v{version}: added to the state")
     if stage is not None:
-        summary += _set_stage(data, versions, key, stage, model)
+        summary += _set_stage(versions, key, stage, model, policy.for_stage(stage).max_versions)
     if remove_alias is not None:
-        if _protected(data, remove_alias) and remove_alias in (spec.get("aliases") or []):
+        if policy.for_alias(remove_alias).protected and remove_alias in (spec.get("aliases") or []):
             raise EditError(
                 f"alias {remove_alias!r} is protected (policy.aliases.{remove_alias}): it may "
                 "move to another version but never be removed; move it with "
@@ -354,8 +364,9 @@ def _add_version(versions: CommentedMap, version: str) -> Any:
         (i for i, k in enumerate(existing) if version_key(str(k)) > int(version)), len(existing)
     )
     neighbour = existing[max(position - 1, 0)] if existing else None
-    if isinstance(neighbour, int):
-        key: Any = int(version)
+    key: Any
+    if neighbour is not None and type(neighbour) is str:
+        key = int(version)  # written plain like its neighbour (and read back as its text)
     elif isinstance(neighbour, SingleQuotedScalarString):
         key = SingleQuotedScalarString(version)
     else:
@@ -404,7 +415,7 @@ def _trailing_comment(node: Any) -> CommentToken | None:
 
 
 def _set_stage(
-    data: CommentedMap, versions: CommentedMap, key: Any, stage: str, model: str
+    versions: CommentedMap, key: Any, stage: str, model: str, limit: int | None
 ) -> list[str]:
     spec = versions[key]
     before = spec.get("stage")
@@ -418,7 +429,6 @@ def _set_stage(
     summary = [f"{model} v{key}: {was} -> {stage}"]
     # A stage with room for N versions: the oldest holders make way, so that
     # `promote` is the one edit a pull request needs (old Production -> Archived).
-    limit = _max_versions(data, stage)
     holders = [k for k in versions if k != key and _stage_of(versions[k]) == stage]
     while limit is not None and limit >= 1 and len(holders) + 1 > limit:
         old = min(holders, key=lambda k: version_key(str(k)))
@@ -435,21 +445,6 @@ def _stage_of(spec: Any) -> Any:
     return spec.get("stage") if isinstance(spec, dict) else None
 
 
-def _max_versions(data: CommentedMap, stage: str) -> int | None:
-    policy = data.get("policy")
-    stages = policy.get("stages") if isinstance(policy, dict) else None
-    rule = stages.get(stage) if isinstance(stages, dict) else None
-    limit = rule.get("max_versions") if isinstance(rule, dict) else None
-    return limit if isinstance(limit, int) else None
-
-
-def _protected(data: CommentedMap, alias: str) -> bool:
-    policy = data.get("policy")
-    aliases = policy.get("aliases") if isinstance(policy, dict) else None
-    rule = aliases.get(alias) if isinstance(aliases, dict) else None
-    return isinstance(rule, dict) and rule.get("protected") is True
-
-
 def _set_alias(versions: CommentedMap, key: Any, alias: str, model: str) -> list[str]:
     summary: list[str] = []
     for other in versions:
@@ -461,10 +456,11 @@ def _set_alias(versions: CommentedMap, key: Any, alias: str, model: str) -> list
     aliases = spec.get("aliases")
     if isinstance(aliases, list) and alias in aliases:
         return summary
+    written = DoubleQuotedScalarString(alias) if yamlio.needs_quotes(alias) else alias
     if isinstance(aliases, list):
-        aliases.append(alias)
+        aliases.append(written)
     else:
-        seq = CommentedSeq([alias])
+        seq = CommentedSeq([written])
         seq.fa.set_flow_style()
         keys = list(spec)
         # Keep the order of the example: stage, aliases, run_id.
@@ -571,9 +567,12 @@ def _opcodes(a: list[str], b: list[str]) -> Sequence[tuple[str, int, int, int, i
 
 
 def _plain(node: Any) -> Any:
-    """The data of a round-trip tree without its formatting, for comparing two renderings."""
+    """The data of a round-trip tree without its formatting, for comparing two renderings
+    (scalars as the text they are written as: a tree read back has only strings)."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
-    return node if node is None or isinstance(node, bool | int | float) else str(node)
+    if isinstance(node, bool):
+        return "true" if node else "false"
+    return "null" if node is None else str(node)

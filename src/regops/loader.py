@@ -16,11 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-from jsonschema import Draft202012Validator, ValidationError
-from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from jsonschema import Draft202012Validator, ValidationError, validators
 
+from regops import yamlio
 from regops.errors import Diagnostic, StateError
 from regops.state import (
     STAGES,
@@ -31,75 +29,63 @@ from regops.state import (
     StagePolicy,
     VersionSpec,
 )
+from regops.yamlio import MAX_DEPTH, KeyPath
+
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "display_path", "load_state", "state_files"]
 
 # A state file is hand-edited text; anything bigger is a mistake or an attack.
 MAX_FILE_BYTES = 1 << 20
-# Real state files nest about 7 levels; PyYAML composes recursively, so a deeper file
-# would end in a RecursionError (a crash) rather than a diagnostic.
-MAX_DEPTH = 64
 MAX_MESSAGE_CHARS = 300
-PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
 
-Path_ = tuple[str | int, ...]
+Path_ = KeyPath
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema's `integer` without its `1.0 is an integer` rule: a count written as
+    1.0 is a typo for YAML's float, and every reader after the loader wants an int."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    return Draft202012Validator(schema)
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses YAML aliases, so a billion-laughs file cannot expand,
-    and nesting deeper than MAX_DEPTH, so a `[[[[...` file cannot exhaust the stack."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
-        if self.check_event(AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError(
-                problem="YAML aliases (*name) are not allowed in state files",
-                problem_mark=event.start_mark,
-            )
-        if self._depth >= MAX_DEPTH:
-            raise yaml.MarkedYAMLError(
-                problem=f"nested deeper than {MAX_DEPTH} levels",
-                problem_mark=self.peek_event().start_mark,
-            )
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        assert node is not None
-        return node
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+    strict = validators.extend(Draft202012Validator, type_checker=checker)
+    return strict(schema)  # type: ignore[no-any-return]
 
 
 def state_files(state_dir: Path) -> list[Path]:
     """The state files of a directory, in a stable order."""
-    return sorted(p for p in state_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    try:
+        entries = list(state_dir.iterdir())
+    except OSError as exc:
+        raise StateError(
+            [Diagnostic(str(state_dir), 0, f"cannot read the directory: {exc.strerror or exc}")]
+        ) from exc
+    return sorted(p for p in entries if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError):
         return str(path)
 
 
 class _File:
-    """One parsed file: data, a path -> line map, and its problems."""
+    """One parsed file (through the one YAML reader, regops.yamlio) and its problems."""
 
     def __init__(self, name: str, text: str) -> None:
         self.name = name
-        self.lines: dict[Path_, int] = {}
         self.diags: list[Diagnostic] = []
-        self.data: Any = None
-        self.parsed = False
-        self._parse(text)
+        self.doc = yamlio.read(text)
+        self.data: Any = self.doc.data
+        self.parsed = self.doc.parsed
+        self.lines = self.doc.lines
+        for line, message in self.doc.problems:
+            self.diag(line, message)
 
     def diag(self, line: int, message: str) -> None:
         if len(message) > MAX_MESSAGE_CHARS:  # messages quote values; a value may be 1 MiB
@@ -107,70 +93,61 @@ class _File:
         self.diags.append(Diagnostic(self.name, line, message))
 
     def line_of(self, path: Path_) -> int:
-        while path not in self.lines and path:
-            path = path[:-1]
-        return self.lines.get(path, 1)
+        return self.doc.line_of(path)
 
-    def _parse(self, text: str) -> None:
-        try:
-            loader = _NoAliasLoader(text)  # checks every character up front
-        except yaml.reader.ReaderError as exc:
-            line = text.count("\n", 0, exc.position) + 1
-            char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-            self.diag(line, f"YAML error: unacceptable character #x{char:04x}: {exc.reason}")
-            return
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                self.diag(1, "file is empty (expected apiVersion and models)")
-                return
-            self.data = self._convert(loader, node, ())
-            self.parsed = True
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else 1
-            self.diag(line, f"YAML error: {exc.problem or exc.context}")
-            self.data = None
-        finally:
-            loader.dispose()
-
-    def _convert(self, loader: yaml.SafeLoader, node: Node, path: Path_) -> Any:
-        # A mapping entry points at its key's line, not at where its value starts.
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, MappingNode | SequenceNode) and node.tag not in PLAIN_TAGS:
-            # Scalars with unknown tags fail in construct_object; collections would
-            # otherwise be read as plain ones with their tag (!!python/..., !!set) ignored.
-            tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
-            self.diag(node.start_mark.line + 1, f"YAML tag {tag} is not allowed in state files")
-        if isinstance(node, MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, ScalarNode):
-                    self.diag(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
-                    continue
-                key = key_node.value  # raw text: "01" stays "01", never octal 1
-                key_path: Path_ = (*path, key)
-                if key in out:
-                    first = self.lines[key_path]
-                    self.diag(
-                        key_node.start_mark.line + 1,
-                        f"duplicate key {ascii(key)} in {_where(path)} (first at line {first})",
-                    )
-                    continue
-                self.lines[key_path] = key_node.start_mark.line + 1
-                out[key] = self._convert(loader, value_node, key_path)
-            return out
-        if isinstance(node, SequenceNode):
-            return [self._convert(loader, n, (*path, i)) for i, n in enumerate(node.value)]
-        return loader.construct_object(node, deep=True)
+    def written(self, path: Path_, value: Any) -> str:
+        """How a value was written, when YAML typed it into something else (`017` -> 15)."""
+        text = self.doc.written.get(path)
+        if text is None or text == str(value) or isinstance(value, str):
+            return ""
+        return f" (written {text!r})"
 
 
-def _where(path: Path_) -> str:
-    return ".".join(str(p) for p in path) or "the top level"
+_where = yamlio.where
+
+
+# A version entry of the usual shape, checked without jsonschema: at 20,000 versions the
+# generic validator costs seconds. Accepts only what the schema accepts (no stricter
+# check passes what it would refuse); everything else still goes through the schema.
+_VERSION_KEY = re.compile(r"[1-9][0-9]{0,9}")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VERSION_FIELDS = frozenset({"stage", "aliases", "run_id"})
+
+
+def _plain_version(key: Any, spec: Any) -> bool:
+    if type(key) is not str or not _VERSION_KEY.fullmatch(key) or type(spec) is not dict:
+        return False
+    if not _VERSION_FIELDS.issuperset(spec):
+        return False
+    stage = spec.get("stage", "None")
+    if type(stage) is not str or stage not in STAGES:
+        return False
+    run_id = spec.get("run_id", "x")
+    if type(run_id) is not str or not _RUN_ID.fullmatch(run_id):
+        return False
+    aliases = spec.get("aliases", [])
+    return type(aliases) is list and all(type(a) is str and _ALIAS.fullmatch(a) for a in aliases)
+
+
+def _for_schema(data: Any) -> Any:
+    """`data` with the plain version entries (see _plain_version) left out."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        return data
+    slim = {}
+    for name, model in models.items():
+        versions = model.get("versions") if isinstance(model, dict) else None
+        if isinstance(versions, dict):
+            rest = {k: v for k, v in versions.items() if not _plain_version(k, v)}
+            model = {**model, "versions": rest}
+        slim[name] = model
+    return {**data, "models": slim}
 
 
 def _schema_diags(f: _File) -> None:
-    for err in sorted(_validator().iter_errors(f.data), key=lambda e: list(map(str, e.path))):
+    errors = _validator().iter_errors(_for_schema(f.data))
+    for err in sorted(errors, key=lambda e: list(map(str, e.path))):
         for line, message in _explain(f, err):
             f.diag(line, message)
 
@@ -241,7 +218,7 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
     elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "require_from":
         yield line, f"{where}: {ascii(err.instance)} is not an alias or stage name"
     elif err.validator == "type":
-        got = f"{type(err.instance).__name__} {err.instance!r}"
+        got = f"{type(err.instance).__name__} {err.instance!r}{f.written(path, err.instance)}"
         yield line, f"{where}: expected {err.validator_value}, got {got}"
     else:
         yield line, f"{where}: {err.message}"
@@ -274,9 +251,23 @@ def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> P
     )
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _limits(data: Any) -> dict[str, int]:
+    """stage -> max_versions, for the well-typed limits of a file (semantic pass)."""
+    stages = _dict(_dict(_dict(data).get("policy")).get("stages"))
+    return {
+        stage: sp["max_versions"]
+        for stage, sp in stages.items()
+        if isinstance(sp, dict) and _is_integer(None, sp.get("max_versions"))
+    }
+
+
 def _policy_diags(f: _File, *, stages_supported: bool) -> None:
     """Checks of the policy block that the schema cannot express."""
-    raw = f.data.get("policy") or {}
+    raw = _dict(_dict(f.data).get("policy"))
     if raw.get("use_stages") is True and not stages_supported:
         f.diag(
             f.line_of(("policy", "use_stages")),
@@ -288,7 +279,7 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
             "policy.stages has no effect with use_stages: false (alias-only); "
             "gate aliases under policy.aliases",
         )
-    for alias in raw.get("aliases") or {}:
+    for alias in _dict(raw.get("aliases")):
         if RESERVED_ALIAS.match(alias):
             f.diag(
                 f.line_of(("policy", "aliases", alias)),
@@ -296,16 +287,18 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
             )
 
 
-def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
-    """Semantic checks the schema cannot express, then the typed models."""
+def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
+    """Checks the schema cannot express. Run even when the schema pass found problems
+    (every problem at once), so they read the data defensively: a part with the wrong
+    shape has its schema problem already and is skipped here."""
     _policy_diags(f, stages_supported=stages_supported)
-    policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
-    models: list[ModelSpec] = []
-    for name, raw in (f.data.get("models") or {}).items():
-        versions: dict[str, VersionSpec] = {}
+    use_stages = _dict(_dict(f.data).get("policy")).get("use_stages") is not False
+    limits = _limits(f.data)
+    for name, raw in _dict(_dict(f.data).get("models")).items():
         seen_alias: dict[str, str] = {}
-        for ver, spec in (raw.get("versions") or {}).items():
-            spec = spec or {}
+        holders: dict[str, list[str]] = {}
+        for ver, spec in _dict(_dict(raw).get("versions")).items():
+            spec = _dict(spec)
             vpath: Path_ = ("models", name, "versions", ver)
             if "stage" in spec and not stages_supported:
                 f.diag(
@@ -313,39 +306,53 @@ def _build_models(f: _File, *, stages_supported: bool) -> list[ModelSpec]:
                     f"model {name} version {ver}: this registry has no stages "
                     "(e.g. Unity Catalog); use aliases only",
                 )
-            elif "stage" in spec and not policy.use_stages:
+            elif "stage" in spec and not use_stages:
                 f.diag(
                     f.line_of((*vpath, "stage")),
                     f"model {name} version {ver}: stage is not allowed with "
                     "policy.use_stages: false (alias-only); use aliases",
                 )
-            for i, alias in enumerate(spec.get("aliases", [])):
+            if isinstance(spec.get("stage"), str):
+                holders.setdefault(spec["stage"], []).append(ver)
+            aliases = spec.get("aliases")
+            for i, alias in enumerate(aliases if isinstance(aliases, list) else []):
+                if not isinstance(alias, str):
+                    continue
                 line = f.line_of((*vpath, "aliases", i))
                 if RESERVED_ALIAS.match(alias):
                     f.diag(line, f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')")
-                elif alias in seen_alias:
+                elif alias in seen_alias and seen_alias[alias] != ver:
                     f.diag(
                         line,
                         f"alias {alias!r} is on two versions of {name} "
                         f"({seen_alias[alias]} and {ver}); an alias names one version",
                     )
                 else:
-                    seen_alias[alias] = ver
+                    seen_alias.setdefault(alias, ver)
+        for stage, limit in limits.items():
+            held = holders.get(stage, [])
+            if len(held) > limit:
+                f.diag(
+                    f.line_of(("models", name)),
+                    f"model {name} has {len(held)} versions in {stage} "
+                    f"({', '.join(held)}); policy allows at most {limit}",
+                )
+
+
+def _build_models(f: _File, policy: Policy) -> list[ModelSpec]:
+    """The typed models of a file that passed every check."""
+    models: list[ModelSpec] = []
+    for name, raw in (f.data.get("models") or {}).items():
+        versions: dict[str, VersionSpec] = {}
+        for ver, spec in (raw.get("versions") or {}).items():
+            spec = spec or {}
             versions[ver] = VersionSpec(
                 version=ver,
                 stage=spec.get("stage"),
                 aliases=tuple(spec.get("aliases", [])),
                 run_id=spec.get("run_id"),
-                line=f.line_of(vpath),
+                line=f.line_of(("models", name, "versions", ver)),
             )
-        for stage, sp in policy.stages.items():
-            holders = [v.version for v in versions.values() if v.stage == stage]
-            if sp.max_versions is not None and len(holders) > sp.max_versions:
-                f.diag(
-                    f.line_of(("models", name)),
-                    f"model {name} has {len(holders)} versions in {stage} "
-                    f"({', '.join(holders)}); policy allows at most {sp.max_versions}",
-                )
         models.append(
             ModelSpec(
                 name=name,
@@ -371,7 +378,8 @@ def load_state(
 
     `overrides` replaces the text of some files (or adds files): the state
     editing commands validate an edit this way before writing it.
-    Raises StateError listing every problem found.
+    Raises StateError listing every problem found, in every file: YAML, schema and
+    semantic checks all run, so one `validate` shows them all.
     """
     overrides = dict(overrides or {})
     if not state_dir.is_dir():
@@ -380,6 +388,8 @@ def load_state(
     diags: list[Diagnostic] = []
     digest = hashlib.sha256()
     models: dict[str, ModelSpec] = {}
+    declared: dict[str, tuple[str, int]] = {}  # model -> (file, line) where first declared
+    policies: dict[str, Policy] = {}
     for path in paths:
         name = display_path(path)
         if path in overrides:
@@ -407,17 +417,23 @@ def load_state(
             f.diag(1, "expected a mapping with apiVersion and models")
         elif f.parsed:
             _schema_diags(f)
-        if f.parsed and not f.diags:
-            for model in _build_models(f, stages_supported=stages_supported):
-                if model.name in models:
-                    first = models[model.name]
+            _semantic_diags(f, stages_supported=stages_supported)
+            for model in _dict(f.data.get("models")):
+                line = f.line_of(("models", model))
+                if model in declared:
+                    first_file, first_line = declared[model]
                     f.diag(
-                        model.line,
-                        f"model {model.name} is also declared in {first.file}:{first.line}; "
+                        line,
+                        f"model {model} is also declared in {first_file}:{first_line}; "
                         "declare each model in one file",
                     )
                 else:
-                    models[model.name] = model
+                    declared[model] = (name, line)
+        if f.parsed and not f.diags:
+            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
+            policies[name] = policy
+            for spec in _build_models(f, policy):
+                models[spec.name] = spec
         diags.extend(f.diags)
     if diags:
         raise StateError(diags)
@@ -425,4 +441,5 @@ def load_state(
         models=MappingProxyType(dict(sorted(models.items()))),
         files=tuple(display_path(p) for p in paths),
         digest=digest.hexdigest(),
+        policies=MappingProxyType(policies),
     )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from regops.tracking import DEFAULT_TRACKING_URI, resolve_tracking_uri
 from regops.tracking import mask_uri as mask_uri  # re-exported for earlier imports
-from regops.tracking import resolve_tracking_uri
 
 if TYPE_CHECKING:
     from regops.environments import Config, Environment
@@ -40,7 +41,22 @@ class Settings:
     def tracking_uri(self) -> str:
         if self.tracking_uri_flag is None and self.environment is not None:
             return self.environment.tracking_uri
-        return resolve_tracking_uri(self.tracking_uri_flag).uri
+        uri = resolve_tracking_uri(self.tracking_uri_flag).uri
+        if uri == DEFAULT_TRACKING_URI and _truthy(os.environ.get("REGOPS_REQUIRE_REGISTRY")):
+            from regops.errors import RegistryError
+
+            # In CI a missing secret must fail, not plan against an empty local registry.
+            raise RegistryError(
+                "no registry configured: set MLFLOW_TRACKING_URI (or DAGSHUB_REPO); "
+                "REGOPS_REQUIRE_REGISTRY refuses the local default"
+            )
+        return uri
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 
 
 def _obj(ctx: click.Context) -> Settings:

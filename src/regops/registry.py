@@ -26,13 +26,15 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from regops import rest_reads
 from regops.errors import RegistryError
 from regops.live import AUDIT_PREFIX, LiveModel, LiveState, LiveVersion, tag_problems
+from regops.rest_reads import quote_name
 from regops.tracking import http_defaults, mask_secrets, mask_uri, remember_uri_secrets
 from regops.tracking import stages_supported as stages_supported
 
@@ -160,11 +162,6 @@ class RetryPolicy:
         return result, retrying.statistics.get("attempt_number", 1)
 
 
-def quote_name(name: str) -> str:
-    """A model name as a search-filter string literal."""
-    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 Runner = Callable[[Callable[[], Any]], tuple[Any, int]]
 
 
@@ -288,6 +285,11 @@ class MlflowRegistry:
                 self._store: Any = self._client._get_registry_client().store
         except Exception as exc:
             raise open_failure(self.uri, exc) from None
+        # REST registries are read as plain JSON (see rest_reads); others through the store.
+        self._json_get: rest_reads.Get | None = None
+        if rest_reads.supports(self._store):
+            get = rest_reads.json_getter(self._store)
+            self._json_get = lambda endpoint, params: self._run(lambda: get(endpoint, params))[0]
 
     @property
     def display_uri(self) -> str:
@@ -332,6 +334,16 @@ class MlflowRegistry:
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
         wanted = None if names is None else set(names)
+        if self._json_get is not None:
+            json_get = self._json_get
+            live = self._read(
+                lambda: rest_reads.snapshot(
+                    json_get, sorted(wanted) if wanted is not None else None,
+                    has_stages=self.has_stages,
+                )
+            )  # fmt: skip
+            problems = tuple(w for m in live.models.values() for w in tag_problems(m))
+            return replace(live, warnings=problems)
 
         def read() -> tuple[list[Any], list[Any]]:
             models = search_models(self._store, self._run)
@@ -356,7 +368,7 @@ class MlflowRegistry:
                     created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
                     status=str(getattr(mv, "status", None) or READY),
                 )
-        live = {
+        models_ = {
             m.name: LiveModel(
                 name=m.name,
                 versions=MappingProxyType(by_model[m.name]),
@@ -366,9 +378,9 @@ class MlflowRegistry:
             )
             for m in models
         }
-        warnings_ = tuple(w for m in live.values() for w in tag_problems(m))
+        warnings_ = tuple(w for m in models_.values() for w in tag_problems(m))
         return LiveState(
-            models=MappingProxyType(live), has_stages=self.has_stages, warnings=warnings_
+            models=MappingProxyType(models_), has_stages=self.has_stages, warnings=warnings_
         )
 
     def _aliases(self, model: Any) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from regops.timeline import Applied, Entry, History
 
 SYMBOL = {
     "stage": "~",
@@ -19,6 +22,37 @@ NOTE = {
     "suspended": "suspended: not applied",
     "warn": "drift: not corrected (policy drift: warn)",
 }
+
+
+# ---- escaping: every renderer passes untrusted text (names, descriptions, commit
+# messages, gate details) through one of these -------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe(text: Any) -> str:
+    """Text for a terminal or log: control characters shown as escapes, not obeyed."""
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
+def md(text: Any) -> str:
+    """Text for a markdown table cell or list item: one line, no markup taking effect
+    (`_` is left alone: GitHub never reads it as emphasis inside a word, and names have it)."""
+    out = safe(str(text).replace("\r\n", "\n").replace("\n", " ").replace("\t", " "))
+    return re.sub(r"([\\`*\[\]<|~])", r"\\\1", out)
+
+
+def md_code(text: Any) -> str:
+    """Text as a markdown code span, safe in a table cell (backticks and pipes kept)."""
+    body = safe(str(text).replace("\n", " ")).replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def md_row(cells: Iterable[str]) -> str:
+    """One table row from cells already escaped (md / md_code)."""
+    return "| " + " | ".join(cells) + " |"
 
 
 def describe(c: Mapping[str, Any]) -> str:
@@ -94,20 +128,29 @@ def render_text(d: Mapping[str, Any]) -> str:
 
 def render_markdown(d: Mapping[str, Any]) -> str:
     lines = ["### regops plan", "", f"**{summary_line(d)}**", ""]
-    lines.append(f"Registry `{d['registry']}` · state `{', '.join(d['state_files'])}`")
+    files = ", ".join(d["state_files"])
+    lines.append(f"Registry {md_code(d['registry'])} · state {md_code(files)}")
     lines.append("")
     if d["errors"]:
-        lines += ["#### Errors", ""] + [f"- {e}" for e in d["errors"]] + [""]
+        lines += ["#### Errors", ""] + [f"- {md(e)}" for e in d["errors"]] + [""]
     if d["changes"]:
         lines += ["| | Model | Change | Gates | Notes |", "|---|---|---|---|---|"]
         for c in d["changes"]:
             mark = "⛔" if c["action"] == "blocked" else SYMBOL[c["kind"]]
             gates = "<br>".join(
-                f"{'✅' if g['passed'] else '❌'} {g['gate']}: {g['detail']}" for g in c["gates"]
+                f"{'✅' if g['passed'] else '❌'} {md(g['gate'])}: {md(g['detail'])}"
+                for g in c["gates"]
             )
             lines.append(
-                f"| {mark} | `{c['model']}` | {describe(c)} | {gates or '—'} | "
-                f"{'; '.join(_notes(c)) or '—'} |"
+                md_row(
+                    [
+                        mark,
+                        md_code(c["model"]),
+                        md(describe(c)),
+                        gates or "—",
+                        md("; ".join(_notes(c))) or "—",
+                    ]
+                )
             )
         lines.append("")
     if d["summary"]["blocked"]:
@@ -181,9 +224,16 @@ def render_result(d: Mapping[str, Any], fmt: str) -> str:
             for o in d["outcomes"]:
                 icon = {"applied": "✅", "failed": "❌", "skipped": "⏭️"}[o["status"]]
                 c = o["change"]
+                detail = o.get("error") or o.get("note")
                 out.append(
-                    f"| {icon} {o['status']} | `{c['model']}` | {describe(c)} | "
-                    f"{o.get('error') or o.get('note') or '—'} |"
+                    md_row(
+                        [
+                            f"{icon} {o['status']}",
+                            md_code(c["model"]),
+                            md(describe(c)),
+                            md(detail) if detail else "—",
+                        ]
+                    )
                 )
         return "\n".join(out)
     out = []
@@ -195,3 +245,92 @@ def render_result(d: Mapping[str, Any], fmt: str) -> str:
         )
     out.append(line)
     return "\n".join(out)
+
+
+# ---- history ------------------------------------------------------------------------------
+
+
+def _applied_text(a: Applied | None) -> str:
+    if a is None:
+        return ""
+    if a.status == "applied":
+        text = f"applied {a.at or '(time unknown)'} by {a.actor or '(unknown)'}"
+    elif a.status == "superseded":
+        text = f"superseded: the stamp now names {(a.commit or '')[:7]} ({a.at} by {a.actor})"
+    elif a.status in ("pending", "unstamped"):
+        text = "not applied yet"
+    elif a.status == "in_effect":
+        text = "in effect"
+    else:
+        text = a.status
+    return text + (f" ({a.note})" if a.note and a.status != "superseded" else "")
+
+
+def _who(e: Entry) -> str:
+    who = f"{e.author} <{e.author_email}>"
+    others = [a for a in e.merged_authors if a != who]
+    return who + (f"; authored by {', '.join(others)}" if others else "")
+
+
+def _filter_text(h: History) -> str:
+    parts = [f"{k} {v}" for k, v in h.filters.items() if v]
+    return f" for {', '.join(parts)}" if parts else ""
+
+
+def history_text(h: History) -> str:
+    lines = [safe(f"History of {h.state_dir} (git log, newest first)")]
+    if h.registry:
+        lines.append(safe(f"Registry: {h.registry} (audit stamps read)"))
+    else:
+        lines.append(safe(f"Registry: not read ({h.registry_error}); showing the git side only"))
+    if h.truncated:
+        lines.append(f"warning: {h.truncated}")
+    if not h.entries:
+        lines += ["", safe("No commits touched the state files" + _filter_text(h) + ".")]
+    for e in h.entries:
+        pr = f"  PR #{e.pr}" if e.pr else ""
+        lines += [
+            "",
+            safe(f"{e.commit[:7]}  {e.committed_at}{pr}  {_who(e)}"),
+            f"    {safe(e.subject)}",
+        ]
+        if e.reverts:
+            pr = next((f" (PR #{x.pr})" for x in h.entries if x.commit == e.reverts and x.pr), "")
+            lines.append(f"    reverts {e.reverts[:7]}{pr}")
+        if e.note:
+            lines.append(safe(f"    note: {e.note}"))
+        if not e.changes and not e.note:
+            lines.append("    (no stage or alias change)")
+        described = [safe(c.describe()) for c in e.changes]
+        width = max(map(len, described), default=0)
+        for c, text in zip(e.changes, described, strict=True):
+            applied = safe(_applied_text(c.applied))
+            lines.append(f"    {text:<{width}}   {applied}".rstrip())
+    return "\n".join(lines)
+
+
+def history_markdown(h: History) -> str:
+    lines = [f"### regops history: {md_code(h.state_dir)}{md(_filter_text(h))}", ""]
+    lines.append(
+        f"Registry {md_code(h.registry)}: audit stamps read"
+        if h.registry
+        else f"Registry not read ({md(h.registry_error)}): git side only"
+    )
+    if h.truncated:
+        lines += ["", f"> **Warning:** {md(h.truncated)}"]
+    lines += ["", "| Commit | Date | Author | PR | Change | Applied |", "|---|---|---|---|---|---|"]
+    for e in h.entries:
+        rows = [(c.describe(), _applied_text(c.applied) or "—") for c in e.changes] or [
+            (e.note or "(no stage or alias change)", "—")
+        ]
+        for change, applied in rows:
+            cells = [md_code(e.commit[:7]), md(e.committed_at), md(_who(e))]
+            cells += [f"#{e.pr}" if e.pr else "—", md(change), md(applied)]
+            lines.append(md_row(cells))
+    return "\n".join(lines)
+
+
+def render_history(h: History, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(h.to_dict(), indent=2)
+    return history_markdown(h) if fmt == "markdown" else history_text(h)

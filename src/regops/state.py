@@ -87,6 +87,9 @@ class DesiredState:
     models: Mapping[str, ModelSpec]
     files: tuple[str, ...] = ()
     digest: str = ""  # sha256 of the files' bytes, for "what was this plan computed from"
+    # file -> its policy (also for a file that declares no model yet: the edit commands
+    # read a stage's max_versions here, the one reading of that rule)
+    policies: Mapping[str, Policy] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def version_key(version: str) -> int:

@@ -317,7 +317,7 @@ def test_bad_options_are_usage_errors(
         (
             lambda t: t.replace("experiment_name: accident_prediction", "experiment_name: [a"),
             [
-                "model_config.yaml:69: YAML syntax error: expected ',' or ']', but got ':' "
+                "model_config.yaml:69: YAML error: expected ',' or ']', but got ':' "
                 "(while parsing a flow sequence at line 68)"
             ],
         ),

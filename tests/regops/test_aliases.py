@@ -16,7 +16,7 @@ from regops.loader import load_state
 from regops.planner import plan
 from regops.state import AliasPolicy, Policy
 from tests.regops import builders as b
-from tests.regops.helpers_edit import Repo, client, live_stage, write_state
+from tests.regops.helpers_edit import Repo, client, line_diff, live_stage, write_state
 from tests.support import make_registry
 
 ALIAS_STATE = """\
@@ -297,3 +297,22 @@ def test_alias_only_plans_no_stage_change(
     assert [(c.kind, c.alias, c.action, tuple(g.gate for g in c.gates)) for c in p.changes] == (
         expected
     )
+
+
+def test_propose_in_an_alias_only_state_proposes_challenger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write_state(tmp_path / "registry-state", ALIAS_STATE)
+    (tmp_path / "c.json").write_text('[{"model":"Fraud","version":"3"}]')
+    result = CliRunner().invoke(cli, ["propose", "--candidates", "c.json", "--body", "pr.md"])
+    assert result.exit_code == 0, result.output
+    assert "Fraud v3 -> alias challenger" in result.output
+    removed, added = line_diff(ALIAS_STATE, path.read_text())
+    assert (removed, added) == (
+        ['      "2": {aliases: [challenger]}'],
+        ['      "2": {}', '      "3": {aliases: [challenger]}'],
+    )
+    assert "proposed as **alias challenger**" in (tmp_path / "pr.md").read_text()
+    both = ["propose", "--candidates", "c.json", "--body", "pr.md", "--stage", "Staging"]
+    assert CliRunner().invoke(cli, [*both, "--alias", "challenger"]).exit_code == 64

@@ -193,3 +193,13 @@ def test_propose_writes_nothing_when_one_edit_is_refused(repo: str, tmp_path: Pa
     assert res.exit_code != 0
     assert (tmp_path / "registry-state" / "fraud.yaml").read_text() == before
     assert not (tmp_path / "pr.md").exists()
+
+
+def test_ci_without_a_registry_secret_fails_instead_of_planning_a_local_default(
+    repo: str, tmp_path: Path
+) -> None:
+    env = {"REGOPS_REQUIRE_REGISTRY": "true", "REGOPS_REGISTRY_NAME": "production"}
+    res = run("plan", "--report", "report.md", env=env)
+    assert res.exit_code == 1
+    assert "no registry configured" in res.output
+    assert "could not read the registry" in (tmp_path / "report.md").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,145 @@ def test_parse_state_is_lenient_and_refuses_aliases() -> None:
     assert parse_state(b"apiVersion: [") is None
     assert parse_state(b"a: &x [1]\nb: *x\n") is None
     assert parse_state(b"- just a list") == {}
+
+
+# ---- anything git can hold ----------------------------------------------------------------------
+
+HOSTILE_STATES = {
+    # YAML 1.1 would read these names as True, None and 15
+    "names YAML types": "apiVersion: regops/v1\nmodels:\n"
+    '  "on": {versions: {"1": {stage: Staging}}}\n'
+    "  null: {versions: {'1': {stage: Production}}}\n  017: {versions: {'2': {stage: None}}}\n",
+    "an invalid date": "apiVersion: regops/v1\nmodels:\n  Fraud:\n    versions:\n"
+    '      "1": {stage: Archived, run_id: 2024-13-45}\n',
+    "a bad explicit tag": "apiVersion: regops/v1\nmodels:\n  Fraud:\n    versions:\n"
+    '      "1": {stage: !!int abc}\n',
+    "very deep nesting": "apiVersion: regops/v1\nmodels: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "a YAML bomb": "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+    "not UTF-8": "apiVersion: regops/v1\nmodels: {}\n# caf\xe9\n",
+}
+
+
+def _commit_bytes(repo: Repo, raw: bytes, message: bytes, who: str = "alice") -> str:
+    (repo.root / "registry-state" / "state.yaml").write_bytes(raw)
+    repo.git("add", "-A", who=who)
+    msg = repo.root.parent / "msg.txt"
+    msg.write_bytes(message)
+    repo.git("commit", "-q", "-F", str(msg), who=who)
+    return repo.head()
+
+
+def _commit_with_invalid_date(repo: Repo) -> str:
+    """A commit object whose author and committer dates git itself cannot parse."""
+    tree = repo.git("write-tree")
+    parent = repo.head()
+    body = (
+        f"tree {tree}\nparent {parent}\n"
+        "author Mallory <m@example.com> 99999999999999999999 +9999\n"
+        "committer Mallory <m@example.com> not-a-date\n\nA commit with an invalid date\n"
+    ).encode()
+    sha = subprocess.run(
+        ["git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin"],
+        cwd=repo.root, input=body, capture_output=True, check=True,
+    ).stdout.decode().strip()  # fmt: skip
+    repo.git("update-ref", "refs/heads/main", sha)
+    repo.git("reset", "-q", "--hard", sha)
+    return sha
+
+
+def test_history_never_crashes_on_what_git_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    monkeypatch.chdir(repo.root)
+    (repo.root / "registry-state").mkdir()
+    (repo.root / "registry-state" / "state.yaml").write_text(STATE)
+    repo.commit("Declare Fraud", who="alice")
+    for i, (what, text) in enumerate(HOSTILE_STATES.items()):
+        raw = text.encode("latin-1") if what == "not UTF-8" else text.encode()
+        # Separators and control characters a message may hold, and bytes that are not UTF-8.
+        message = f"Commit {what}\x1f\x1e\x00end"[: -len("\x00end")].encode() + b" \xff\x1b[31m"
+        _commit_bytes(repo, raw, message + f"\n\nbody {i}\x1f\n".encode(), who="bob")
+    (repo.root / "registry-state" / "state.yaml").write_text(STATE)
+    repo.git("add", "-A")
+    _commit_with_invalid_date(repo)
+
+    for fmt in ("text", "markdown", "json"):
+        result = regops("history", "--git-only", "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output
+        assert "\x1b" not in result.output  # escape sequences are shown, not obeyed
+    doc = history_json("--git-only")
+    subjects = [e["subject"] for e in doc["entries"]]
+    assert subjects[0] == "A commit with an invalid date"
+    assert len(doc["entries"]) == len(HOSTILE_STATES) + 2
+    # Names YAML 1.1 would type are kept as written, in history as everywhere.
+    names = next(e for e in doc["entries"] if e["subject"].startswith("Commit names YAML types"))
+    assert {c["model"] for c in names["changes"]} >= {"on", "null", "017"}
+    for what in ("very deep nesting", "a YAML bomb", "not UTF-8"):
+        entry = next(e for e in doc["entries"] if e["subject"].startswith(f"Commit {what}"))
+        assert "unreadable at this commit: state.yaml" in entry["note"], entry
+    # The invalid date and the bad tag are read as their text, not refused: history shows them.
+    dated = next(e for e in doc["entries"] if e["subject"].startswith("Commit an invalid date"))
+    assert ("Fraud", "v1", None, "Archived") in changes(dated)
+
+
+def test_edit_commands_and_history_agree_on_names_yaml_would_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    monkeypatch.chdir(repo.root)
+    (repo.root / "registry-state").mkdir()
+    (repo.root / "registry-state" / "state.yaml").write_text(HOSTILE_STATES["names YAML types"])
+    repo.commit("Declare models named on, null and 017", who="alice")
+    for name in ("on", "null", "017"):
+        edit("transition", "--model-name", name, "--version", "1", "--stage", "Archived")
+    text = (repo.root / "registry-state" / "state.yaml").read_text()
+    assert text.splitlines()[2:] == [  # the models edited in place, none added
+        '  "on": {versions: {"1": {stage: Archived}}}',
+        "  null: {versions: {'1': {stage: Archived}}}",
+        "  017: {versions: {'1': {stage: Archived}, '2': {stage: None}}}",
+    ]
+    repo.commit("Archive them", who="bob")
+    result = regops("validate")
+    assert result.exit_code == 0, result.output
+    doc = history_json("--git-only")
+    assert changes(doc["entries"][0]) == [
+        ("017", "v1", None, "Archived"),
+        ("null", "v1", "Production", "Archived"),
+        ("on", "v1", "Staging", "Archived"),
+    ]
+
+
+def test_shallow_clone_says_history_is_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo(tmp_path / "origin")
+    (repo.root / "registry-state").mkdir()
+    (repo.root / "registry-state" / "state.yaml").write_text(STATE)
+    repo.commit("Declare Fraud", who="alice")
+    monkeypatch.chdir(repo.root)
+    edit("promote", "--model-name", "Fraud", "--stage", "Production", "--version", "2")
+    repo.commit("Promote Fraud v2", who="bob")
+    edit("transition", "--model-name", "Fraud", "--version", "3", "--stage", "Staging")
+    repo.commit("Stage Fraud v3", who="carol")
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "2", f"file://{repo.root}", str(clone)], check=True
+    )
+    monkeypatch.chdir(clone)
+    result = regops("history", "--git-only")
+    assert result.exit_code == 0, result.output
+    assert "history is cut short" in result.output
+    assert "git fetch --unshallow" in result.output
+    assert "fetch-depth: 0" in result.output
+    doc = history_json("--git-only")
+    assert "git fetch --unshallow" in doc["truncated"]
+    newest, boundary = doc["entries"]
+    assert changes(newest) == [("Fraud", "v3", "None", "Staging")]
+    # The oldest commit here is not shown as declaring everything from nothing.
+    assert boundary["changes"] == []
+    assert "not in this clone" in boundary["note"]
+    # A full clone says nothing of the kind.
+    monkeypatch.chdir(repo.root)
+    assert history_json("--git-only")["truncated"] is None

@@ -54,6 +54,13 @@ EXPECTED = {
     "unicode_nbsp_key.yaml": "1: unknown key 'apiVersion\\xa0' at the top level",
     "unicode_zero_width_api_version.yaml": "1: apiVersion must be 'regops/v1', not "
     "'regops/v1\\u200b'",
+    # characters that display differently from what is read (git's line numbers)
+    "display_line_separator_in_comment.yaml": "5: character U+2028 LINE SEPARATOR",
+    "display_paragraph_separator.yaml": "5: character U+2029 PARAGRAPH SEPARATOR",
+    "display_next_line.yaml": "5: character U+0085 NEXT LINE",
+    "display_bidi_in_comment.yaml": "5: character U+202E RIGHT-TO-LEFT OVERRIDE (bidi control",
+    "display_zero_width_in_comment.yaml": "5: character U+200B ZERO WIDTH SPACE at column 36",
+    "display_bom_inside.yaml": "5: character U+FEFF ZERO WIDTH NO-BREAK SPACE",
     # duplicate keys, also "2" against 2
     "dup_top_level.yaml": "3: duplicate key 'models' in the top level (first at line 2)",
     "dup_model.yaml": "4: duplicate key 'Fraud' in models (first at line 3)",
@@ -74,6 +81,11 @@ EXPECTED = {
     "types_description_list.yaml": "4: models.Fraud.description: expected string, got list",
     "types_policy_list.yaml": "2: policy: expected object, got list",
     "types_max_versions.yaml": "7: policy.stages.None.max_versions: expected integer, got bool",
+    "types_max_versions_float.yaml": "5: policy.stages.Production.max_versions: expected integer, "
+    "got float 1.0",
+    # values YAML cannot construct: a problem at their line, never a crash
+    "types_run_id_invalid_date.yaml": "5: '2024-13-45' is not a valid timestamp",
+    "yaml_int_tag_not_a_number.yaml": "5: 'abc' is not a valid int",
     "types_require_from_string.yaml": "4: policy.stages.Production.require_from: expected array",
     "types_require_tags_int.yaml": "4: policy.stages.Production.require_tags.validation_status: "
     "expected string, got int 1",
@@ -105,8 +117,7 @@ EXPECTED = {
     # YAML features a state file has no use for
     "yaml_python_object.yaml": "2: YAML tag !!python/object/apply:os.system is not allowed",
     "yaml_set_tag.yaml": "5: YAML tag !!set is not allowed in state files",
-    "yaml_custom_tag.yaml": "2: YAML error: could not determine a constructor for the tag "
-    "'!include'",
+    "yaml_custom_tag.yaml": "2: YAML tag !include is not allowed in state files",
     "yaml_binary_tag.yaml": "5: models.Fraud.versions.1.run_id: expected string, got bytes",
     "yaml_multi_document.yaml": "3: YAML error: but found another document",
     "yaml_empty.yaml": "1: file is empty (expected apiVersion and models)",
@@ -357,3 +368,81 @@ def test_symlink_to_a_special_file_is_rejected(
         assert run.exit_code == 1, run.output[-2000:]
         assert f"registry-state/link.yaml:{line}: {message}" in run.output
         assert secret not in run.output
+
+
+def test_schema_and_semantic_problems_in_every_file_are_reported_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's example (a reserved alias and a bad version key) shows both problems,
+    and a schema problem in one file does not hide a semantic one in it or in another."""
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "registry-state"
+    state.mkdir()
+    (state / "a.yaml").write_text(
+        API + "models:\n  Fraud:\n    versions:\n"
+        '      "1": {stage: Staging, aliases: [latest]}\n'
+        '      "01": {stage: None}\n'
+    )
+    (state / "b.yaml").write_text(
+        API + "policy:\n  stages:\n    Production: {max_versions: 1}\n"
+        "models:\n  Churn:\n    suspend: maybe\n    versions:\n"
+        '      "1": {stage: Production}\n      "2": {stage: Production, aliases: [v2]}\n'
+        "  Fraud:\n    versions: {}\n"
+    )
+    run = in_process(["validate", "--state-dir", "registry-state"], trace_memory=False)
+    assert run.exit_code == 1
+    for expected in (
+        "registry-state/a.yaml:5: alias 'latest' is reserved by MLflow",
+        "registry-state/a.yaml:6: version key '01' must be a version number",
+        "registry-state/b.yaml:7: models.Churn.suspend: expected boolean, got str 'maybe'",
+        "registry-state/b.yaml:6: model Churn has 2 versions in Production (1, 2)",
+        "registry-state/b.yaml:10: alias 'v2' is reserved by MLflow",
+        "registry-state/b.yaml:11: model Fraud is also declared in registry-state/a.yaml:3",
+        "error: 6 problem(s) in the state files; nothing was changed",
+    ):
+        assert expected in run.output, run.output
+
+
+def test_names_yaml_would_type_are_the_names_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "registry-state").mkdir()
+    (tmp_path / "registry-state" / "m.yaml").write_text(
+        API + "models:\n  on: {versions: {'1': {stage: Staging}}}\n"
+        "  null: {versions: {}}\n  017: {versions: {}}\n  yes: {versions: {}}\n"
+    )
+    from regops.loader import load_state
+
+    assert sorted(load_state(tmp_path / "registry-state").models) == ["017", "null", "on", "yes"]
+
+
+def test_an_edit_never_writes_what_validate_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`max_versions: 1.0` is refused where it is written, by validate and by the editing
+    commands alike (before this, validate accepted it and promote refused its own edit)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "registry-state").mkdir()
+    path = tmp_path / "registry-state" / "m.yaml"
+    text = (
+        API + "policy:\n  stages:\n    Production: {max_versions: 1.0}\n"
+        "models:\n  Fraud:\n    versions:\n      '1': {stage: Production}\n"
+    )
+    path.write_text(text)
+    for args in (
+        ["validate"],
+        ["promote", "--model-name", "Fraud", "--version", "2", "--stage", "Production"],
+    ):
+        run = in_process([*args, "--state-dir", "registry-state"], trace_memory=False)
+        assert run.exit_code == 1, run.output
+        assert (
+            "registry-state/m.yaml:4: policy.stages.Production.max_versions: expected integer, "
+            "got float 1.0" in run.output
+        )
+    assert path.read_text() == text
+    path.write_text(text.replace("1.0", "1"))
+    args = ["promote", "--model-name", "Fraud", "--version", "2", "--stage", "Production"]
+    run = in_process([*args, "--state-dir", "registry-state"], trace_memory=False)
+    assert run.exit_code == 0, run.output
+    assert "Fraud v1: stage Production -> Archived (Production holds at most 1" in run.output

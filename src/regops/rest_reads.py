@@ -1,0 +1,165 @@
+"""Snapshot reads over REST as plain JSON: no protobuf round-trip, no MLflow entities.
+
+`RestStore.search_model_versions` turns the server's JSON into protobuf messages and
+those into `ModelVersion` objects: at 20,000 versions that client work costs more than
+the server's answer. Here the same two endpoints are read through MLflow's own request
+helpers (`http_request` with the store's host credentials, so authentication, TLS
+settings, retries and workspace headers are MLflow's) and the JSON goes straight into
+the frozen `LiveState` values.
+
+Versions are read in pages of VERSIONS_PAGE, so memory stays bounded by one page of
+JSON whatever the registry's size. When the managed models are most of the registry
+the versions are read unfiltered (fewer calls); otherwise by `name IN (...)` chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
+from typing import Any
+
+from regops.live import READY, LiveModel, LiveState, LiveVersion
+
+API = "/api/2.0/mlflow"
+MODELS_PAGE = 1000  # the server's maximum for registered-models/search
+VERSIONS_PAGE = 10_000  # bounds the JSON held at once; the server allows 200,000
+NAMES_PER_FILTER = 100  # keeps the GET query string under URL limits
+PROMPT_TAG = "mlflow.prompt.is_prompt"
+
+Get = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def supports(store: Any) -> bool:
+    """True for MLflow's REST registry stores (OSS server, Databricks workspace registry);
+    Unity Catalog and database stores keep the store path."""
+    from mlflow.store.model_registry.rest_store import RestStore
+
+    return isinstance(store, RestStore)
+
+
+def json_getter(store: Any) -> Get:
+    """GET an endpoint of the store's server and return its JSON, MLflow's way."""
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    def get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        check = getattr(store, "_validate_workspace_support_if_specified", None)
+        if check is not None:
+            check()
+        path = f"{API}/{endpoint}"
+        creds = store.get_host_creds()
+        response = http_request(host_creds=creds, endpoint=path, method="GET", params=params)
+        verify_rest_response(response, path)
+        doc: dict[str, Any] = json.loads(response.content or b"{}")
+        return doc
+
+    return get
+
+
+def _paged(get: Get, endpoint: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        doc = get(endpoint, {**params, **({"page_token": token} if token else {})})
+        yield from doc.get(key) or ()
+        token = doc.get("next_page_token") or None
+        if not token:
+            return
+
+
+def _tags(raw: Any) -> MappingProxyType[str, str]:
+    return MappingProxyType({t["key"]: t.get("value", "") for t in raw or ()})
+
+
+def quote_name(name: str) -> str:
+    """A model name as a search-filter string literal (the one quoting, both read paths)."""
+    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def read_models(get: Get) -> list[dict[str, Any]]:
+    """Every registered model that is not a prompt, in name order."""
+    models = _paged(
+        get,
+        "registered-models/search",
+        "registered_models",
+        {"max_results": MODELS_PAGE, "order_by": ["name ASC"]},
+    )
+    out = []
+    for m in models:
+        tags = {t["key"]: t.get("value", "") for t in m.get("tags") or ()}
+        if tags.get(PROMPT_TAG, "").lower() == "true":
+            continue
+        # latest_versions is the heaviest part of the answer and unused: drop it now.
+        out.append(
+            {
+                "name": m["name"],
+                "description": m.get("description") or None,
+                "tags": MappingProxyType(tags),
+                "aliases": {a["alias"]: str(a["version"]) for a in m.get("aliases") or ()},
+            }
+        )
+    return out
+
+
+def read_versions(
+    get: Get, names: list[str], *, all_models: bool, has_stages: bool
+) -> dict[str, dict[str, LiveVersion]]:
+    """The versions of `names`, per model, converted page by page."""
+    by_model: dict[str, dict[str, LiveVersion]] = {n: {} for n in names}
+    order = ["name ASC", "version_number ASC"]
+    if all_models:
+        filters: list[str | None] = [None]
+    else:
+        filters = [
+            f"name IN ({', '.join(map(quote_name, names[i : i + NAMES_PER_FILTER]))})"
+            for i in range(0, len(names), NAMES_PER_FILTER)
+        ]
+    for flt in filters:
+        params: dict[str, Any] = {"max_results": VERSIONS_PAGE, "order_by": order}
+        if flt is not None:
+            params["filter"] = flt
+        for mv in _paged(get, "model-versions/search", "model_versions", params):
+            versions = by_model.get(mv["name"])
+            if versions is None:
+                continue  # an unmanaged model (unfiltered read)
+            number = str(mv["version"])
+            created = mv.get("creation_timestamp")
+            versions[number] = LiveVersion(
+                version=number,
+                stage=(mv.get("current_stage") or "None") if has_stages else "None",
+                run_id=mv.get("run_id") or None,
+                tags=_tags(mv.get("tags")),
+                source=mv.get("source") or None,
+                created_ms=int(created) if created else None,
+                status=str(mv.get("status") or READY),
+            )
+    return by_model
+
+
+def read_unfiltered(wanted: int, registered: int) -> bool:
+    """Unfiltered version reads cost fewer calls; worth it when the wanted models need
+    more than one filter and at least half the registry's models are wanted."""
+    return wanted > NAMES_PER_FILTER and wanted * 2 >= registered
+
+
+def snapshot(get: Get, wanted: list[str] | None, *, has_stages: bool) -> LiveState:
+    """Read the live state of `wanted` (all models when None)."""
+    models = read_models(get)
+    if wanted is not None:
+        keep = set(wanted)
+        chosen = [m for m in models if m["name"] in keep]
+    else:
+        chosen = models
+    names = [m["name"] for m in chosen]
+    all_models = read_unfiltered(len(names), len(models))
+    versions = read_versions(get, names, all_models=all_models, has_stages=has_stages)
+    live = {
+        m["name"]: LiveModel(
+            name=m["name"],
+            versions=MappingProxyType(versions[m["name"]]),
+            aliases=MappingProxyType(m["aliases"]),
+            description=m["description"],
+            tags=m["tags"],
+        )
+        for m in chosen
+    }
+    return LiveState(models=MappingProxyType(live), has_stages=has_stages)

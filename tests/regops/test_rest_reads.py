@@ -1,0 +1,100 @@
+"""The plain-JSON snapshot (rest_reads) reads exactly what the store path reads.
+
+Against a real `mlflow server`, with the odd inputs another client can write: quotes
+and backslashes in names, empty tag values, a prompt, versions of unmanaged models,
+more models than one `name IN (...)` filter takes, and pages smaller than the data.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import RegisteredModelTag
+
+from regops import rest_reads
+from regops.live import LiveState
+from regops.registry import MlflowRegistry
+from tests.support import MlflowServer
+
+
+def store_snapshot(uri: str, names: list[str] | None) -> LiveState:
+    """The reference: MLflow's RestStore (protobuf, entities), as before rest_reads."""
+    registry = MlflowRegistry(uri)
+    registry._json_get = None
+    return registry.snapshot(names)
+
+
+@pytest.fixture(scope="module")
+def registry(mlflow_server: MlflowServer) -> tuple[str, list[str]]:
+    uri = mlflow_server.url
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    prefix = f"rr{uuid.uuid4().hex[:6]}"
+    odd = [f"{prefix} it's", f'{prefix} back\\slash "q"', f"{prefix}-é"]
+    names = [*odd, *(f"{prefix}_{i:03d}" for i in range(7))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for i, name in enumerate(names):
+            c.create_registered_model(name, tags={"team": "", "k": str(i)}, description=None)
+            for v in range(1, 4):
+                c.create_model_version(name, source=f"s3://b/{name}/{v}", run_id=None)
+                c.set_model_version_tag(
+                    name, str(v), "validation_status", "passed" if v % 2 else ""
+                )
+            c.transition_model_version_stage(name, "2", "Production")
+            c.set_registered_model_alias(name, "champion", "2")
+        c.update_registered_model(names[0], description="described")
+        # MlflowClient refuses to make a prompt; the store (what MLflow's prompt API uses) does.
+        c._get_registry_client().store.create_registered_model(
+            f"{prefix}_prompt", tags=[RegisteredModelTag("mlflow.prompt.is_prompt", "true")]
+        )
+    return uri, names
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("page", "per_filter", "subset", "unfiltered"),
+    [
+        (10_000, 100, None, False),
+        (10_000, 100, None, True),
+        (2, 100, None, True),
+        (2, 3, "some", False),
+        (10_000, 100, "one", False),
+    ],
+    ids=["one-filter", "unfiltered", "unfiltered-small-pages", "chunked-filters", "one-model"],
+)
+def test_json_snapshot_equals_store_snapshot(
+    registry: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    page: int,
+    per_filter: int,
+    subset: str | None,
+    unfiltered: bool,
+) -> None:
+    uri, names = registry
+    monkeypatch.setattr(rest_reads, "VERSIONS_PAGE", page)
+    monkeypatch.setattr(rest_reads, "NAMES_PER_FILTER", per_filter)
+    monkeypatch.setattr(rest_reads, "read_unfiltered", lambda *_: unfiltered)
+    wanted = {None: names, "some": names[:5], "one": names[1:2]}[subset]
+    fast = MlflowRegistry(uri)
+    assert fast._json_get is not None  # a REST registry takes the JSON path
+    got = fast.snapshot(wanted)
+    want = store_snapshot(uri, wanted)
+    assert got == want
+    assert sorted(got.models) == sorted(wanted)
+    if names[0] in wanted:
+        assert got.models[names[0]].description == "described"
+    assert got.models[names[1]].aliases == {"champion": "2"}
+    assert got.models[names[1]].versions["2"].stage == "Production"
+    assert got.models[names[1]].versions["2"].tags["validation_status"] == ""
+
+
+@pytest.mark.server
+def test_all_models_skips_prompts(registry: tuple[str, list[str]]) -> None:
+    uri, names = registry
+    everything = MlflowRegistry(uri).snapshot(None)
+    assert set(names) <= set(everything.models)
+    assert not any(n.endswith("_prompt") for n in everything.models)
+    assert everything == store_snapshot(uri, None)

