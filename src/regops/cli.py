@@ -160,7 +160,7 @@ def plan(
         if out is not None:
             out.write_text(render.render_json(render.environments_doc(docs)) + "\n", "utf-8")
         if report is not None:  # the PR comment: every environment's plan, one section each
-            report.write_text(render.render_environments(docs, "markdown") + "\n", "utf-8")
+            report.write_text(service.environments_report(s.config, docs), "utf-8")
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)

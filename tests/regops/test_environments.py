@@ -380,3 +380,15 @@ def test_a_missing_source_version_is_reported_at_its_line(repo: Repo) -> None:
         "registry-state/prod/fraud.yaml:10: dev@9: Fraud version 9 is not in dev's registry "
         "(latest is 1)" in result.output
     )
+
+
+def test_all_envs_report_is_the_pr_comment(repo: Repo, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    result = run("plan", "--all-envs", "--report", str(report), "--out", str(tmp_path / "p.json"))
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert text.startswith("<!-- regops-plan -->\n")  # the one comment each push updates
+    assert text.index("### regops plan: `dev`") < text.index("### regops plan: `prod`")
+    assert "copy dev Fraud v1 -> prod (new version)" in text
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["environments"]["prod"]["summary"]["to_apply"] == 3
