@@ -315,3 +315,20 @@ def test_propose_in_an_alias_only_state_proposes_challenger(
     assert "proposed as **alias challenger**" in (tmp_path / "pr.md").read_text()
     both = ["propose", "--candidates", "c.json", "--body", "pr.md", "--stage", "Staging"]
     assert CliRunner().invoke(cli, [*both, "--alias", "challenger"]).exit_code == 64
+
+
+def test_held_records_stages_and_aliases_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_uri: str
+) -> None:
+    """One reconcile puts v1 in Staging and gives it challenger: both are remembered."""
+    monkeypatch.chdir(tmp_path)
+    make_registry(sqlite_uri, {"Fraud": 1})
+    write_state(
+        tmp_path / "registry-state",
+        "apiVersion: regops/v1\nmodels:\n  Fraud:\n    versions:\n"
+        '      "1": {stage: Staging, aliases: [challenger]}\n',
+    )
+    result = regops(sqlite_uri, "reconcile")
+    assert result.exit_code == 0, result.output
+    tags = client(sqlite_uri).get_model_version("Fraud", "1").tags
+    assert tags[HELD_TAG] == "@challenger,Staging"
