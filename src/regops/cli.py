@@ -305,10 +305,11 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_alias, commands_edit, commands_history  # noqa: E402
+from regops import commands_alias, commands_edit, commands_envs, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_envs.register(cli)
 commands_ci.register(cli)
 commands_alias.register(cli)
 

@@ -392,3 +392,15 @@ def test_all_envs_report_is_the_pr_comment(repo: Repo, tmp_path: Path) -> None:
     assert "copy dev Fraud v1 -> prod (new version)" in text
     saved = json.loads((tmp_path / "p.json").read_text())
     assert saved["environments"]["prod"]["summary"]["to_apply"] == 3
+
+
+def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
+    assert json.loads(run("environments", "--format", "json").output) == ["dev", "prod"]
+    text = run("environments").output
+    assert "prod: state registry-state/prod, registry ${REGOPS_T_PROD_URI}" in text
+    assert repo.prod not in text  # variable names only, never their values
+
+
+def test_no_environments_is_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(run("environments", "--format", "json").output) == []
