@@ -5,8 +5,9 @@ proxied artifact store (`--artifacts-destination`). The reference model is the
 workload's XGBoost pipeline, trained by `accident train` and registered in dev with
 its evidence. Then, side by side in one run, each repeated:
 
-- regops (in this process, as the baseline): a state edit in prod (`dev/Accident_Prediction_XGBoost@1` under a fresh
-  target name) and `regops --env prod reconcile`: read both
+- regops (in this process, as the baseline is): a state edit in prod
+  (`dev/Accident_Prediction_XGBoost@1` under a fresh target name) and
+  `regops --env prod reconcile`: read both
   registries, plan, copy (download from dev's store, upload to prod's, one
   create call with evidence and lineage), stage and alias, audit stamps;
 - by hand with MLflow's API (the baseline): `mlflow.artifacts.download_artifacts`
