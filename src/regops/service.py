@@ -206,17 +206,46 @@ def _copier(
     return Copier(settings.config, settings.environment, registry, commits)
 
 
+PLAN_SCHEMA = Path(__file__).parent / "schemas" / "plan.schema.json"
+
+
 def load_plan_file(path: Path) -> Plan:
+    """A saved plan, checked against schemas/plan.schema.json before anything uses it."""
+    from jsonschema import Draft202012Validator
+
     from regops.plan import FORMAT_VERSION
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise RegopsError(
-                f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
-            )
+    except OSError as exc:
+        raise RegopsError(f"{path}: cannot read the plan: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegopsError(f"{path}: not a regops plan file (not JSON: {exc})") from exc
+    if not isinstance(doc, dict):
+        raise RegopsError(
+            f"{path}: not a regops plan file (a JSON {type(doc).__name__}, not an object)"
+        )
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise RegopsError(
+            f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
+        )
+    schema = json.loads(PLAN_SCHEMA.read_text(encoding="utf-8"))
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path))
+    )
+    if errors:
+        shown = [
+            f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:200]}"
+            for e in errors[:20]
+        ]
+        more = [f"  ... and {len(errors) - 20} more"] if len(errors) > 20 else []
+        raise RegopsError(
+            f"{path}: not a valid regops plan (schemas/plan.schema.json):\n"
+            + "\n".join(shown + more)
+        )
+    try:
         return Plan.from_dict(doc)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise RegopsError(f"{path}: not a regops plan file ({exc})") from exc
 
 
