@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
+from regops.audit import Stamp
 from regops.cli import cli
 from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
 
@@ -302,7 +303,9 @@ def test_reconcile_copies_once_with_artifacts_and_lineage(repo: Repo) -> None:
     assert tags["validation_status"] == "passed"  # the evidence came with it
     dev_run = repo.versions(repo.dev, "Fraud")["1"].run_id  # type: ignore[attr-defined]
     assert Lineage.parse(tags[LINEAGE_TAG]) == Lineage("dev", "Fraud", "1", dev_run, commit)
-    assert "x" not in tags["regops.held"].split(",")  # dev's own regops tags stay in dev
+    stamp = Stamp.from_tags(tags)[0]
+    assert stamp is not None
+    assert "x" not in stamp.held  # dev's own regops tags stay in dev
     assert str(client(repo.prod).get_registered_model("Fraud").aliases["champion"]) == "1"
     # the files are prod's own copy, downloaded from dev's artifact store
     dl = repo.root / "dl"
