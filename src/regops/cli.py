@@ -170,7 +170,7 @@ def plan(
         if out is not None:
             fileio.write_atomic(out, render.render_json(render.environments_doc(docs)) + "\n")
         if report is not None:  # the PR comment: every environment's plan, one section each
-            fileio.write_atomic(report, render.render_environments(docs, "markdown") + "\n")
+            fileio.write_atomic(report, service.environments_report(s.config, docs))
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
@@ -334,10 +334,11 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_alias, commands_edit, commands_history  # noqa: E402
+from regops import commands_alias, commands_edit, commands_envs, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_envs.register(cli)
 commands_ci.register(cli)
 commands_alias.register(cli)
 

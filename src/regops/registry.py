@@ -501,7 +501,9 @@ class MlflowRegistry:
         from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
         src = self.model_version(src_name, src_version)
-        all_tags = {**(src.tags or {}), **tags}
+        # The source's evidence; never its regops bookkeeping (stamps, held stages).
+        own = {k: v for k, v in (src.tags or {}).items() if not k.startswith(AUDIT_PREFIX)}
+        all_tags = {**own, **tags}
         tagged = ModelVersion(
             src.name,
             src.version,

@@ -338,3 +338,24 @@ def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
         except RegopsError as exc:
             out[env.name] = {"error": str(exc)}
     return out
+
+
+def environments_report(config: Config, docs: dict[str, dict[str, object]]) -> str:
+    """The pull-request comment for `plan --all-envs`: one section per environment,
+    with every environment's URI and credentials redacted."""
+    import contextlib
+    import os
+
+    from regops import reports
+    from regops.environments import CREDENTIAL_VARS
+    from regops.render import render_environments
+
+    uris: list[str | None] = []
+    others: list[str | None] = [os.environ.get(v) for v in CREDENTIAL_VARS.values()]
+    for env in config.environments.values():
+        with contextlib.suppress(RegopsError):
+            uris.append(env.tracking_uri)
+        others.extend(os.environ.get(var) for var in env.credentials.values())
+    text = f"{reports.MARKER}\n{render_environments(docs, 'markdown')}\n"
+    return reports.redact(text, reports.secret_values(uris, others))
+

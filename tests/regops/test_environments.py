@@ -150,7 +150,7 @@ def test_env_picks_registry_and_state_dir(repo: Repo) -> None:
     result = run("--env", "dev", "plan")
     assert result.exit_code == 0, result.output
     assert "registry-state/dev/fraud.yaml" in result.output
-    assert repo.dev.removeprefix("sqlite:///") in result.output
+    assert "Registry: dev" in result.output  # named by its environment
     # after the command name too, like every shared option
     assert run("plan", "--env", "dev", "--format", "json").exit_code == 0
 
@@ -383,3 +383,27 @@ def test_a_missing_source_version_is_reported_at_its_line(repo: Repo) -> None:
         "registry-state/prod/fraud.yaml:10: dev@9: Fraud version 9 is not in dev's registry "
         "(latest is 1)" in result.output
     )
+
+
+def test_all_envs_report_is_the_pr_comment(repo: Repo, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    result = run("plan", "--all-envs", "--report", str(report), "--out", str(tmp_path / "p.json"))
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert text.startswith("<!-- regops-plan -->\n")  # the one comment each push updates
+    assert text.index("### regops plan: `dev`") < text.index("### regops plan: `prod`")
+    assert "copy dev Fraud v1 -> prod (new version)" in text
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["environments"]["prod"]["summary"]["to_apply"] == 3
+
+
+def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
+    assert json.loads(run("environments", "--format", "json").output) == ["dev", "prod"]
+    text = run("environments").output
+    assert "prod: state registry-state/prod, registry ${REGOPS_T_PROD_URI}" in text
+    assert repo.prod not in text  # variable names only, never their values
+
+
+def test_no_environments_is_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(run("environments", "--format", "json").output) == []
