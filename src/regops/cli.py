@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from regops.options import common_options, settings
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class RegopsGroup(click.Group):
@@ -168,11 +170,12 @@ def plan(
         if out is not None:
             fileio.write_atomic(out, render.render_json(render.environments_doc(docs)) + "\n")
         if report is not None:  # the PR comment: every environment's plan, one section each
-            fileio.write_atomic(report, render.render_environments(docs, "markdown") + "\n")
+            fileio.write_atomic(report, service.environments_report(s.config, docs))
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
     p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
+    warn(p.warnings)
     click.echo(render.render(p.to_dict(), s.fmt))
     return p.exit_code(detailed_exitcode)
 
@@ -201,10 +204,11 @@ def reconcile(
         p = service.load_plan_file(plan_file)
     else:
         p = service.run_plan(s, models, desired=desired)
+    warn(p.warnings)
     doc = p.to_dict()
     if s.fmt != "json":
         click.echo(render.render(doc, s.fmt))
-    if dry_run or not p.ok or (not p.changes and not p.records):
+    if dry_run or not p.ok or not p.pending:
         if s.fmt == "json":
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
@@ -215,7 +219,22 @@ def reconcile(
     else:
         click.echo("")
         click.echo(render.render_result(result.to_dict(), s.fmt))
+    if result.restamped:
+        click.echo(f"restored lost audit stamps: {', '.join(result.restamped)}", err=True)
+    if result.interrupted:
+        click.echo(
+            f"interrupted by {result.interrupted}: stopped after the write in flight and its "
+            "stamp (report above); run `regops reconcile` again to finish",
+            err=True,
+        )
+        return EXIT_SIGNAL.get(result.interrupted, EXIT_INTERRUPTED)
     return 0 if result.ok else 1
+
+
+def warn(messages: Sequence[str]) -> None:
+    """What was read but could not be used: one line each on stderr."""
+    for m in messages:
+        click.echo(f"warning: {m}", err=True)
 
 
 @cli.command()
@@ -315,10 +334,11 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
 
 
 # --- further command modules register themselves below ---
-from regops import commands_alias, commands_edit, commands_history  # noqa: E402
+from regops import commands_alias, commands_edit, commands_envs, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_envs.register(cli)
 commands_ci.register(cli)
 commands_alias.register(cli)
 

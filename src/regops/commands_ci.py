@@ -25,10 +25,11 @@ import click
 
 from regops import audit, fileio, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.options import Settings, common_options, resolve_tracking_uri, settings
+from regops.options import Settings, common_options, settings
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+from regops.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
@@ -51,7 +52,7 @@ def registry_name(s: Settings) -> str | None:
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    uris = [resolve_tracking_uri(s.tracking_uri_flag), *env]
+    uris = [resolve_tracking_uri(s.tracking_uri_flag).uri, *env]
     if s.environment is not None:
         # An unset ${VAR}: nothing of that URI can appear in a report either.
         with contextlib.suppress(RegopsError):

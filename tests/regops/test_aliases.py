@@ -9,9 +9,9 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner, Result
 
+from regops.audit import Stamp
 from regops.cli import cli
 from regops.errors import StateError
-from regops.live import HELD_TAG
 from regops.loader import load_state
 from regops.planner import plan
 from regops.state import AliasPolicy, Policy
@@ -130,8 +130,9 @@ def test_allowed_champion_move_applies_and_is_held(registry: str, tmp_path: Path
     result = regops(registry, "reconcile")
     assert result.exit_code == 0, result.output
     assert aliases(registry) == {"champion": "2", "challenger": "2"}
-    held = client(registry).get_model_version("Fraud", "2").tags[HELD_TAG]
-    assert held == "@champion"
+    stamp = Stamp.from_tags(client(registry).get_model_version("Fraud", "2").tags)[0]
+    assert stamp is not None
+    assert stamp.held == {"@champion"}
     assert live_stage(registry, "Fraud", "1") == "Staging"  # alias-only: stages left alone
     assert regops(registry, "plan", "--detailed-exitcode").exit_code == 0
 
