@@ -27,10 +27,11 @@ def stages_in_use(state_dir: Path, *, stages_supported: bool = True) -> bool:
                 raw = fh.read(MAX_FILE_BYTES + 1)
             if len(raw) > MAX_FILE_BYTES:
                 continue
-            doc = yamlio.read(raw.decode("utf-8"), lenient=True).data
+            doc = yamlio.read(raw.decode("utf-8"), lenient=True)  # never raises
         except (OSError, UnicodeDecodeError):
             continue
-        policy = doc.get("policy") if isinstance(doc, dict) else None
+        data = doc.data if doc.parsed else None
+        policy = data.get("policy") if isinstance(data, dict) else None
         if isinstance(policy, dict) and policy.get("use_stages") is False:
             return False
     return True
