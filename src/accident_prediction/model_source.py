@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accident_prediction.serving_errors import ModelNotFoundError, ServingError
+from regops.registry import search_models, search_versions
+from regops.tracking import stages_supported
+
+__all__ = ["stages_supported"]  # re-exported: callers ask this module
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -72,24 +76,12 @@ class ModelListing:
         return ModelRef(self.name, str(mv.version), source, mv.run_id, dict(mv.tags or {}))
 
 
-def stages_supported(tracking_uri: str) -> bool:
-    """Unity Catalog registries have aliases but no stages."""
-    return not tracking_uri.startswith("databricks-uc")
-
-
 def list_models(client: MlflowClient, prefix: str = "") -> list[str]:
-    """Names of registered models (starting with `prefix`), paged, sorted."""
-    names: list[str] = []
-    token: str | None = None
-    query = f"name LIKE '{prefix}%'" if prefix else None
-    while True:
-        page = client.search_registered_models(
-            filter_string=query, max_results=1000, page_token=token
-        )
-        names.extend(m.name for m in page)
-        token = page.token
-        if not token:
-            return sorted(names)
+    """Names of registered models (starting with `prefix`), paged, sorted.
+
+    The prefix is matched here, not in a LIKE filter, where `_` would be a wildcard.
+    """
+    return sorted(m.name for m in search_models(client) if m.name.startswith(prefix))
 
 
 def listing(client: MlflowClient, name: str) -> ModelListing:
@@ -270,18 +262,9 @@ def _champion_of(found: ModelListing, *, stages: bool) -> ModelRef | None:
 
 
 def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
-    versions: list[ModelVersion] = []
-    token: str | None = None
-    escaped = name.replace("'", "\\'")
-    while True:
-        page = client.search_model_versions(
-            f"name = '{escaped}'", max_results=10_000, page_token=token
-        )
-        versions.extend(page)
-        token = page.token
-        if not token:
-            # Versions come back int from sqlite and str over REST: sort numerically.
-            return sorted(versions, key=lambda mv: int(mv.version))
+    # Paged and quoted by the one MLflow adapter; versions come back int from sqlite and str
+    # over REST: sort numerically.
+    return sorted(search_versions(client, [name]), key=lambda mv: int(mv.version))
 
 
 def _as_float(value: Any) -> float | None:

@@ -1,34 +1,30 @@
 """Which MLflow tracking server to talk to, and how to print it safely.
 
+The resolution and masking live in `regops.tracking` (one adapter for both CLIs); this
+module adds what only the workload needs: reading `.env`, and the workload's error type.
 Order (DESIGN): MLFLOW_TRACKING_URI > DAGSHUB_REPO (OWNER/REPO) > config `mlflow.tracking_uri` >
 MLflow's default, `sqlite:///mlflow.db`. A `.env` file fills in variables the environment lacks.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from accident_prediction.errors import ConfigError
+from regops import tracking as _shared
+from regops.tracking import DEFAULT_TRACKING_URI, TrackingTarget, http_defaults, mask_uri
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-_DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-@dataclass(frozen=True)
-class TrackingTarget:
-    """The tracking URI in use and where it came from (for the user to see)."""
-
-    uri: str
-    source: str  # "MLFLOW_TRACKING_URI" | "DAGSHUB_REPO" | "config" | "default"
-
-    def describe(self) -> str:
-        return f"{mask_credentials(self.uri)} (from {self.source})"
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "TrackingTarget",
+    "dagshub_uri",
+    "http_defaults",
+    "load_dotenv_file",
+    "mask_credentials",
+    "mask_credentials_in",
+    "resolve_tracking_uri",
+]
 
 
 def load_dotenv_file(path: Path | str = ".env") -> bool:
@@ -43,35 +39,27 @@ def load_dotenv_file(path: Path | str = ".env") -> bool:
 
 def dagshub_uri(repo: str) -> str:
     """`OWNER/REPO` -> `https://dagshub.com/OWNER/REPO.mlflow`."""
-    repo = repo.strip().strip("/")
-    if not _DAGSHUB_REPO.match(repo):
-        raise ConfigError(f"DAGSHUB_REPO must look like OWNER/REPO, got {repo!r}")
-    return f"https://dagshub.com/{repo}.mlflow"
+    try:
+        return _shared.dagshub_uri(repo)
+    except _shared.TrackingUriError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def resolve_tracking_uri(
     config_uri: str | None, environ: Mapping[str, str] | None = None
 ) -> TrackingTarget:
     """Pick the tracking URI by the documented precedence; empty values count as unset."""
-    env = os.environ if environ is None else environ
-    if env.get("MLFLOW_TRACKING_URI", "").strip():
-        return TrackingTarget(env["MLFLOW_TRACKING_URI"].strip(), "MLFLOW_TRACKING_URI")
-    if env.get("DAGSHUB_REPO", "").strip():
-        return TrackingTarget(dagshub_uri(env["DAGSHUB_REPO"]), "DAGSHUB_REPO")
-    if config_uri and config_uri.strip():
-        return TrackingTarget(config_uri.strip(), "config")
-    return TrackingTarget(DEFAULT_TRACKING_URI, "default")
+    try:
+        return _shared.resolve_tracking_uri(None, config_uri, environ)
+    except _shared.TrackingUriError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def mask_credentials(uri: str) -> str:
-    """Replace any user:password@ in a URI by ***@, so logs never carry secrets."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    """A URI with its credentials masked (see regops.tracking.mask_uri)."""
+    return mask_uri(uri)
 
 
 def mask_credentials_in(text: str) -> str:
-    """Mask user:password@ in every URI inside a text (error messages quote URLs)."""
-    return _USERINFO.sub("***@", text)
+    """A text with every credential regops knows of masked (see regops.tracking.mask_secrets)."""
+    return _shared.mask_secrets(text)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from regops import commands_ci, render, service, views
+from regops import commands_ci, fileio, render, service, views
 from regops.errors import RegopsError, StateError, UsageError
 from regops.options import common_options, settings
 
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class RegopsGroup(click.Group):
@@ -99,11 +101,17 @@ def validate(ctx: click.Context) -> int:
         uri = s.environment.tracking_uri_template  # validate reads no registry: no ${VAR}
     else:
         uri = s.tracking_uri
-    state = load_state(s.state_dir, stages_supported=stages_supported(uri))
+    try:
+        state = load_state(s.state_dir, stages_supported=stages_supported(uri))
+    except StateError as exc:
+        if s.fmt == "text":
+            raise  # the handler prints FILE:LINE lines on stderr
+        files = sorted({d.file for d in exc.diagnostics})
+        click.echo(render.render_validate(render.validate_doc(files, 0, 0, exc.diagnostics), s.fmt))
+        return 1
     n_versions = sum(len(m.versions) for m in state.models.values())
-    click.echo(
-        f"{len(state.files)} file(s) valid: {len(state.models)} model(s), {n_versions} version(s)"
-    )
+    doc = render.validate_doc(list(state.files), len(state.models), n_versions, [])
+    click.echo(render.render_validate(doc, s.fmt))
     return 0
 
 
@@ -150,6 +158,8 @@ def plan(
     all_envs: bool,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
+    # Where the plan goes must be writable before the registry is read: fail fast, write whole.
+    fileio.check([p for p in (out, report) if p is not None])
     if all_envs:
         s = settings(ctx, pick_env=False)
         if s.config is None or s.env_name is not None or models:
@@ -158,13 +168,14 @@ def plan(
             )
         docs = service.plan_environments(s)
         if out is not None:
-            out.write_text(render.render_json(render.environments_doc(docs)) + "\n", "utf-8")
+            fileio.write_atomic(out, render.render_json(render.environments_doc(docs)) + "\n")
         if report is not None:  # the PR comment: every environment's plan, one section each
-            report.write_text(render.render_environments(docs, "markdown") + "\n", "utf-8")
+            fileio.write_atomic(report, service.environments_report(s.config, docs))
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
     p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
+    warn(p.warnings)
     click.echo(render.render(p.to_dict(), s.fmt))
     return p.exit_code(detailed_exitcode)
 
@@ -193,10 +204,11 @@ def reconcile(
         p = service.load_plan_file(plan_file)
     else:
         p = service.run_plan(s, models, desired=desired)
+    warn(p.warnings)
     doc = p.to_dict()
     if s.fmt != "json":
         click.echo(render.render(doc, s.fmt))
-    if dry_run or not p.ok or (not p.changes and not p.records):
+    if dry_run or not p.ok or not p.pending:
         if s.fmt == "json":
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
@@ -207,7 +219,22 @@ def reconcile(
     else:
         click.echo("")
         click.echo(render.render_result(result.to_dict(), s.fmt))
+    if result.restamped:
+        click.echo(f"restored lost audit stamps: {', '.join(result.restamped)}", err=True)
+    if result.interrupted:
+        click.echo(
+            f"interrupted by {result.interrupted}: stopped after the write in flight and its "
+            "stamp (report above); run `regops reconcile` again to finish",
+            err=True,
+        )
+        return EXIT_SIGNAL.get(result.interrupted, EXIT_INTERRUPTED)
     return 0 if result.ok else 1
+
+
+def warn(messages: Sequence[str]) -> None:
+    """What was read but could not be used: one line each on stderr."""
+    for m in messages:
+        click.echo(f"warning: {m}", err=True)
 
 
 @cli.command()
@@ -229,16 +256,28 @@ def export(ctx: click.Context, models: tuple[str, ...], output: Path | None, for
         views.require_model(live, name)
     chosen = list(live.models.values())
     if output is None:
-        click.echo(views.export_yaml(chosen, has_stages=live.has_stages), nl=False)
+        text = views.export_yaml(chosen, has_stages=live.has_stages)
+        click.echo(render.render_export(text, [], s.fmt), nl=s.fmt != "text")
         return 0
+    fileio.check_names(output, [f"{m.name}.yaml" for m in chosen])
     targets = {m.name: output / f"{m.name}.yaml" for m in chosen}
     clash = [str(p) for p in targets.values() if p.exists()]
     if clash and not force:
         raise RegopsError(f"refusing to overwrite {', '.join(clash)} (use --force)")
-    output.mkdir(parents=True, exist_ok=True)
-    for m in chosen:
-        targets[m.name].write_text(views.export_yaml([m], has_stages=live.has_stages))
-        click.echo(f"wrote {targets[m.name]} ({len(m.versions)} versions)")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fileio.FileWriteError(
+            f"cannot create {output}: {exc.strerror or exc}; nothing was written"
+        ) from exc
+    # All or nothing: every target is checked and staged before any file is replaced.
+    fileio.write_all(
+        {targets[m.name]: views.export_yaml([m], has_stages=live.has_stages) for m in chosen}
+    )
+    written = [
+        {"file": str(targets[m.name]), "model": m.name, "versions": len(m.versions)} for m in chosen
+    ]
+    click.echo(render.render_export(None, written, s.fmt))
     return 0
 
 
@@ -249,10 +288,8 @@ def list_models(ctx: click.Context) -> int:
     """List registered models with their stages and aliases."""
     s = settings(ctx)
     rows = views.model_rows(service.open_registry(s).snapshot())
-    if s.fmt == "json":
-        click.echo(render.render_json({"models": rows}))
-    else:
-        click.echo(views.table(rows, ["model", "versions", "latest", "stages", "aliases"]))
+    cols = ["model", "versions", "latest", "stages", "aliases"]
+    click.echo(render.render_rows(rows, cols, s.fmt, key="models"))
     return 0
 
 
@@ -265,19 +302,16 @@ def list_versions(ctx: click.Context, model_name: str) -> int:
     s = settings(ctx)
     m = views.require_model(service.open_registry(s).snapshot([model_name]), model_name)
     rows = [views.version_row(m, v) for v in m.versions.values()]
-    if s.fmt == "json":
-        click.echo(render.render_json({"versions": rows}))
-    else:
-        cols = [
-            "version",
-            "stage",
-            "aliases",
-            "created",
-            "validation_status",
-            "smoke_test_status",
-            "run_id",
-        ]
-        click.echo(views.table(rows, cols))
+    cols = [
+        "version",
+        "stage",
+        "aliases",
+        "created",
+        "validation_status",
+        "smoke_test_status",
+        "run_id",
+    ]
+    click.echo(render.render_rows(rows, cols, s.fmt, key="versions"))
     return 0
 
 
@@ -295,20 +329,16 @@ def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str
     m = views.require_model(service.open_registry(s).snapshot([model_name]), model_name)
     row = views.version_row(m, views.find_version(m, stage=stage, alias=alias))
     row["uri"] = f"models:/{model_name}/{row['version']}"
-    if s.fmt == "json":
-        click.echo(render.render_json(row))
-    else:
-        for key, value in row.items():
-            shown = ",".join(value) if isinstance(value, list) else value
-            click.echo(f"{key + ':':<19} {shown if shown not in (None, '') else '-'}")
+    click.echo(render.render_record(row, s.fmt))
     return 0
 
 
 # --- further command modules register themselves below ---
-from regops import commands_alias, commands_edit, commands_history  # noqa: E402
+from regops import commands_alias, commands_edit, commands_envs, commands_history  # noqa: E402
 
 commands_edit.register(cli)
 commands_history.register(cli)
+commands_envs.register(cli)
 commands_ci.register(cli)
 commands_alias.register(cli)
 

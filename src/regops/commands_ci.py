@@ -23,12 +23,13 @@ from typing import Any, TypeVar
 
 import click
 
-from regops import audit, reports, service
+from regops import audit, fileio, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.options import Settings, common_options, resolve_tracking_uri, settings
+from regops.options import Settings, common_options, settings
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+from regops.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
@@ -51,7 +52,7 @@ def registry_name(s: Settings) -> str | None:
 
 def _secrets(s: Settings) -> list[str]:
     env = [os.environ.get(k) for k in CREDENTIAL_ENV]
-    uris = [resolve_tracking_uri(s.tracking_uri_flag), *env]
+    uris = [resolve_tracking_uri(s.tracking_uri_flag).uri, *env]
     if s.environment is not None:
         # An unset ${VAR}: nothing of that URI can appear in a report either.
         with contextlib.suppress(RegopsError):
@@ -105,7 +106,7 @@ def run_plan_command(
             **fields,  # type: ignore[arg-type]
         )
         text = reports.redact(reports.render_plan_report(doc), _secrets(s))
-        report.write_text(text, encoding="utf-8")
+        fileio.write_atomic(report, text)
 
     try:
         source: SnapshotSource | None = None
@@ -141,7 +142,7 @@ def run_plan_command(
     if out is not None:
         from regops.render import render_json
 
-        out.write_text(reports.redact(render_json(doc), _secrets(s)) + "\n", encoding="utf-8")
+        fileio.write_atomic(out, reports.redact(render_json(doc), _secrets(s)) + "\n")
     write(plan=doc)
     return p
 
@@ -181,7 +182,7 @@ def snapshot(ctx: click.Context, out: Path, models: tuple[str, ...]) -> int:
     live = service.open_registry(s).snapshot(list(models) or None)
     doc = snapshot_doc(live, registry=registry_name(s) or "registry", created_at=audit.now())
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
-    out.write_text(reports.redact(text, _secrets(s)), encoding="utf-8")
+    fileio.write_atomic(out, reports.redact(text, _secrets(s)))
     click.echo(
         f"wrote {out}: {len(live.models)} model(s), fingerprint {doc['live_fingerprint'][:12]}"
     )
@@ -264,7 +265,7 @@ def candidates(
     rows = find_candidates(s, manifest, _required(require_tags or DEFAULT_EVIDENCE))
     if out is not None:
         passed = [{"model": c.model, "version": c.version} for c in rows if c.passed]
-        out.write_text(json.dumps(passed, separators=(",", ":")) + "\n", encoding="utf-8")
+        fileio.write_atomic(out, json.dumps(passed, separators=(",", ":")) + "\n")
     if s.fmt == "json":
         doc = [
             {"model": c.model, "version": c.version, "passed": c.passed, "why": c.why} for c in rows
@@ -355,7 +356,7 @@ def propose(
         raise
     for c in rows:
         click.echo(f"{c.model} v{c.version} -> {role}")
-    body.write_text(reports.render_proposal(rows, role, changed), encoding="utf-8")
+    fileio.write_atomic(body, reports.render_proposal(rows, role, changed))
     return 0
 
 

@@ -7,17 +7,18 @@ the registry unless `--apply` is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from regops import render
 from regops.edit import EditResult, latest_version, prepare_edit, write_edit
-from regops.errors import RegistryError
+from regops.errors import RegistryError, RegopsError
 from regops.loader import display_path
 from regops.options import Settings, common_options, settings
 from regops.registry_uri import stages_supported
+from regops.render import render_edit
 from regops.state import STAGES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,18 +42,62 @@ def edit_options(f: F) -> F:
 
 
 def run_edit(s: Settings, model: str, version: str, *, apply_now: bool, **edit: Any) -> int:
-    """Edit, write, report; then reconcile the model when asked. Returns the exit code."""
+    """Edit, write, report; then reconcile the model when asked. Returns the exit code.
+
+    With --apply the report always says what happened to the file (edited and kept, or
+    unchanged) and to the registry (what was applied, or nothing and why), even when a
+    gate blocks the change or the registry fails.
+    """
     result = prepare_edit(
         s.state_dir, model, version, stages_supported=stages_supported(s.tracking_uri), **edit
     )
     write_edit(result)
-    applied: dict[str, Any] | None = None
-    if apply_now:
-        from regops import service  # deferred: editing alone must not import mlflow
+    doc: dict[str, Any] = {**edit_doc(result), "apply": None, "outcome": None}
+    if not apply_now:
+        if result.changed:
+            doc["outcome"] = (
+                "Next: commit and open a pull request (merging applies it), or rerun with --apply."
+            )
+        click.echo(render_edit(doc, s.fmt))
+        return 0
+    from regops import service  # deferred: editing alone must not import mlflow
 
-        applied = service.run_reconcile(s, models=[model]).to_dict()
-    report(result, applied, s.fmt)
-    return 0 if applied is None or applied["ok"] else 1
+    name = doc["file"]
+    kept = (
+        f"{name}: edited, and the edit is kept (commit it, or undo it with "
+        f"`git checkout -- {name}`)"
+        if result.changed
+        else f"{name}: unchanged"
+    )
+    try:
+        plan = service.run_plan(s, [model])
+        if not plan.ok:
+            doc["plan"] = plan.to_dict()
+            why = "; ".join(plan.errors) or "a promotion gate blocks the change (see the plan)"
+            raise RegopsError(why)
+        applied = service.run_reconcile(s, [model], plan=plan, replan=True).to_dict()
+    except RegopsError as exc:
+        doc["ok"] = False
+        doc["outcome"] = f"{kept}; registry: nothing applied: {exc}"
+        if s.fmt == "json":
+            click.echo(render_edit(doc, s.fmt))
+            return 1
+        click.echo(render_edit({**doc, "outcome": None}, s.fmt))
+        if "plan" in doc:
+            click.echo(render.render(doc["plan"], s.fmt))
+        raise RegopsError(doc["outcome"]) from exc
+    counts = applied["summary"]
+    doc["apply"], doc["ok"] = applied, applied["ok"]
+    if applied["ok"]:
+        registry = f"{counts['applied']} change(s) applied" if counts["applied"] else "in sync"
+    else:
+        registry = (
+            f"{counts['applied']} applied, {counts['failed']} failed (above); "
+            f"run `regops reconcile --model {model}` to finish"
+        )
+    doc["outcome"] = f"{kept}; registry: {registry}"
+    click.echo(render_edit(doc, s.fmt))
+    return 0 if applied["ok"] else 1
 
 
 def edit_doc(result: EditResult) -> dict[str, Any]:
@@ -64,27 +109,6 @@ def edit_doc(result: EditResult) -> dict[str, Any]:
         "summary": list(result.summary),
         "lines": [{"op": op, "line": n, "text": text} for op, n, text in result.changed_lines()],
     }
-
-
-def report(result: EditResult, applied: dict[str, Any] | None, fmt: str) -> None:
-    name = display_path(result.path)
-    if fmt == "json":
-        click.echo(json.dumps({**edit_doc(result), "apply": applied}, indent=2))
-        return
-    if not result.changed:
-        click.echo(f"{name}: already so; nothing changed")
-    for what in result.summary:
-        click.echo(f"{name}: {what}")
-    for op, n, text in result.changed_lines():
-        click.echo(f"  {n:>4} {op} {text}")
-    if applied is not None:
-        from regops.render import render_result
-
-        click.echo(render_result(applied, fmt))
-    elif result.changed:
-        click.echo(
-            "Next: commit and open a pull request (merging applies it), or rerun with --apply."
-        )
 
 
 @click.command()

@@ -12,10 +12,7 @@ Never imports mlflow: the training pipeline and `regops transition` share this c
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
@@ -29,7 +26,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from regops import yamlio
+from regops import fileio, yamlio
 from regops.errors import RegopsError
 from regops.live import LiveState
 from regops.loader import display_path, load_state, state_files
@@ -155,18 +152,10 @@ def write_edit(result: EditResult) -> Path:
         exists and path.read_bytes().decode("utf-8", "replace") != result.before
     ):
         raise EditError(f"{display_path(path)} changed while being edited; run the edit again")
-    mode = stat.S_IMODE(path.stat().st_mode) if exists else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(result.after)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fileio.write_atomic(path, result.after)
+    except fileio.FileWriteError as exc:
+        raise EditError(str(exc)) from exc
     return path
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from regops.audit import AUDIT_TAG, Stamp
 from regops.errors import PlanError, RegopsError, StalePlanError
-from regops.live import ALIAS_MARK, APPLIED_TAG, HELD_TAG, LiveState
-from regops.options import mask_uri
+from regops.live import ALIAS_MARK, APPLIED_TAG, AppliedRecord, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -30,20 +30,22 @@ from regops.plan import (
     Change,
     Plan,
 )
+from regops.planner import MAX_RECORD_CHARS
 from regops.promotion import rename_record
-from regops.registry import with_retry
+from regops.tracking import mask_secrets
 
 APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
 
 
 class Registry(Protocol):
     def snapshot(self, names: list[str] | None = None) -> LiveState: ...
-    def transition_stage(self, name: str, version: str, stage: str) -> None: ...
-    def set_alias(self, name: str, alias: str, version: str) -> None: ...
-    def delete_alias(self, name: str, alias: str) -> None: ...
-    def update_description(self, name: str, description: str) -> None: ...
-    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
-    def set_model_tag(self, name: str, key: str, value: str) -> None: ...
+    # Writes may return how many tries they took (the MLflow adapter retries; see registry.py).
+    def transition_stage(self, name: str, version: str, stage: str) -> int | None: ...
+    def set_alias(self, name: str, alias: str, version: str) -> int | None: ...
+    def delete_alias(self, name: str, alias: str) -> int | None: ...
+    def update_description(self, name: str, description: str) -> int | None: ...
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> int | None: ...
+    def set_model_tag(self, name: str, key: str, value: str) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class ApplyResult:
     outcomes: tuple[Outcome, ...]
     records_written: tuple[str, ...] = ()
     writes: int = 0  # registry write calls made, retries included
+    interrupted: str | None = None  # the signal that stopped the run early (SIGTERM, SIGINT)
+    restamped: tuple[str, ...] = ()  # "MODEL VERSION" whose lost audit stamp was restored
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,8 @@ class ApplyResult:
             "summary": counts,
             "writes": self.writes,
             "records_written": list(self.records_written),
+            "interrupted": self.interrupted,
+            "restamped": list(self.restamped),
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
 
@@ -103,10 +109,16 @@ def apply(
     registry: Registry,
     stamps: Mapping[str, Mapping[str, str]],
     *,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] | None = None,  # unused: retries live in the registry
     copier: Callable[[Change], str] | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> ApplyResult:
-    """Apply `plan`. `stamps` maps each model to the audit tags for its changed versions.
+    """Apply `plan`. `stamps` maps each model to its audit fields (commit, at, actor, file).
+
+    One audit stamp per changed version (`regops.audit`), written right after its first
+    change lands, with what the version holds once the plan is applied. `stop` is asked
+    before each write; when it names a reason (a signal), the run stops there: the write
+    in flight and its stamp have landed, the rest is reported skipped.
 
     `copier` makes a COPY change (promotion across environments) and returns the new
     version's number; the changes after it that name the copy's state key (`dev@7`)
@@ -121,27 +133,37 @@ def apply(
         )
     live = check_fresh(plan, registry)
 
-    retry_kw: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    final = _final_states(plan, live)
     outcomes: list[Outcome] = []
     stamped: set[tuple[str, str]] = set()
-    held: dict[tuple[str, str], frozenset[str]] = {}  # `regops.held` as this run grows it
     incomplete: set[str] = set()  # models with a change that failed or was not attempted
+    started: set[str] = set()  # models whose first write was attempted
     writes = 0
     stopped: str | None = None
+    interrupted: str | None = None
     made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
 
-    def call(fn: Callable[[], None]) -> int:
+    def call(fn: Callable[[], int | None]) -> int:
         nonlocal writes
-        _, tries = with_retry(fn, **retry_kw)
+        tries = fn() or 1  # the adapter retries and says how often; a bare registry does not
         writes += tries
         return tries
 
-    for change in plan.changes:
-        change = _made(change, made)
+    def stamp(model: str, key: str, version: str) -> None:
+        """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
+        stage, aliases, held = final.get((model, key), (None, (), frozenset()))
+        fields = Stamp.from_fields(stamps.get(model, {}))
+        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        call(lambda: registry.set_version_tag(model, version, AUDIT_TAG, value))
+
+    for planned in plan.changes:
+        change = _made(planned, made)
         if change.action != APPLY:
             note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
             outcomes.append(Outcome(change, SKIPPED, note=note))
             continue
+        if stopped is None and stop is not None and (reason := stop()):
+            interrupted, stopped = reason, f"interrupted by {reason}"
         if stopped is not None:
             incomplete.add(change.model)
             outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
@@ -162,21 +184,19 @@ def apply(
             outcomes.append(Outcome(change, APPLIED, note=f"new version {new}", attempts=1))
             continue
         try:
+            if change.model not in started:
+                started.add(change.model)
+                _baseline(plan, live, registry, change.model, call)
             tries = call(_write(change, registry))
         except Exception as exc:
             incomplete.add(change.model)
             stopped = f"an earlier change failed ({change.model})"
             outcomes.append(Outcome(change, FAILED, error=_explain(exc, change)))
             continue
-        tags: dict[str, str] = {}
         if change.version is not None and (change.model, change.version) not in stamped:
             stamped.add((change.model, change.version))
-            tags.update(stamps.get(change.model, {}))
-        tags.update(_held(live, change, held))
-        if tags and change.version is not None:
             try:
-                for key, value in tags.items():
-                    call(_tag(registry, change.model, change.version, key, value))
+                stamp(change.model, planned.version or change.version, change.version)
             except Exception as exc:
                 incomplete.add(change.model)
                 stopped = "writing an audit stamp failed"
@@ -184,16 +204,30 @@ def apply(
                     Outcome(
                         change,
                         FAILED,
-                        error=f"applied, but the audit stamp failed: {exc}",
+                        error=f"applied, but the audit stamp failed: {_explain(exc, change)}",
                         attempts=tries,
                     )
                 )
                 continue
         outcomes.append(Outcome(change, APPLIED, attempts=tries))
 
+    restamped = []
+    for model, version in plan.restamps:
+        if stopped is not None or model in incomplete or (model, version) in stamped:
+            continue
+        if stop is not None and (reason := stop()):
+            interrupted, stopped = reason, f"interrupted by {reason}"
+            incomplete.add(model)
+            continue
+        try:
+            stamp(model, version, version)
+            restamped.append(f"{model} {version}")
+        except Exception:
+            incomplete.add(model)  # the next plan still sees it unstamped and offers it again
+
     records = []
     for model, record in sorted(plan.records.items()):
-        if model in incomplete:
+        if model in incomplete or (interrupted and model not in started):
             continue
         for (m, key), version in made.items():
             if m == model:
@@ -203,7 +237,72 @@ def apply(
             records.append(model)
         except Exception:  # noqa: S112 - the record only sharpens drift detection next time
             continue
-    return ApplyResult(tuple(outcomes), tuple(records), writes)
+    return ApplyResult(
+        tuple(outcomes), tuple(records), writes, interrupted=interrupted,
+        restamped=tuple(restamped),
+    )  # fmt: skip
+
+
+def _baseline(
+    plan: Plan, live: LiveState, registry: Registry, model: str, call: Callable[..., int]
+) -> None:
+    """Before the first change to a model regops never recorded, record what is live.
+
+    Then, if the run is cut after a change landed but before its stamp, the next plan
+    sees that version differ from the record and restores the stamp (see the planner).
+    """
+    lm = live.models.get(model)
+    if lm is None or model not in plan.records or lm.applied() is not None:
+        return
+    raw = AppliedRecord.of_live(lm).dump()
+    if len(raw) <= MAX_RECORD_CHARS:
+        call(lambda: registry.set_model_tag(model, APPLIED_TAG, raw))
+
+
+Final = dict[tuple[str, str], tuple[str | None, tuple[str, ...], frozenset[str]]]
+
+
+def _final_states(plan: Plan, live: LiveState) -> Final:
+    """Per (model, plan version key): stage, aliases and held set once the plan has landed.
+
+    What each version's one stamp records. `held` grows by every stage a change puts the
+    version in and every alias pointed at it (`@alias`): returning to either later is a
+    rollback, not a new promotion. A restamped version (its change landed, its stamp was
+    lost) holds its live stage too when that differs from the record.
+    """
+    out: Final = {}
+    for name in plan.models:
+        lm = live.models.get(name)
+        versions = dict(lm.versions) if lm else {}
+        stages = {v: lv.stage for v, lv in versions.items()}
+        aliases = dict(lm.aliases) if lm else {}
+        held = {v: set(lv.held_entries()) for v, lv in versions.items()}
+        record = lm.applied() if lm else None
+        for v, lv in versions.items():
+            if (name, v) in plan.restamps and record is not None:
+                if (record.stage_of(v) or "None") != lv.stage and live.has_stages:
+                    held[v].add(lv.stage)
+                for alias in set(lm.aliases_of(v) if lm else ()) - set(
+                    record.versions.get(v, (None, ()))[1]
+                ):
+                    held[v].add(ALIAS_MARK + alias)
+        for c in plan.changes:
+            if c.model != name or c.action != APPLY or c.kind == COPY:
+                continue
+            key = c.version or ""
+            if c.kind == STAGE:
+                stages[key] = c.after or "None"
+                held.setdefault(key, set()).add(c.after or "None")
+            elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
+                aliases[c.alias] = c.after or ""
+                held.setdefault(c.after or "", set()).add(ALIAS_MARK + c.alias)
+            elif c.kind == ALIAS_DELETE and c.alias:
+                aliases.pop(c.alias, None)
+        for v in set(stages) | set(held):
+            mine = tuple(sorted(a for a, owner in aliases.items() if owner == v))
+            stage = stages.get(v, "None") if live.has_stages else None
+            out[(name, v)] = (stage, mine, frozenset(held.get(v, ())))
+    return out
 
 
 def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
@@ -219,38 +318,7 @@ def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
     return replace(c, version=sub(c.version))
 
 
-def _held(
-    live: LiveState, c: Change, held: dict[tuple[str, str], frozenset[str]]
-) -> dict[str, str]:
-    """The `regops.held` tag once this change lands, if it grows.
-
-    Stages a version enters are recorded by name, aliases pointed at it as `@alias`:
-    returning to either later is a rollback, not a new promotion.
-    """
-    if c.version is None:
-        return {}
-    if c.kind == STAGE:
-        entry = c.after or "None"
-    elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
-        entry = ALIAS_MARK + c.alias
-    else:
-        return {}
-    key = (c.model, c.version)
-    if key not in held:
-        model = live.models.get(c.model)
-        version = model.versions.get(c.version) if model else None
-        held[key] = version.held_entries() if version else frozenset()
-    before = held[key]
-    after = before | {entry}
-    held[key] = after
-    return {} if after == before else {HELD_TAG: ",".join(sorted(after))}
-
-
-def _tag(registry: Registry, model: str, version: str, key: str, value: str) -> Callable[[], None]:
-    return lambda: registry.set_version_tag(model, version, key, value)
-
-
-def _write(c: Change, registry: Registry) -> Callable[[], None]:
+def _write(c: Change, registry: Registry) -> Callable[[], int | None]:
     if c.kind == STAGE:
         return lambda: registry.transition_stage(c.model, c.version or "", c.after or "None")
     if c.kind in (ALIAS_SET, ALIAS_MOVE):
@@ -274,4 +342,4 @@ def _explain(exc: BaseException, c: Change) -> str:
     if code == "UNAUTHENTICATED" or re.search(r"\b401\b", text):
         return f"not authenticated: set MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN ({what})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {mask_uri(text)}"  # MLflow's text may embed user:pw@host
+    return f"{type(exc).__name__}: {mask_secrets(text)}"  # MLflow's text may embed user:pw@host

@@ -70,7 +70,7 @@ def build_history(
     )
     if tracking_uri is None:
         return base
-    from regops.options import mask_uri
+    from regops.tracking import mask_secrets, mask_uri
 
     names = sorted({c.model for e in found for c in e.changes})
     try:
@@ -82,7 +82,7 @@ def build_history(
         return History(
             base.state_dir,
             base.entries,
-            registry_error=mask_uri(str(exc)),
+            registry_error=mask_secrets(str(exc)),
             filters=filters,
             truncated=truncated,
         )

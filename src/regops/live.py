@@ -8,9 +8,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from regops.audit import STAGES, Stamp
+
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
-HELD_TAG = "regops.held"  # version tag: the stages (and @aliases) regops has put this version in
+READY = "READY"
 ALIAS_MARK = "@"  # an alias in the held set: "@champion" (no stage name starts with "@")
 
 
@@ -26,11 +28,16 @@ class LiveVersion:
     # which `require_from` accepts, and what it is ("dev Model v7").
     origin_stage: str | None = None
     origin: str = ""
+    status: str = READY  # MLflow's registration status: only READY versions are promoted
 
     def held_entries(self) -> frozenset[str]:
-        """The raw held set: stage names and `@alias` entries."""
-        raw = self.tags.get(HELD_TAG, "")
-        return frozenset(s for s in raw.split(",") if s)
+        """The raw held set: stage names and `@alias` entries (from either stamp format)."""
+        stamp = self.stamp()
+        return stamp.held if stamp else frozenset()
+
+    def stamp(self) -> Stamp | None:
+        """regops' audit stamp on this version (either format), None if absent or corrupt."""
+        return Stamp.from_tags(self.tags)[0]
 
     def held(self) -> frozenset[str]:
         """Stages regops has put this version in before (a return to one is a rollback)."""
@@ -65,6 +72,8 @@ class LiveModel:
 class LiveState:
     models: Mapping[str, LiveModel]
     has_stages: bool = True
+    # regops.* tags another client wrote that regops cannot read (each treated as absent)
+    warnings: tuple[str, ...] = ()
 
     def fingerprint(self, names: Iterable[str]) -> str:
         """Hash of everything a plan for `names` depends on; regops' own stamps excluded."""
@@ -83,7 +92,9 @@ class LiveState:
                     "aliases": dict(sorted(m.aliases.items())),
                     "tags": strip(m.tags),
                     "versions": {
-                        v.version: [v.stage, v.run_id, strip(v.tags)] for v in m.versions.values()
+                        v.version: [v.stage, v.run_id, strip(v.tags)]
+                        + ([v.status] if v.status != READY else [])
+                        for v in m.versions.values()
                     },
                 }
             )
@@ -102,13 +113,35 @@ class AppliedRecord:
 
     @classmethod
     def parse(cls, raw: str) -> AppliedRecord | None:
+        """The record, or None for a hand-edited or foreign tag (no drift knowledge, no crash)."""
         try:
             doc = json.loads(raw)
-            return cls(
-                MappingProxyType({str(v): (entry[0], tuple(entry[1:])) for v, entry in doc.items()})
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        out: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        for v, entry in doc.items():
+            if not (isinstance(v, str) and v.isascii() and v.isdigit() and v[0] != "0"):
+                return None
+            if not isinstance(entry, list) or not entry:
+                return None
+            stage, *aliases = entry
+            if not (stage is None or stage in STAGES):
+                return None
+            if not all(isinstance(a, str) and a for a in aliases):
+                return None
+            out[v] = (stage, tuple(aliases))
+        return cls(MappingProxyType(out))
+
+    @classmethod
+    def of_live(cls, model: LiveModel) -> AppliedRecord:
+        """What is live now, as a record (the baseline of a model regops never recorded)."""
+        return cls(
+            MappingProxyType(
+                {v: (lv.stage, model.aliases_of(v)) for v, lv in model.versions.items()}
             )
-        except (ValueError, TypeError, IndexError, AttributeError):
-            return None  # a hand-edited or foreign tag: no drift knowledge rather than a crash
+        )
 
     def dump(self) -> str:
         doc = {
@@ -129,3 +162,18 @@ class AppliedRecord:
             if alias in aliases:
                 return version
         return None
+
+
+def tag_problems(model: LiveModel) -> list[str]:
+    """regops.* tags on `model` that regops cannot read: each is treated as absent."""
+    problems = []
+    raw = model.tags.get(APPLIED_TAG)
+    if raw is not None and AppliedRecord.parse(raw) is None:
+        problems.append(
+            f"model {model.name!r}: tag {APPLIED_TAG} is not a record regops wrote "
+            f"({raw[:60]!r}); treated as absent (no drift detection until the next reconcile)"
+        )
+    for v in sorted(model.versions, key=lambda x: (len(x), x)):
+        for problem in Stamp.from_tags(model.versions[v].tags)[1]:
+            problems.append(f"model {model.name!r} version {v}: {problem}; treated as absent")
+    return problems

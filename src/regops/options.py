@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +14,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from regops.tracking import DEFAULT_TRACKING_URI, resolve_tracking_uri
+from regops.tracking import mask_uri as mask_uri  # re-exported for earlier imports
+
 if TYPE_CHECKING:
     from regops.environments import Config, Environment
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Settings:
     def tracking_uri(self) -> str:
         if self.tracking_uri_flag is None and self.environment is not None:
             return self.environment.tracking_uri
-        uri = resolve_tracking_uri(self.tracking_uri_flag)
+        uri = resolve_tracking_uri(self.tracking_uri_flag).uri
         if uri == DEFAULT_TRACKING_URI and _truthy(os.environ.get("REGOPS_REQUIRE_REGISTRY")):
             from regops.errors import RegistryError
 
@@ -56,26 +57,6 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def resolve_tracking_uri(flag: str | None = None, config_value: str | None = None) -> str:
-    """`--tracking-uri` > MLFLOW_TRACKING_URI > DAGSHUB_REPO > config > sqlite:///mlflow.db."""
-    if flag:
-        return flag
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    repo = os.environ.get("DAGSHUB_REPO", "").strip().strip("/")
-    if repo:
-        return f"https://dagshub.com/{repo}.mlflow"
-    if config_value:
-        return config_value
-    return DEFAULT_TRACKING_URI
-
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def mask_uri(uri: str) -> str:
-    """Hide credentials embedded in a URI (`https://user:pw@host` -> `https://***@host`)."""
-    return _USERINFO.sub("***@", uri)
 
 
 def _obj(ctx: click.Context) -> Settings:

@@ -100,6 +100,10 @@ class Plan:
     state_files: tuple[str, ...] = ()
     created_at: str = ""
     suspended: tuple[str, ...] = ()
+    # (model, version) whose live state changed since the last record but that carries no
+    # stamp of it: a change that landed while its stamp was lost. Reconcile stamps them.
+    restamps: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()  # what was read but could not be used (corrupt tags...)
 
     @property
     def actionable(self) -> tuple[Change, ...]:
@@ -112,6 +116,11 @@ class Plan:
     @property
     def drifted(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.drift)
+
+    @property
+    def pending(self) -> bool:
+        """Whether reconcile has anything to write (changes, records or lost stamps)."""
+        return bool(self.changes or self.records or self.restamps)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +163,8 @@ class Plan:
             "errors": list(self.errors),
             "changes": [c.to_dict() for c in self.changes],
             "records": dict(self.records),
+            "restamps": [list(mv) for mv in self.restamps],
+            "warnings": list(self.warnings),
             "summary": self.summary(),
         }
 
@@ -170,4 +181,6 @@ class Plan:
             state_files=tuple(d.get("state_files", ())),
             created_at=d.get("created_at", ""),
             suspended=tuple(d.get("suspended_models", ())),
+            restamps=tuple((str(m), str(v)) for m, v in d.get("restamps", ())),
+            warnings=tuple(d.get("warnings", ())),
         )

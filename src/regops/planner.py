@@ -20,6 +20,13 @@ Rules, per managed model:
   blocking (alias_gates.py); removing a `protected` alias is an error. With
   `use_stages: false` (always on registries without stages) no stage change is
   ever planned.
+- A version whose MLflow status is not READY (still registering, or failed) is never
+  promoted: a stage change into Staging/Production or an alias pointed at it is blocked
+  by the `ready` gate.
+- Lost stamps: a listed version that already holds what git wants, whose live state
+  differs from the model's record and whose audit stamp does not show that state, had
+  a change land while its stamp was lost (a cut connection): the plan lists it in
+  `restamps` and reconcile writes the stamp.
 - Order: versions enter Production/Staging first, aliases move next, versions
   leave to None/Archived last, so a stage is never left empty mid-reconcile.
 """
@@ -30,7 +37,7 @@ from collections.abc import Collection
 from types import MappingProxyType
 
 from regops.alias_gates import gate_alias_change, protected_removals
-from regops.live import AppliedRecord, LiveModel, LiveState
+from regops.live import READY, AppliedRecord, LiveModel, LiveState
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
@@ -65,6 +72,7 @@ def plan(
     errors: list[str] = []
     records: dict[str, str] = {}
     suspended: list[str] = []
+    restamps: list[tuple[str, str]] = []
     for name in sorted(names):
         spec = desired.models[name]
         lm = live.models.get(name)
@@ -78,7 +86,9 @@ def plan(
         if problems:
             errors.extend(problems)
             continue
-        model_changes = _plan_model(spec, lm, live.has_stages and spec.policy.use_stages)
+        model_changes = _require_ready(
+            _plan_model(spec, lm, live.has_stages and spec.policy.use_stages), lm
+        )
         removals = protected_removals(spec, model_changes)
         if removals:
             errors.extend(removals)
@@ -91,6 +101,7 @@ def plan(
             current = lm.applied()
             if record is not None and (current is None or current.dump() != record):
                 records[name] = record
+            restamps.extend(_lost_stamps(spec, lm, current, model_changes, live.has_stages))
         changes.extend(model_changes)
     return Plan(
         changes=tuple(changes),
@@ -103,7 +114,62 @@ def plan(
         state_files=desired.files,
         created_at=created_at,
         suspended=tuple(suspended),
+        restamps=tuple(restamps),
+        warnings=tuple(w for w in live.warnings if any(f"model {n!r}" in w for n in names)),
     )
+
+
+def _require_ready(changes: list[Change], lm: LiveModel) -> list[Change]:
+    """Block every promotion of a version MLflow has not finished registering."""
+    out = []
+    for c in changes:
+        promotes = c.kind in (ALIAS_SET, ALIAS_MOVE) or (
+            c.kind == STAGE and c.after in ("Staging", "Production")
+        )
+        target = c.after if c.kind in (ALIAS_SET, ALIAS_MOVE) else c.version
+        lv = lm.versions.get(target or "")
+        if promotes and lv is not None and lv.status != READY and c.action in (APPLY, WARN):
+            gate = GateVerdict(
+                "ready", False, f"version {target} is {lv.status}, not READY: it cannot serve"
+            )
+            c = _with(c, gates=(*c.gates, gate), action=BLOCKED)
+        out.append(c)
+    return out
+
+
+def _lost_stamps(
+    spec: ModelSpec,
+    lm: LiveModel,
+    applied: AppliedRecord | None,
+    changes: list[Change],
+    has_stages: bool,
+) -> list[tuple[str, str]]:
+    """Listed versions that reached git's state since the record without a stamp saying so."""
+    if applied is None:
+        return []  # never reconciled (an adopted registry): nothing regops changed to stamp
+    touched = {c.version for c in changes}
+    out = []
+    for v, vs in sorted(spec.versions.items(), key=lambda kv: version_key(kv[0])):
+        lv = lm.versions.get(v)
+        if lv is None or v in touched:
+            continue
+        aliases = lm.aliases_of(v)
+        stage_managed = has_stages and vs.stage is not None
+        if (stage_managed and lv.stage != vs.stage) or tuple(sorted(vs.aliases)) != aliases:
+            continue  # not (yet) where git wants it
+        rec_stage, rec_aliases = applied.versions.get(v, ("None", ()))
+        moved = (stage_managed and (rec_stage or "None") != lv.stage) or tuple(
+            sorted(rec_aliases)
+        ) != aliases
+        stamp = lv.stamp()
+        shown = (
+            stamp is not None
+            and stamp.aliases == aliases
+            and stamp.stage == (lv.stage if has_stages else None)
+        )
+        if moved and not shown:
+            out.append((spec.name, v))
+    return out
 
 
 def _with(change: Change, **kw: object) -> Change:

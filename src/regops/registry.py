@@ -1,4 +1,6 @@
-"""The only module that talks to MLflow: paged snapshot reads and one-call writes.
+"""The one adapter to the MLflow registry: opening it, paged reads, one-call writes, retries.
+
+Both packages read through it (`regops`, and `accident_prediction.model_source`).
 
 Reads cost a constant number of paged calls whatever the number of versions:
 `search_registered_models` (aliases, descriptions, model tags; 1,000 a page) and
@@ -6,23 +8,35 @@ Reads cost a constant number of paged calls whatever the number of versions:
 200,000 a page). Writes go to the registry store directly: `MlflowClient` adds a
 `registered-models/get` before each write (its prompt check), which would double
 the calls of a reconcile; the store makes exactly one REST call per write.
+
+Retries: MLflow's HTTP client already retries connection failures, timeouts and
+408/429/5xx answers (capped by `tracking.http_defaults`). One `RetryPolicy` here retries
+only what nothing below retried: a database conflict (BAD_REQUEST, what a concurrent
+alias write's unique violation becomes over REST; IntegrityError in-process) and a busy
+database in-process (TEMPORARILY_UNAVAILABLE, sqlite's "database is locked"). A failure
+that MLflow's HTTP retries already exhausted is never retried again: it becomes a
+`RegistryUnreachable` naming the masked URI and what to check.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from regops import rest_reads
 from regops.errors import RegistryError
-from regops.live import LiveModel, LiveState, LiveVersion
-from regops.options import mask_uri
-from regops.registry_uri import stages_supported
+from regops.live import AUDIT_PREFIX, LiveModel, LiveState, LiveVersion, tag_problems
+from regops.rest_reads import quote_name
+from regops.tracking import http_defaults, mask_secrets, mask_uri, remember_uri_secrets
+from regops.tracking import stages_supported as stages_supported
 
 T = TypeVar("T")
 
@@ -30,123 +44,318 @@ MODELS_PAGE = 1000
 VERSIONS_PAGE = 200_000
 NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+READY = "READY"
 COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
-# Failures worth another try: connection trouble, overload, server errors, and the
-# unique-constraint race that concurrent alias writes on one model produce.
-TRANSIENT_MARKERS = (
-    "UniqueViolation",
-    "IntegrityError",
-    "database is locked",
-    "Max retries exceeded",
-    "Connection refused",
-    "Connection aborted",
-    "RemoteDisconnected",
-    "Read timed out",
-    "TEMPORARILY_UNAVAILABLE",
-    "too many 500 error responses",
-    "too many 502 error responses",
-    "too many 503 error responses",
-    "too many 429 error responses",
-)
-TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+# MLflow error codes worth another try when nothing below retried them (see the docstring).
+RETRY_CODES = frozenset({"BAD_REQUEST", "TEMPORARILY_UNAVAILABLE"})
+# Not worth one: the request itself is wrong, or the caller may not make it.
+TRANSIENT, UNREACHABLE, FATAL = "transient", "unreachable", "fatal"
 
 
-def is_transient(exc: BaseException) -> bool:
+class RegistryUnreachable(RegistryError):
+    """The registry did not answer (refused, timed out, kept failing) after MLflow's retries."""
+
+
+def _requests_failure(exc: BaseException) -> BaseException | None:
+    """The `requests` failure MLflow wrapped (it raises without `from`, so look at context)."""
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - mlflow-skinny depends on requests
+        return None
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, requests.exceptions.RequestException):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def classify(exc: BaseException) -> str:
+    """TRANSIENT (retry here), UNREACHABLE (MLflow's HTTP retries gave up) or FATAL.
+
+    By exception type and MLflow error code, never by the wording of a message.
+    """
+    if _requests_failure(exc) is not None:
+        return UNREACHABLE
     if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    code = getattr(exc, "error_code", "")
-    text = f"{type(exc).__name__}: {exc}"
-    return code in TRANSIENT_CODES or any(m in text for m in TRANSIENT_MARKERS)
+        # Raised by the operating system below a direct (non-HTTP) store: nobody retried it.
+        return TRANSIENT
+    import sqlalchemy.exc as sa  # a core dependency (mlflow's sqlite/SQL stores)
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, sa.IntegrityError | sa.OperationalError):
+            return TRANSIENT  # in-process: a concurrent write conflicted, or sqlite was busy
+        cause = cause.__cause__
+    if getattr(exc, "error_code", None) in RETRY_CODES:
+        return TRANSIENT
+    return FATAL
 
 
-def with_retry(
-    call: Callable[[], T],
-    *,
-    attempts: int = 4,
-    base_delay: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[T, int]:
-    """Run `call`, retrying transient failures with exponential backoff; returns (result, tries)."""
-    for attempt in range(1, attempts + 1):
+def unreachable_reason(exc: BaseException) -> str:
+    """What went wrong below MLflow's retries, by exception type."""
+    import requests
+    import urllib3.exceptions as u3
+
+    failure = _requests_failure(exc)
+    reason = getattr(failure.args[0], "reason", None) if failure and failure.args else None
+    timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+    if isinstance(reason, u3.NameResolutionError):
+        what = "the host name does not resolve"
+    elif isinstance(reason, u3.NewConnectionError):  # (a ConnectTimeoutError subclass)
+        what = "the connection was refused"
+    elif isinstance(failure, requests.exceptions.Timeout) or isinstance(reason, u3.TimeoutError):
+        what = f"no answer within {timeout} s"
+    elif isinstance(failure, requests.exceptions.RetryError) or isinstance(
+        reason, u3.ResponseError
+    ):
+        what = "the server kept answering with an error (HTTP 429/5xx)"
+    elif isinstance(failure, requests.exceptions.ConnectionError):
+        what = "the connection was refused or dropped"
+    else:
+        what = type(failure).__name__
+    return f"{what} ({retries} retries)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How regops retries a registry call that failed transiently (see `classify`).
+
+    Tune with REGOPS_RETRY_ATTEMPTS (tries in all, 1 = no retry) and REGOPS_RETRY_DELAY
+    (seconds before the 2nd try, doubling, capped at `max_delay`). Tests inject one with
+    `sleep` replaced rather than patching anything.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 4.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetryPolicy:
+        env = os.environ if environ is None else environ
         try:
-            return call(), attempt
-        except Exception as exc:
-            if attempt == attempts or not is_transient(exc):
-                raise
-            sleep(base_delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")  # pragma: no cover
+            attempts = int(env.get("REGOPS_RETRY_ATTEMPTS") or cls.attempts)
+            delay = float(env.get("REGOPS_RETRY_DELAY") or cls.base_delay)
+        except ValueError as exc:
+            raise RegistryError(f"REGOPS_RETRY_ATTEMPTS/REGOPS_RETRY_DELAY: {exc}") from None
+        return cls(attempts=max(1, attempts), base_delay=max(0.0, delay))
+
+    def run(self, call: Callable[[], T]) -> tuple[T, int]:
+        """Run `call`, retrying transient failures; return (result, tries)."""
+        import tenacity
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(
+                multiplier=self.base_delay, min=self.base_delay, max=self.max_delay
+            ),
+            retry=tenacity.retry_if_exception(lambda e: classify(e) == TRANSIENT),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        result = retrying(call)
+        return result, retrying.statistics.get("attempt_number", 1)
 
 
-def _quote(name: str) -> str:
-    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+Runner = Callable[[Callable[[], Any]], tuple[Any, int]]
 
 
-class MlflowRegistry:
-    """Snapshot and write access to one MLflow model registry."""
+def paged(search: Callable[..., Any], run: Runner, **kwargs: Any) -> list[Any]:
+    """Every page of an MLflow search (`search(page_token=..., **kwargs)`), each page retried."""
+    out: list[Any] = []
+    token: str | None = None
+    while True:
+        page, _ = run(functools.partial(search, page_token=token, **kwargs))
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None) -> None:
-        import mlflow  # deferred: `regops validate` must not pay for it
-        from mlflow.tracking import MlflowClient
 
-        self.uri = registry_uri or tracking_uri
-        self.tracking_uri = tracking_uri
-        self.has_stages = stages_supported(self.uri)
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.uri)
-        # The store makes one REST call per write; see the module docstring.
-        self._store: Any = self._client._get_registry_client().store
-        self._mlflow = mlflow
-        # REST registries are read as plain JSON (see rest_reads); others through the store.
-        self._json_get: rest_reads.Get | None = None
-        if rest_reads.supports(self._store):
-            get = rest_reads.json_getter(self._store)
-            self._json_get = lambda endpoint, params: with_retry(lambda: get(endpoint, params))[0]
+def search_models(searcher: Any, run: Runner | None = None) -> list[Any]:
+    """All registered models but prompts, by name (`searcher`: an MlflowClient or a store).
 
-    # ---- reads ---------------------------------------------------------------------
-    def _paged(self, search: Callable[..., Any], **kwargs: Any) -> list[Any]:
-        out: list[Any] = []
-        token: str | None = None
-        while True:
-            page, _ = with_retry(functools.partial(search, page_token=token, **kwargs))
-            out.extend(page)
-            token = page.token
-            if not token:
-                return out
-
-    def list_model_names(self) -> list[str]:
-        return sorted(m.name for m in self._search_models())
-
-    def _search_models(self) -> list[Any]:
-        models = self._paged(
-            self._store.search_registered_models,
+    `run` applies a retry policy to each page (default: `RetryPolicy.from_env()`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        models = paged(
+            searcher.search_registered_models,
+            run or RetryPolicy.from_env().run,
             filter_string=None,
             max_results=MODELS_PAGE,
             order_by=["name ASC"],
         )
-        return [m for m in models if (m.tags or {}).get(PROMPT_TAG, "").lower() != "true"]
+    return [m for m in models if str((m.tags or {}).get(PROMPT_TAG, "")).lower() != "true"]
+
+
+def search_versions(searcher: Any, names: Iterable[str], run: Runner | None = None) -> list[Any]:
+    """Every version of `names`, ordered by name then version number."""
+    wanted = sorted(set(names))
+    run = run or RetryPolicy.from_env().run
+    out: list[Any] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        for i in range(0, len(wanted), NAMES_PER_FILTER):
+            chunk = wanted[i : i + NAMES_PER_FILTER]
+            out.extend(
+                paged(
+                    searcher.search_model_versions,
+                    run,
+                    filter_string=f"name IN ({', '.join(map(quote_name, chunk))})",
+                    max_results=VERSIONS_PAGE,
+                    order_by=["name ASC", "version_number ASC"],
+                )
+            )
+    return out
+
+
+# The schemes MLflow's registry opens (a `+driver` suffix selects a database driver).
+SCHEMES = frozenset(
+    {"file", "databricks", "databricks-uc", "uc", "http", "https"}
+    | {"postgresql", "mysql", "sqlite", "mssql"}
+)
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a URI MLflow cannot open, before importing it (no secret in the message)."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if ":" in uri and scheme not in SCHEMES and not (len(scheme) == 1 and scheme.isalpha()):
+        raise RegistryError(
+            f"cannot open the MLflow registry at {mask_uri(uri)}: unknown scheme {scheme!r} "
+            "(use http(s)://HOST:PORT, sqlite:///PATH, postgresql://, mysql://, mssql://, "
+            "databricks or databricks-uc; check --tracking-uri / MLFLOW_TRACKING_URI)"
+        )
+
+
+def open_failure(uri: str, exc: BaseException) -> RegistryError:
+    """Why a registry could not be opened, with what to check, and no secret."""
+    text = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    if isinstance(exc, ImportError):
+        missing = getattr(exc, "name", None) or text
+        hint = f"the database driver is not installed ({missing}): pip install it"
+    else:
+        hint = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return RegistryError(
+        f"cannot open the MLflow registry at {mask_uri(uri)}: {hint} "
+        "(check --tracking-uri / MLFLOW_TRACKING_URI: scheme, host, port, path)"
+    )
+
+
+class MlflowRegistry:
+    """Snapshot and write access to one MLflow model registry.
+
+    Every public call retries per `policy` and turns MLflow's failures into RegistryError
+    (writes re-raise MLflow's own error, after retries, so the executor can explain it).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.uri = registry_uri or tracking_uri
+        self.tracking_uri = tracking_uri
+        remember_uri_secrets(tracking_uri)
+        remember_uri_secrets(self.uri)
+        check_uri(self.uri)
+        http_defaults()
+        # urllib3 logs each retry with the URL; regops says once what failed, masked.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        self.policy = policy or RetryPolicy.from_env()
+        self.has_stages = stages_supported(self.uri)
+        self.calls = 0  # registry calls made (reads and writes, retries included)
+        try:
+            import mlflow  # deferred: `regops validate` skips it
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow = mlflow
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.uri)
+                # The store makes one REST call per write; see the module docstring.
+                self._store: Any = self._client._get_registry_client().store
+        except Exception as exc:
+            raise open_failure(self.uri, exc) from None
+        # REST registries are read as plain JSON (see rest_reads); others through the store.
+        self._json_get: rest_reads.Get | None = None
+        if rest_reads.supports(self._store):
+            get = rest_reads.json_getter(self._store)
+            self._json_get = lambda endpoint, params: self._run(lambda: get(endpoint, params))[0]
+
+    @property
+    def display_uri(self) -> str:
+        return mask_uri(self.uri)
+
+    def _run(self, call: Callable[[], T]) -> tuple[T, int]:
+        def counted() -> T:
+            self.calls += 1
+            return call()
+
+        try:
+            return self.policy.run(counted)
+        except Exception as exc:
+            if classify(exc) == UNREACHABLE:
+                raise self.unreachable(exc) from None
+            raise
+
+    def unreachable(self, exc: BaseException) -> RegistryUnreachable:
+        return RegistryUnreachable(
+            f"cannot reach the MLflow registry at {self.display_uri}: {unreachable_reason(exc)}. "
+            "Check that the server is up and the URI (host, port, scheme) is right; "
+            "MLFLOW_HTTP_REQUEST_TIMEOUT / MLFLOW_HTTP_REQUEST_MAX_RETRIES allow a slow server "
+            "more time"
+        )
+
+    # ---- reads ---------------------------------------------------------------------
+    def list_model_names(self) -> list[str]:
+        return sorted(m.name for m in self._read(lambda: search_models(self._store, self._run)))
+
+    def _read(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except RegistryError:
+            raise
+        except Exception as exc:
+            # MLflow's message may repeat the full URL, credentials included: mask them.
+            text = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            raise RegistryError(
+                f"could not read the registry at {self.display_uri}: {type(exc).__name__}: {text}"
+            ) from None
 
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
-        wanted = None if names is None else sorted(set(names))
+        wanted = None if names is None else set(names)
         if self._json_get is not None:
-            try:
-                return rest_reads.snapshot(self._json_get, wanted, has_stages=self.has_stages)
-            except Exception as exc:
-                raise RegistryError(
-                    f"could not read the registry at {self.display_uri}: {mask_uri(str(exc))}"
-                ) from exc
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                models = self._search_models()
-                if wanted is not None:
-                    models = [m for m in models if m.name in set(wanted)]
-                versions = self._search_versions([m.name for m in models])
-        except Exception as exc:
-            raise RegistryError(
-                # MLflow's message repeats the full URL, credentials included: mask them.
-                f"could not read the registry at {self.display_uri}: {mask_uri(str(exc))}"
-            ) from exc
+            json_get = self._json_get
+            live = self._read(
+                lambda: rest_reads.snapshot(
+                    json_get, sorted(wanted) if wanted is not None else None,
+                    has_stages=self.has_stages,
+                )
+            )  # fmt: skip
+            problems = tuple(w for m in live.models.values() for w in tag_problems(m))
+            return replace(live, warnings=problems)
+
+        def read() -> tuple[list[Any], list[Any]]:
+            models = search_models(self._store, self._run)
+            if wanted is not None:
+                models = [m for m in models if m.name in wanted]
+            versions = search_versions(self._store, [m.name for m in models], self._run)
+            aliases = {m.name: self._aliases(m) for m in models}
+            return [(m, aliases[m.name]) for m in models], versions
+
+        pairs, versions = self._read(read)
+        models = [m for m, _ in pairs]
+        alias_of = {m.name: a for m, a in pairs}
         by_model: dict[str, dict[str, LiveVersion]] = {m.name: {} for m in models}
         for mv in versions:
             if mv.name in by_model:
@@ -154,89 +363,85 @@ class MlflowRegistry:
                     version=str(mv.version),
                     stage=(mv.current_stage or "None") if self.has_stages else "None",
                     run_id=mv.run_id or None,
-                    tags=MappingProxyType(dict(mv.tags or {})),
+                    tags=MappingProxyType({str(k): str(v) for k, v in (mv.tags or {}).items()}),
                     source=mv.source or None,
                     created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
+                    status=str(getattr(mv, "status", None) or READY),
                 )
-        live = {
+        models_ = {
             m.name: LiveModel(
                 name=m.name,
                 versions=MappingProxyType(by_model[m.name]),
-                aliases=MappingProxyType({a: str(v) for a, v in self._aliases(m).items()}),
+                aliases=MappingProxyType({a: str(v) for a, v in alias_of[m.name].items()}),
                 description=m.description or None,
-                tags=MappingProxyType(dict(m.tags or {})),
+                tags=MappingProxyType({str(k): str(v) for k, v in (m.tags or {}).items()}),
             )
             for m in models
         }
-        return LiveState(models=MappingProxyType(live), has_stages=self.has_stages)
+        warnings_ = tuple(w for m in models_.values() for w in tag_problems(m))
+        return LiveState(
+            models=MappingProxyType(models_), has_stages=self.has_stages, warnings=warnings_
+        )
 
     def _aliases(self, model: Any) -> dict[str, Any]:
         if self.uri.startswith("databricks-uc"):
             # Unity Catalog's search omits aliases: one get per managed model.
-            model = with_retry(lambda: self._store.get_registered_model(model.name))[0]
+            model = self._run(lambda: self._store.get_registered_model(model.name))[0]
         return dict(model.aliases or {})
 
-    def _search_versions(self, names: list[str]) -> list[Any]:
-        out: list[Any] = []
-        for i in range(0, len(names), NAMES_PER_FILTER):
-            chunk = names[i : i + NAMES_PER_FILTER]
-            out.extend(
-                self._paged(
-                    self._store.search_model_versions,
-                    filter_string=f"name IN ({', '.join(map(_quote, chunk))})",
-                    max_results=VERSIONS_PAGE,
-                    order_by=["name ASC", "version_number ASC"],
-                )
-            )
-        return out
-
-    # ---- writes: one call each --------------------------------------------------------
-    def transition_stage(self, name: str, version: str, stage: str) -> None:
+    # ---- writes: one call each (plus retries); each returns the tries it took ------------
+    def _write(self, call: Callable[[], Any]) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            # Archiving is always an explicit change of its own, never a side effect.
-            self._store.transition_model_version_stage(
+            return self._run(call)[1]
+
+    def transition_stage(self, name: str, version: str, stage: str) -> int:
+        # Archiving is always an explicit change of its own, never a side effect.
+        return self._write(
+            lambda: self._store.transition_model_version_stage(
                 name, version, stage, archive_existing_versions=False
             )
+        )
 
-    def set_alias(self, name: str, alias: str, version: str) -> None:
-        self._store.set_registered_model_alias(name, alias, version)
+    def set_alias(self, name: str, alias: str, version: str) -> int:
+        return self._write(lambda: self._store.set_registered_model_alias(name, alias, version))
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        try:
-            self._store.delete_registered_model_alias(name, alias)
-        except Exception as exc:
-            # A retried delete whose first attempt landed: the alias is gone, as wanted.
-            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
-                raise
+    def delete_alias(self, name: str, alias: str) -> int:
+        def delete() -> None:
+            try:
+                self._store.delete_registered_model_alias(name, alias)
+            except Exception as exc:
+                # A retried delete whose first attempt landed: the alias is gone, as wanted.
+                if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                    raise
 
-    def update_description(self, name: str, description: str) -> None:
-        self._store.update_registered_model(name, description)
+        return self._write(delete)
 
-    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+    def update_description(self, name: str, description: str) -> int:
+        return self._write(lambda: self._store.update_registered_model(name, description))
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> int:
         from mlflow.entities.model_registry import ModelVersionTag
 
-        self._store.set_model_version_tag(name, version, ModelVersionTag(key, value))
+        tag = ModelVersionTag(key, value)
+        return self._write(lambda: self._store.set_model_version_tag(name, version, tag))
 
-    def set_model_tag(self, name: str, key: str, value: str) -> None:
+    def set_model_tag(self, name: str, key: str, value: str) -> int:
         from mlflow.entities.model_registry import RegisteredModelTag
 
-        self._store.set_registered_model_tag(name, RegisteredModelTag(key, value))
-
-    @property
-    def display_uri(self) -> str:
-        return mask_uri(self.uri)
+        tag = RegisteredModelTag(key, value)
+        return self._write(lambda: self._store.set_registered_model_tag(name, tag))
 
     # ---- copies across environments (copying.py): artifacts and new versions ------------
     def model_version(self, name: str, version: str) -> Any:
         """The version as MLflow returns it (source, run id, tags)."""
-        return with_retry(lambda: self._store.get_model_version(name, version))[0]
+        return self._run(lambda: self._store.get_model_version(name, version))[0]
 
     def download_version(self, name: str, version: str, dst: Path) -> Path:
         """The version's model files, downloaded from this registry's artifact store."""
         import os
 
-        uri = with_retry(lambda: self._store.get_model_version_download_uri(name, version))[0]
+        uri = self._run(lambda: self._store.get_model_version_download_uri(name, version))[0]
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm on stderr
         local = self._mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
@@ -246,7 +451,7 @@ class MlflowRegistry:
     def ensure_model(self, name: str) -> None:
         """Create the registered model unless it exists."""
         try:
-            with_retry(lambda: self._store.create_registered_model(name))
+            self._run(lambda: self._store.create_registered_model(name))
         except Exception as exc:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -265,7 +470,7 @@ class MlflowRegistry:
         done = c.search_runs(
             [exp_id],
             filter_string=(
-                f"tags.`{COPY_KEY_TAG}` = {_quote(key)} and attributes.status = 'FINISHED'"
+                f"tags.`{COPY_KEY_TAG}` = {quote_name(key)} and attributes.status = 'FINISHED'"
             ),
             max_results=1,
         )
@@ -296,7 +501,9 @@ class MlflowRegistry:
         from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
         src = self.model_version(src_name, src_version)
-        all_tags = {**(src.tags or {}), **tags}
+        # The source's evidence; never its regops bookkeeping (stamps, held stages).
+        own = {k: v for k, v in (src.tags or {}).items() if not k.startswith(AUDIT_PREFIX)}
+        all_tags = {**own, **tags}
         tagged = ModelVersion(
             src.name,
             src.version,
@@ -312,3 +519,6 @@ class MlflowRegistry:
             warnings.simplefilter("ignore", FutureWarning)
             mv = self._store.copy_model_version(tagged, dst_name)
         return str(mv.version)
+
+
+__all__ = ["AUDIT_PREFIX", "MlflowRegistry", "RetryPolicy", "classify", "quote_name"]

@@ -1,8 +1,7 @@
-"""Facts about a registry that follow from its URI alone (no network, no mlflow import)."""
+"""Kept for imports from earlier versions: see regops.tracking."""
 
 from __future__ import annotations
 
+from regops.tracking import stages_supported
 
-def stages_supported(uri: str) -> bool:
-    """Unity Catalog registries have aliases but no stages."""
-    return not uri.startswith("databricks-uc")
+__all__ = ["stages_supported"]

@@ -334,3 +334,126 @@ def render_history(h: History, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(h.to_dict(), indent=2)
     return history_markdown(h) if fmt == "markdown" else history_text(h)
+
+
+# ---- validate, export, edits, read-only views -------------------------------------------
+
+
+def validate_doc(
+    files: list[str], models: int, versions: int, problems: list[Any]
+) -> dict[str, Any]:
+    """The JSON form of `regops validate` (problems are Diagnostics: file, line, message)."""
+    return {
+        "format_version": "1",
+        "valid": not problems,
+        "files": files,
+        "models": models,
+        "versions": versions,
+        "problems": [{"file": d.file, "line": d.line, "message": d.message} for d in problems],
+    }
+
+
+def render_validate(d: Mapping[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return render_json(d)
+    n = len(d["problems"])
+    if d["valid"]:
+        head = (
+            f"{len(d['files'])} file(s) valid: {d['models']} model(s), {d['versions']} version(s)"
+        )
+    else:
+        head = f"{n} problem(s) in the state files; nothing was changed"
+    if fmt == "text":
+        lines = [safe(f"{p['file']}:{p['line']}: {p['message']}") for p in d["problems"]]
+        return "\n".join([*lines, head if d["valid"] else f"error: {head}"])
+    out = ["### regops validate", "", f"**{'✅' if d['valid'] else '❌'} {head}**"]
+    if d["problems"]:
+        out += ["", "| File | Line | Problem |", "|---|---|---|"]
+        out += [
+            md_row([md_code(p["file"]), str(p["line"]), md(p["message"])]) for p in d["problems"]
+        ]
+    return "\n".join(out)
+
+
+def render_export(text: str | None, written: list[dict[str, Any]], fmt: str) -> str:
+    """`regops export`: the state text (to stdout) or the files written (--output)."""
+    if fmt == "json":
+        return render_json({"format_version": "1", "yaml": text, "written": written})
+    if text is not None:
+        return text if fmt == "text" else f"```yaml\n{text.replace('```', '` ` `')}```"
+    if fmt == "text":
+        return "\n".join(safe(f"wrote {w['file']} ({w['versions']} versions)") for w in written)
+    out = ["### regops export", "", "| File | Model | Versions |", "|---|---|---|"]
+    out += [md_row([md_code(w["file"]), md_code(w["model"]), str(w["versions"])]) for w in written]
+    return "\n".join(out)
+
+
+def render_edit(d: Mapping[str, Any], fmt: str) -> str:
+    """An editing command's report: the file edit, then (with --apply) what the registry got.
+
+    `d` holds `file`, `changed`, `summary`, `lines` (the edit), `apply` (a reconcile result or
+    None) and `outcome` (what happened to the file and to the registry, in words).
+    """
+    if fmt == "json":
+        return render_json(d)
+    name = d["file"]
+    if fmt == "markdown":
+        out = [f"### regops edit: {md_code(name)}", ""]
+        if not d["changed"]:
+            out.append("Already so; nothing changed.")
+        out += [f"- {md(what)}" for what in d["summary"]]
+        if d["lines"]:
+            body = "\n".join(f"{ln['op']} {ln['text']}" for ln in d["lines"]).replace(
+                "```", "` ` `"
+            )
+            out += ["", "```diff", body, "```"]
+        if d.get("apply") is not None:
+            out += ["", render_result(d["apply"], "markdown")]
+        if d.get("outcome"):
+            out += ["", f"**{md(d['outcome'])}**"]
+        return "\n".join(out)
+    lines = []
+    if not d["changed"]:
+        lines.append(safe(f"{name}: already so; nothing changed"))
+    lines += [safe(f"{name}: {what}") for what in d["summary"]]
+    lines += [safe(f"  {ln['line']:>4} {ln['op']} {ln['text']}") for ln in d["lines"]]
+    if d.get("apply") is not None:
+        lines.append(render_result(d["apply"], "text"))
+    if d.get("outcome"):
+        lines.append(safe(d["outcome"]))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    return "-" if value in (None, "") else str(value)
+
+
+def render_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str, key: str) -> str:
+    """A read-only view (list-models, list-versions): aligned text, a markdown table or JSON."""
+    if fmt == "json":
+        return render_json({key: rows})
+    data = [[_cell(r.get(c)) for c in columns] for r in rows]
+    if fmt == "markdown":
+        out = [md_row(c for c in columns), "|" + "---|" * len(columns)]
+        out += [md_row(md(v) for v in row) for row in data]
+        return "\n".join(out)
+    data = [[safe(v) for v in row] for row in data]
+    widths = [max([len(c)] + [len(row[i]) for row in data]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in data]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_record(row: Mapping[str, Any], fmt: str) -> str:
+    """One record (get-model): `key: value` lines, a two-column markdown table, or JSON."""
+    if fmt == "json":
+        return render_json(row)
+    if fmt == "markdown":
+        out = ["| Field | Value |", "|---|---|"]
+        out += [md_row([md(k), md(_cell(v))]) for k, v in row.items()]
+        return "\n".join(out)
+    return "\n".join(safe(f"{key + ':':<19} {_cell(value)}") for key, value in row.items())

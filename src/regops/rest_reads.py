@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from typing import Any
 
-from regops.live import LiveModel, LiveState, LiveVersion
+from regops.live import READY, LiveModel, LiveState, LiveVersion
 
 API = "/api/2.0/mlflow"
 MODELS_PAGE = 1000  # the server's maximum for registered-models/search
@@ -70,7 +70,8 @@ def _tags(raw: Any) -> MappingProxyType[str, str]:
     return MappingProxyType({t["key"]: t.get("value", "") for t in raw or ()})
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
+    """A model name as a search-filter string literal (the one quoting, both read paths)."""
     return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -109,7 +110,7 @@ def read_versions(
         filters: list[str | None] = [None]
     else:
         filters = [
-            f"name IN ({', '.join(map(_quote, names[i : i + NAMES_PER_FILTER]))})"
+            f"name IN ({', '.join(map(quote_name, names[i : i + NAMES_PER_FILTER]))})"
             for i in range(0, len(names), NAMES_PER_FILTER)
         ]
     for flt in filters:
@@ -129,6 +130,7 @@ def read_versions(
                 tags=_tags(mv.get("tags")),
                 source=mv.get("source") or None,
                 created_ms=int(created) if created else None,
+                status=str(mv.get("status") or READY),
             )
     return by_model
 

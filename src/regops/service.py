@@ -6,8 +6,11 @@ I/O lives here and in registry.py; planner.py stays pure.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -21,8 +24,8 @@ from regops.options import Settings
 from regops.plan import COPY, Change, Plan
 from regops.planner import plan as compute_plan
 from regops.registry import MlflowRegistry
-from regops.registry_uri import stages_supported
 from regops.state import DesiredState
+from regops.tracking import stages_supported
 
 
 class LiveSource(Protocol):
@@ -129,7 +132,7 @@ def stamps_for(
     who, at = audit.actor(), audit.now()
     commits: dict[Path, str] = {}
     out = {}
-    for model in sorted({c.model for c in plan.actionable}):
+    for model in sorted({c.model for c in plan.actionable} | {m for m, _ in plan.restamps}):
         spec = desired.models.get(model) if desired else None
         file = Path(spec.file) if spec else state_dir
         if file not in commits:
@@ -166,12 +169,14 @@ def run_reconcile(
             desired = None  # a saved plan stands on its own; stamps then name the directory
     for attempt in range(STALE_REPLANS + 1):
         try:
-            return apply(
-                plan,
-                registry,
-                stamps_for(plan, desired, settings.state_dir),
-                copier=_copier(settings, plan, desired, registry),
-            )
+            with stop_on_signals() as stop:
+                return apply(
+                    plan,
+                    registry,
+                    stamps_for(plan, desired, settings.state_dir),
+                    copier=_copier(settings, plan, desired, registry),
+                    stop=stop,
+                )
         except StalePlanError:
             if not replan or desired is None:
                 raise
@@ -183,11 +188,36 @@ def run_reconcile(
                 ) from None
         sleep(0.5 * 2**attempt)
         plan = run_plan(settings, models, desired=desired, registry=registry)
-        if not plan.changes and not plan.records:
+        if not plan.pending:
             return ApplyResult(())  # the other writer already did it all
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], str | None]]:
+    """While applying, SIGTERM/SIGINT ask the run to stop after the write in flight.
+
+    Yields the `stop` the executor polls: the name of the first signal received, or None.
+    CI cancellation, `timeout` and Kubernetes send SIGTERM; Ctrl-C sends SIGINT. The
+    write in flight and its stamp complete, so nothing is left half-applied.
+    """
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # only the main thread may handle signals (tests run threads)
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 def _copier(
     settings: Settings, plan: Plan, desired: DesiredState | None, registry: MlflowRegistry
 ) -> Callable[[Change], str] | None:
@@ -206,17 +236,46 @@ def _copier(
     return Copier(settings.config, settings.environment, registry, commits)
 
 
+PLAN_SCHEMA = Path(__file__).parent / "schemas" / "plan.schema.json"
+
+
 def load_plan_file(path: Path) -> Plan:
+    """A saved plan, checked against schemas/plan.schema.json before anything uses it."""
+    from jsonschema import Draft202012Validator
+
     from regops.plan import FORMAT_VERSION
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise RegopsError(
-                f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
-            )
+    except OSError as exc:
+        raise RegopsError(f"{path}: cannot read the plan: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegopsError(f"{path}: not a regops plan file (not JSON: {exc})") from exc
+    if not isinstance(doc, dict):
+        raise RegopsError(
+            f"{path}: not a regops plan file (a JSON {type(doc).__name__}, not an object)"
+        )
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise RegopsError(
+            f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
+        )
+    schema = json.loads(PLAN_SCHEMA.read_text(encoding="utf-8"))
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path))
+    )
+    if errors:
+        shown = [
+            f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:200]}"
+            for e in errors[:20]
+        ]
+        more = [f"  ... and {len(errors) - 20} more"] if len(errors) > 20 else []
+        raise RegopsError(
+            f"{path}: not a valid regops plan (schemas/plan.schema.json):\n"
+            + "\n".join(shown + more)
+        )
+    try:
         return Plan.from_dict(doc)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise RegopsError(f"{path}: not a regops plan file ({exc})") from exc
 
 
@@ -279,3 +338,24 @@ def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
         except RegopsError as exc:
             out[env.name] = {"error": str(exc)}
     return out
+
+
+def environments_report(config: Config, docs: dict[str, dict[str, object]]) -> str:
+    """The pull-request comment for `plan --all-envs`: one section per environment,
+    with every environment's URI and credentials redacted."""
+    import contextlib
+    import os
+
+    from regops import reports
+    from regops.environments import CREDENTIAL_VARS
+    from regops.render import render_environments
+
+    uris: list[str | None] = []
+    others: list[str | None] = [os.environ.get(v) for v in CREDENTIAL_VARS.values()]
+    for env in config.environments.values():
+        with contextlib.suppress(RegopsError):
+            uris.append(env.tracking_uri)
+        others.extend(os.environ.get(var) for var in env.credentials.values())
+    text = f"{reports.MARKER}\n{render_environments(docs, 'markdown')}\n"
+    return reports.redact(text, reports.secret_values(uris, others))
+

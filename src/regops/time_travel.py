@@ -198,7 +198,8 @@ def _effect(applied: Any, at: datetime) -> tuple[str, str, str | None, str | Non
     when = _when(stamp_at)
     if status == "applied":
         if when is not None and when > at:
-            return "not_yet", f"not yet applied (applied later, {stamp_at})", stamp_at, actor
+            later = f"applied later, {stamp_at}" + (f" by {actor}" if actor else "")
+            return "not_yet", f"not yet applied ({later})", stamp_at, actor
         return "in_effect", f"in effect since {stamp_at or '(time unknown)'}", stamp_at, actor
     if status == "superseded":
         short = (applied.commit or "")[:7]
@@ -232,6 +233,11 @@ def _from(h: Holding) -> str:
     return f"{h.commit[:7]}{pr} ({h.author}, {h.committed_at})"
 
 
+def _effect_text(h: Holding) -> str:
+    by = f" by {h.actor}" if h.actor and h.effect == "in_effect" else ""
+    return h.effect_detail + by
+
+
 def render_text(s: StateAt) -> str:
     scope = f" for {s.model}" if s.model else ""
     lines = [f"State of {s.state_dir}{scope} at {s.at}"]
@@ -251,9 +257,7 @@ def render_text(s: StateAt) -> str:
             lines += ["", h.model]
         what = f"{h.kind} {h.name}"
         lines.append(f"  {what:<22} v{h.version:<5} from {_from(h)}")
-        lines.append(
-            f"  {'':<22} {'':<6} {h.effect_detail}" + (f" by {h.actor}" if h.actor else "")
-        )
+        lines.append(f"  {'':<22} {'':<6} {_effect_text(h)}")
     if not s.holdings:
         lines += ["", "No stage or alias was declared."]
     return "\n".join(lines)
@@ -268,7 +272,7 @@ def render_markdown(s: StateAt) -> str:
     lines += [f"Desired state from commit `{s.commit[:7]}`{pr}, committed {s.committed_at}", ""]
     lines += ["| Model | Held | Version | From | Took effect |", "|---|---|---|---|---|"]
     for h in s.holdings:
-        effect = h.effect_detail + (f" by {h.actor}" if h.actor else "")
+        effect = _effect_text(h)
         cells = [f"`{h.model}`", f"{h.kind} {h.name}", h.version, _from(h), effect]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

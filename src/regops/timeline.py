@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regops import yamlio
-from regops.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
 from regops.gitio import Commit
 from regops.live import LiveState, LiveVersion
 from regops.state import version_key
@@ -329,13 +328,14 @@ def _applied(
         version = copy_in(model, c.version)  # a `dev@7` key: the copy of dev's version 7
     if version is None:
         return Applied("unknown", note="version not in the registry")
-    raw = version.tags.get(COMMIT_TAG)
+    found = version.stamp()  # regops.audit, or the five tags of earlier versions
+    raw = found.commit if found else None
     if not raw:
         if _live_matches(c, live, version):
             return Applied("in_effect", note="live matches; no regops stamp on this version")
         return Applied("unstamped", note="no regops stamp on this version")
     stamp = raw.split("+", 1)[0]  # "<sha>+uncommitted": applied from local edits on top of it
-    at, actor = version.tags.get(APPLIED_AT_TAG), version.tags.get(ACTOR_TAG)
+    at, actor = (found.at, found.actor) if found else (None, None)
     if len(stamp) >= 7 and any(sha.startswith(stamp) or stamp.startswith(sha) for sha in own):
         note = "from uncommitted edits on top of this commit" if raw != stamp else None
         return Applied("applied", at=at, actor=actor, commit=raw, note=note)

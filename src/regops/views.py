@@ -75,27 +75,6 @@ def find_version(m: LiveModel, *, stage: str | None, alias: str | None) -> LiveV
     return max(in_stage, key=lambda v: version_key(v.version))
 
 
-def table(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
-    """A plain aligned text table."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, dict):
-            return ", ".join(f"{k}: {_cell_list(v)}" for k, v in value.items()) or "-"
-        if isinstance(value, list):
-            return _cell_list(value) or "-"
-        return "-" if value in (None, "") else str(value)
-
-    data = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in data]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in data]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _cell_list(v: Any) -> str:
-    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
-
-
 def export_yaml(models: Iterable[LiveModel], *, has_stages: bool) -> str:
     """State-file text that declares exactly what is live (reconciling it changes nothing)."""
     out = [

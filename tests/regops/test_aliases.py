@@ -9,9 +9,9 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner, Result
 
+from regops.audit import Stamp
 from regops.cli import cli
 from regops.errors import StateError
-from regops.live import HELD_TAG
 from regops.loader import load_state
 from regops.planner import plan
 from regops.state import AliasPolicy, Policy
@@ -130,8 +130,9 @@ def test_allowed_champion_move_applies_and_is_held(registry: str, tmp_path: Path
     result = regops(registry, "reconcile")
     assert result.exit_code == 0, result.output
     assert aliases(registry) == {"champion": "2", "challenger": "2"}
-    held = client(registry).get_model_version("Fraud", "2").tags[HELD_TAG]
-    assert held == "@champion"
+    stamp = Stamp.from_tags(client(registry).get_model_version("Fraud", "2").tags)[0]
+    assert stamp is not None
+    assert stamp.held == {"@champion"}
     assert live_stage(registry, "Fraud", "1") == "Staging"  # alias-only: stages left alone
     assert regops(registry, "plan", "--detailed-exitcode").exit_code == 0
 
@@ -315,3 +316,20 @@ def test_propose_in_an_alias_only_state_proposes_challenger(
     assert "proposed as **alias challenger**" in (tmp_path / "pr.md").read_text()
     both = ["propose", "--candidates", "c.json", "--body", "pr.md", "--stage", "Staging"]
     assert CliRunner().invoke(cli, [*both, "--alias", "challenger"]).exit_code == 64
+
+
+def test_held_records_stages_and_aliases_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_uri: str
+) -> None:
+    """One reconcile puts v1 in Staging and gives it challenger: both are remembered."""
+    monkeypatch.chdir(tmp_path)
+    make_registry(sqlite_uri, {"Fraud": 1})
+    write_state(
+        tmp_path / "registry-state",
+        "apiVersion: regops/v1\nmodels:\n  Fraud:\n    versions:\n"
+        '      "1": {stage: Staging, aliases: [challenger]}\n',
+    )
+    result = regops(sqlite_uri, "reconcile")
+    assert result.exit_code == 0, result.output
+    tags = client(sqlite_uri).get_model_version("Fraud", "1").tags
+    assert tags[HELD_TAG] == "@challenger,Staging"

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
+from regops.audit import Stamp
 from regops.cli import cli
 from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
 
@@ -149,7 +150,7 @@ def test_env_picks_registry_and_state_dir(repo: Repo) -> None:
     result = run("--env", "dev", "plan")
     assert result.exit_code == 0, result.output
     assert "registry-state/dev/fraud.yaml" in result.output
-    assert repo.dev.removeprefix("sqlite:///") in result.output
+    assert "Registry: dev" in result.output  # named by its environment
     # after the command name too, like every shared option
     assert run("plan", "--env", "dev", "--format", "json").exit_code == 0
 
@@ -302,7 +303,9 @@ def test_reconcile_copies_once_with_artifacts_and_lineage(repo: Repo) -> None:
     assert tags["validation_status"] == "passed"  # the evidence came with it
     dev_run = repo.versions(repo.dev, "Fraud")["1"].run_id  # type: ignore[attr-defined]
     assert Lineage.parse(tags[LINEAGE_TAG]) == Lineage("dev", "Fraud", "1", dev_run, commit)
-    assert "x" not in tags["regops.held"].split(",")  # dev's own regops tags stay in dev
+    stamp = Stamp.from_tags(tags)[0]
+    assert stamp is not None
+    assert "x" not in stamp.held  # dev's own regops tags stay in dev
     assert str(client(repo.prod).get_registered_model("Fraud").aliases["champion"]) == "1"
     # the files are prod's own copy, downloaded from dev's artifact store
     dl = repo.root / "dl"
@@ -380,3 +383,27 @@ def test_a_missing_source_version_is_reported_at_its_line(repo: Repo) -> None:
         "registry-state/prod/fraud.yaml:10: dev@9: Fraud version 9 is not in dev's registry "
         "(latest is 1)" in result.output
     )
+
+
+def test_all_envs_report_is_the_pr_comment(repo: Repo, tmp_path: Path) -> None:
+    report = tmp_path / "report.md"
+    result = run("plan", "--all-envs", "--report", str(report), "--out", str(tmp_path / "p.json"))
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert text.startswith("<!-- regops-plan -->\n")  # the one comment each push updates
+    assert text.index("### regops plan: `dev`") < text.index("### regops plan: `prod`")
+    assert "copy dev Fraud v1 -> prod (new version)" in text
+    saved = json.loads((tmp_path / "p.json").read_text())
+    assert saved["environments"]["prod"]["summary"]["to_apply"] == 3
+
+
+def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
+    assert json.loads(run("environments", "--format", "json").output) == ["dev", "prod"]
+    text = run("environments").output
+    assert "prod: state registry-state/prod, registry ${REGOPS_T_PROD_URI}" in text
+    assert repo.prod not in text  # variable names only, never their values
+
+
+def test_no_environments_is_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert json.loads(run("environments", "--format", "json").output) == []

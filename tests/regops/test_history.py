@@ -215,7 +215,7 @@ def test_registry_unreachable_shows_the_git_side_and_says_so(story: Story) -> No
     uri = f"http://127.0.0.1:{free_port()}"
     result = regops("history", "Fraud", "--tracking-uri", uri)
     assert result.exit_code == 0, result.output
-    assert "Registry: not read (could not read the registry at" in result.output
+    assert "Registry: not read (cannot reach the MLflow registry at" in result.output
     assert "PR #12" in result.output
 
 

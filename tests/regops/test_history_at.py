@@ -131,3 +131,31 @@ def test_before_any_commit_and_bad_times(story: Story) -> None:
     bad = regops(story.uri, "history", "--at", "yesterday")
     assert bad.exit_code == 64
     assert "expected an ISO 8601 time" in bad.output
+
+
+def test_stages_too_from_git_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    write_state(tmp_path / "registry-state")  # helpers_edit.STATE: stages and aliases
+    first = repo.commit("Stages", who="alice")
+    path = tmp_path / "registry-state" / "models.yaml"
+    path.write_text(path.read_text().replace('"1": {stage: Staging}', '"1": {stage: Production}'))
+    repo.commit("Churn v1 to Production (#3)", who="bob")
+    result = CliRunner().invoke(
+        cli, ["history", "--at", iso(repo.clock + 3600), "--git-only", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    got = {(h["model"], h["kind"], h["name"], h["version"], h["pr"]) for h in doc["holdings"]}
+    assert got == {
+        ("Churn", "stage", "Production", "1", 3),
+        ("Fraud", "stage", "Archived", "1", None),
+        ("Fraud", "stage", "Production", "2", None),
+        ("Fraud", "stage", "Staging", "3", None),
+        ("Fraud", "alias", "champion", "2", None),
+        ("Fraud", "alias", "challenger", "3", None),
+    }
+    assert {h["applied"]["status"] for h in doc["holdings"]} == {"unknown"}
+    assert doc["registry"]["read"] is False
+    fraud = [h["commit"] for h in doc["holdings"] if h["model"] == "Fraud"]
+    assert set(fraud) == {first}

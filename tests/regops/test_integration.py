@@ -77,8 +77,16 @@ def test_plan_reconcile_then_in_sync(seeded: str) -> None:
     assert {a: str(v) for a, v in model.aliases.items()} == {"champion": "2", "challenger": "3"}
     assert model.description == "Fraud scores"
     tags = client(seeded).get_model_version("Fraud", "2").tags
-    assert {"regops.commit", "regops.applied_at", "regops.actor", "regops.state_file"} <= set(tags)
-    assert tags["regops.state_file"] == "registry-state/models.yaml"
+    # One stamp per changed version: a single JSON tag, readable in the MLflow UI.
+    assert [k for k in tags if k.startswith("regops.")] == ["regops.audit"]
+    stamp = json.loads(tags["regops.audit"])
+    assert {"commit", "at", "actor", "state_file"} <= set(stamp)
+    assert stamp["state_file"] == "registry-state/models.yaml"
+    assert (stamp["stage"], stamp["aliases"], stamp["held"]) == (
+        "Production",
+        ["champion"],
+        ["@champion", "Production"],
+    )
     assert json.loads(model.tags["regops.applied"])["2"] == ["Production", "champion"]
     assert "Unmanaged" not in json.dumps(client(seeded).get_registered_model("Unmanaged").tags)
 

@@ -1,0 +1,156 @@
+"""Which MLflow registry to talk to, and how to show it without its credentials.
+
+The one adapter for tracking URIs and credentials, used by both `regops` and `accident`:
+
+- `resolve_tracking_uri`: `--tracking-uri` > MLFLOW_TRACKING_URI > DAGSHUB_REPO
+  (https://dagshub.com/OWNER/REPO.mlflow) > the config file > `sqlite:///mlflow.db`.
+- `mask_uri` / `mask_secrets`: every text regops prints, writes to a file, a tag or a
+  PR body goes through `mask_secrets` first. It hides URI userinfo (a password may
+  contain `@`), credential-like query parameters (`?token=...`), and the value of any
+  secret-looking environment variable (MLFLOW_TRACKING_PASSWORD, ..._TOKEN, ...) and of
+  any password seen in a URI, raw or percent-encoded, wherever it appears.
+- `http_defaults`: MLflow's HTTP client retries for minutes by default. Unless the user
+  set them, regops caps it so an unreachable registry fails in well under 30 s.
+
+No network and no mlflow import here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from regops.errors import RegopsError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+MASK = "***"
+
+# MLflow's own HTTP client settings, read by MLflow at every request. Defaults chosen so a
+# refused port fails in ~2 s and a port that never answers in 3 x 7 s + 2 s backoff < 30 s.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",
+}
+
+_DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# scheme://USERINFO@host: the userinfo runs to the last '@' before the path, query or fragment.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
+_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&;#](?:[^=&;#\s]*?)"
+    r"(?:token|password|passwd|pwd|secret|signature|sig|key|credential|auth|session)"
+    r"[^=&;#\s]*=)(?P<value>[^&;#\s'\"]+)",
+    re.IGNORECASE,
+)
+_SECRET_ENV = re.compile(
+    r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE
+)
+MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words; nobody's password is "abc"
+_seen_secrets: set[str] = set()
+
+
+class TrackingUriError(RegopsError, ValueError):
+    """A tracking URI (or DAGSHUB_REPO) that cannot name a registry."""
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The tracking URI in use and where it came from (for the user to see)."""
+
+    uri: str
+    source: str  # "--tracking-uri" | "MLFLOW_TRACKING_URI" | "DAGSHUB_REPO" | "config" | "default"
+
+    def describe(self) -> str:
+        return f"{mask_uri(self.uri)} (from {self.source})"
+
+
+def dagshub_uri(repo: str) -> str:
+    """`OWNER/REPO` -> `https://dagshub.com/OWNER/REPO.mlflow`."""
+    repo = repo.strip().strip("/")
+    if not _DAGSHUB_REPO.match(repo):
+        raise TrackingUriError(f"DAGSHUB_REPO must look like OWNER/REPO, got {repo!r}")
+    return f"https://dagshub.com/{repo}.mlflow"
+
+
+def resolve_tracking_uri(
+    flag: str | None = None,
+    config_uri: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TrackingTarget:
+    """Pick the tracking URI by the documented precedence; empty values count as unset."""
+    env = os.environ if environ is None else environ
+    if flag and flag.strip():
+        target = TrackingTarget(flag.strip(), "--tracking-uri")
+    elif env.get("MLFLOW_TRACKING_URI", "").strip():
+        target = TrackingTarget(env["MLFLOW_TRACKING_URI"].strip(), "MLFLOW_TRACKING_URI")
+    elif env.get("DAGSHUB_REPO", "").strip():
+        target = TrackingTarget(dagshub_uri(env["DAGSHUB_REPO"]), "DAGSHUB_REPO")
+    elif config_uri and config_uri.strip():
+        target = TrackingTarget(config_uri.strip(), "config")
+    else:
+        target = TrackingTarget(DEFAULT_TRACKING_URI, "default")
+    remember_uri_secrets(target.uri)
+    return target
+
+
+def remember_uri_secrets(uri: str) -> None:
+    """Note the password (and query secrets) of a URI so `mask_secrets` hides them anywhere."""
+    for m in _USERINFO.finditer(uri):
+        _, _, password = m.group("userinfo").partition(":")
+        _remember(password)
+    # A password with an unencoded '/', '?' or '#' defeats URI parsing: take everything
+    # between the first ':' after the scheme and the last '@' as a secret too.
+    _, sep, rest = uri.partition("://")
+    if sep and "@" in rest:
+        _, colon, password = rest[: rest.rfind("@")].partition(":")
+        if colon:
+            _remember(password)
+    for m in _SECRET_PARAM.finditer(uri):
+        _remember(m.group("value"))
+
+
+def _remember(secret: str) -> None:
+    for form in (secret, unquote(secret)):
+        if len(form) >= MIN_SECRET_CHARS:
+            _seen_secrets.add(form)
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Values worth hiding: secret-looking environment variables and passwords seen in URIs."""
+    env = os.environ if environ is None else environ
+    found = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET_CHARS}
+    return found | _seen_secrets
+
+
+def mask_uri(uri: str) -> str:
+    """`https://user:p@ss@host/x?token=t` -> `https://***@host/x?token=***`."""
+    return mask_secrets(uri)
+
+
+def mask_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` with URI userinfo, credential query parameters and known secret values masked."""
+    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
+    # Longest first, so a secret containing another is hidden whole.
+    for secret in sorted(secret_values(environ), key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            if form in text:
+                text = text.replace(form, MASK)
+    return text
+
+
+def http_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Cap MLflow's HTTP retries and timeout unless the user set them; return what was set."""
+    env = os.environ if environ is None else environ
+    added = {k: v for k, v in HTTP_DEFAULTS.items() if not env.get(k, "").strip()}
+    env.update(added)
+    return added
+
+
+def stages_supported(uri: str) -> bool:
+    """Unity Catalog registries have aliases but no stages."""
+    return not uri.startswith("databricks-uc")
