@@ -23,6 +23,7 @@ PYTHONS = ("3.10.13", "3.13.0")
 # start a full `mlflow server`, which the core does not install.
 CORE_TESTS = (
     "tests/regops/test_loader.py",
+    "tests/regops/test_loader_fast_path.py",
     "tests/regops/test_planner.py",
     "tests/regops/test_hostile.py",
     "tests/regops/test_edit.py",

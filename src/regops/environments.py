@@ -35,9 +35,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
+from regops import yamlio
 from regops.errors import Diagnostic, RegopsError, StateError, UsageError
 
 CONFIG_NAME = "regops.yaml"
@@ -148,26 +148,6 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
-def _lines(text: str) -> dict[tuple[str, ...], int]:
-    """Line numbers of the mapping keys (top two levels under environments)."""
-    lines: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple[str, ...], depth: int) -> None:
-        if depth > 4 or not isinstance(node, yaml.MappingNode):
-            return
-        for k, v in node.value:
-            key = (*path, str(k.value))
-            lines[key] = k.start_mark.line + 1
-            walk(v, key, depth + 1)
-
-    walk(root, (), 0)
-    return lines
-
-
 def load_config(path: Path) -> Config:
     """Read and validate `regops.yaml`; every problem at once, as FILE:LINE."""
     from regops.loader import display_path
@@ -175,20 +155,16 @@ def load_config(path: Path) -> Config:
     name = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise StateError([Diagnostic(name, 1, f"cannot read the file: {exc}")]) from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise StateError([Diagnostic(name, line, f"YAML error: {exc}")]) from exc
-    lines = _lines(text)
+    # The one YAML reader: keys as written, no aliases, a bad value is a problem at its line.
+    doc = yamlio.read(text, what="regops.yaml")
+    if doc.problems:
+        raise StateError([Diagnostic(name, line, message) for line, message in doc.problems])
+    data = doc.data
 
     def line_of(p: tuple[Any, ...]) -> int:
-        keys = tuple(str(k) for k in p)
-        while keys and keys not in lines:
-            keys = keys[:-1]
-        return lines.get(keys, 1)
+        return doc.line_of(tuple(p))
 
     diags = [
         Diagnostic(name, line_of(tuple(e.absolute_path)), _message(e))

@@ -123,7 +123,8 @@ def render_text(d: Mapping[str, Any]) -> str:
     lines.append(summary_line(d))
     if d["summary"]["blocked"]:
         lines.append("A gate failed: reconcile will apply nothing until the evidence is there.")
-    return "\n".join(lines)
+    # Names, descriptions and gate details come from the registry and the files: shown, not obeyed.
+    return "\n".join(safe(line) for line in lines)
 
 
 def render_markdown(d: Mapping[str, Any]) -> str:
@@ -244,7 +245,7 @@ def render_result(d: Mapping[str, Any], fmt: str) -> str:
             f"{o['status']:>8}  {c['model']}: {describe(c)}" + (f"  ({detail})" if detail else "")
         )
     out.append(line)
-    return "\n".join(out)
+    return "\n".join(safe(x) for x in out)
 
 
 # ---- history ------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from regops import yamlio
 from regops.loader import MAX_FILE_BYTES, state_files
 
 
@@ -28,10 +27,11 @@ def stages_in_use(state_dir: Path, *, stages_supported: bool = True) -> bool:
                 raw = fh.read(MAX_FILE_BYTES + 1)
             if len(raw) > MAX_FILE_BYTES:
                 continue
-            doc = yaml.safe_load(raw.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            doc = yamlio.read(raw.decode("utf-8"), lenient=True)  # never raises
+        except (OSError, UnicodeDecodeError):
             continue
-        policy = doc.get("policy") if isinstance(doc, dict) else None
+        data = doc.data if doc.parsed else None
+        policy = data.get("policy") if isinstance(data, dict) else None
         if isinstance(policy, dict) and policy.get("use_stages") is False:
             return False
     return True
