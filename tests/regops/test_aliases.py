@@ -331,5 +331,6 @@ def test_held_records_stages_and_aliases_together(
     )
     result = regops(sqlite_uri, "reconcile")
     assert result.exit_code == 0, result.output
-    tags = client(sqlite_uri).get_model_version("Fraud", "1").tags
-    assert tags[HELD_TAG] == "@challenger,Staging"
+    stamp = Stamp.from_tags(client(sqlite_uri).get_model_version("Fraud", "1").tags)[0]
+    assert stamp is not None
+    assert stamp.held == {"@challenger", "Staging"}
