@@ -5,7 +5,6 @@ Both edit files of the repository (never the registry) and never import mlflow.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from regops.edit import EditError
 from regops.loader import display_path, load_state
 from regops.options import common_options, settings
 from regops.registry_uri import stages_supported
+from regops.render import render_codeowners, render_migration, safe
 
 
 @click.command("migrate-to-aliases")
@@ -60,29 +60,14 @@ def migrate_to_aliases(
     )
     if not dry_run:
         write_migration(results)
-    if s.fmt == "json":
-        doc = {
-            "format_version": "1",
-            "written": not dry_run,
-            "map": mapping,
-            "files": [edit_doc(r) for r in results],
-        }
-        click.echo(json.dumps(doc, indent=2))
-        return 0
-    for result in results:
-        name = display_path(result.path)
-        if not result.changed:
-            click.echo(f"{name}: nothing to migrate")
-        for what in result.summary:
-            click.echo(f"{name}: {what}")
-        for op, n, text in result.changed_lines():
-            click.echo(f"  {n:>4} {op} {text}")
-    if dry_run:
-        click.echo("Dry run: nothing was written.")
-    elif any(r.changed for r in results):
-        click.echo(
-            "Next: review the diff, commit and open a pull request; its plan moves aliases only."
-        )
+    doc = {
+        "format_version": "1",
+        "written": not dry_run and any(r.changed for r in results),
+        "dry_run": dry_run,
+        "map": mapping,
+        "files": [edit_doc(r) for r in results],
+    }
+    click.echo(render_migration(doc, s.fmt))
     return 0
 
 
@@ -110,36 +95,23 @@ def codeowners(ctx: click.Context, check: bool, file_: Path | None) -> int:
     s = settings(ctx)
     desired = load_state(s.state_dir, stages_supported=stages_supported(s.tracking_uri))
     co = compute(desired, s.state_dir, file_)
-    name = display_path(co.path)
-    if s.fmt == "json":
-        doc = {
-            "format_version": "1",
-            "file": name,
-            "up_to_date": not co.changed,
-            "written": co.changed and not check,
-            "rules": list(co.lines),
-            "problems": list(co.problems),
-        }
-        click.echo(json.dumps(doc, indent=2))
-    for problem in co.problems:
-        click.echo(f"warning: {problem}", err=True)
-    if check:
-        if co.changed:
-            if s.fmt != "json":
-                click.echo(f"{name} is out of date: run `regops codeowners` and commit it")
-            return 1
-        if s.fmt != "json":
-            click.echo(f"{name} is up to date ({len(co.lines)} rule(s))")
-        return 0
-    if co.changed:
+    written = co.changed and not check
+    if written:
         co.path.parent.mkdir(parents=True, exist_ok=True)
         co.path.write_text(co.after, encoding="utf-8", newline="")
-    if s.fmt != "json":
-        state = "wrote" if co.changed else "already up to date:"
-        click.echo(f"{state} {name} ({len(co.lines)} rule(s))")
-        for line in co.lines:
-            click.echo(f"  {line}")
-    return 0
+    doc = {
+        "format_version": "1",
+        "file": display_path(co.path),
+        "check": check,
+        "up_to_date": not co.changed,
+        "written": written,
+        "rules": list(co.lines),
+        "problems": list(co.problems),
+    }
+    for problem in co.problems:
+        click.echo(f"warning: {safe(problem)}", err=True)
+    click.echo(render_codeowners(doc, s.fmt))
+    return 1 if check and co.changed else 0
 
 
 def register(group: click.Group) -> None:

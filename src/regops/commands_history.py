@@ -11,7 +11,7 @@ from regops.errors import UsageError
 from regops.history import History, build_history
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
-from regops.render import render_history
+from regops.render import render_history, render_history_at
 
 
 @click.command()
@@ -48,7 +48,7 @@ def history(
             raise UsageError("--at shows every version; it cannot be combined with --version")
         when = time_travel.parse_time(at)
         state = time_travel.build_at(s.state_dir, None if git_only else s.tracking_uri, when, model)
-        click.echo(time_travel.render(state, s.fmt))
+        click.echo(render_history_at(state, s.fmt))
         return 0
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version

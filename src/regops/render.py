@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from regops.time_travel import Holding, StateAt
 from regops.timeline import Applied, Entry, History
 
 SYMBOL = {
@@ -337,6 +338,68 @@ def render_history(h: History, fmt: str) -> str:
     return history_markdown(h) if fmt == "markdown" else history_text(h)
 
 
+# ---- history at a time (history --at) --------------------------------------------------------
+
+
+def _holding_from(h: Holding) -> str:
+    pr = f" PR #{h.pr}" if h.pr else ""
+    return f"{h.commit[:7]}{pr} ({h.author}, {h.committed_at})"
+
+
+def _holding_effect(h: Holding) -> str:
+    by = f" by {h.actor}" if h.actor and h.effect == "in_effect" else ""
+    return h.effect_detail + by
+
+
+def history_at_text(s: StateAt) -> str:
+    scope = f" for {s.model}" if s.model else ""
+    lines = [safe(f"State of {s.state_dir}{scope} at {s.at}")]
+    if s.commit is None:
+        lines.append("No commit touched the state files by then.")
+        return "\n".join(lines)
+    pr = f" (PR #{s.pr})" if s.pr else ""
+    lines.append(f"Desired state from commit {s.commit[:7]}{pr}, committed {safe(s.committed_at)}")
+    if s.registry:
+        lines.append(safe(f"Registry: {s.registry} (audit stamps read)"))
+    else:
+        lines.append(
+            safe(f"Registry: not read ({s.registry_error}); when each took effect is unknown")
+        )
+    current = None
+    for h in s.holdings:
+        if h.model != current:
+            current = h.model
+            lines += ["", safe(h.model)]
+        what = safe(f"{h.kind} {h.name}")
+        lines.append(f"  {what:<22} v{h.version:<5} from {safe(_holding_from(h))}")
+        lines.append(f"  {'':<22} {'':<6} {safe(_holding_effect(h))}")
+    if not s.holdings:
+        lines += ["", "No stage or alias was declared."]
+    return "\n".join(lines)
+
+
+def history_at_markdown(s: StateAt) -> str:
+    scope = f" for {md_code(s.model)}" if s.model else ""
+    lines = [f"### regops history at {md(s.at)}: {md_code(s.state_dir)}{scope}", ""]
+    if s.commit is None:
+        return "\n".join([*lines, "No commit touched the state files by then."])
+    pr = f" (PR #{s.pr})" if s.pr else ""
+    committed = md(s.committed_at)
+    lines += [f"Desired state from commit {md_code(s.commit[:7])}{pr}, committed {committed}", ""]
+    lines += ["| Model | Held | Version | From | Took effect |", "|---|---|---|---|---|"]
+    for h in s.holdings:
+        cells = [md_code(h.model), md(f"{h.kind} {h.name}"), md(h.version)]
+        cells += [md(_holding_from(h)), md(_holding_effect(h))]
+        lines.append(md_row(cells))
+    return "\n".join(lines)
+
+
+def render_history_at(s: StateAt, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(s.to_dict(), indent=2)
+    return history_at_markdown(s) if fmt == "markdown" else history_at_text(s)
+
+
 # ---- validate, export, edits, read-only views -------------------------------------------
 
 
@@ -423,6 +486,50 @@ def render_edit(d: Mapping[str, Any], fmt: str) -> str:
     if d.get("outcome"):
         lines.append(safe(d["outcome"]))
     return "\n".join(lines)
+
+
+def render_migration(d: Mapping[str, Any], fmt: str) -> str:
+    """`migrate-to-aliases`: each file's rewrite, as the editing commands show theirs."""
+    if fmt == "json":
+        return render_json(d)
+    files = [{**f, "apply": None} for f in d["files"]]
+    out = []
+    for f in files:
+        if not f["changed"]:
+            line = f"{f['file']}: nothing to migrate"
+            out.append(md(line) if fmt == "markdown" else safe(line))
+        else:
+            out.append(render_edit(f, fmt))
+    if d["dry_run"]:
+        out.append("Dry run: nothing was written.")
+    elif d["written"]:
+        out.append(
+            "Next: review the diff, commit and open a pull request; its plan moves aliases only."
+        )
+    return ("\n\n" if fmt == "markdown" else "\n").join(out)
+
+
+def render_codeowners(d: Mapping[str, Any], fmt: str) -> str:
+    """`codeowners [--check]`: whether the file is up to date, and the rules regops owns."""
+    if fmt == "json":
+        return render_json(d)
+    name, n = d["file"], len(d["rules"])
+    if d["check"]:
+        head = (
+            f"{name} is up to date ({n} rule(s))"
+            if d["up_to_date"]
+            else f"{name} is out of date: run `regops codeowners` and commit it"
+        )
+    else:
+        head = f"{'wrote' if d['written'] else 'already up to date:'} {name} ({n} rule(s))"
+    if fmt == "markdown":
+        out = [f"### regops codeowners: {md(head)}", ""]
+        out += [f"- {md_code(rule)}" for rule in d["rules"]]
+        out += [f"- **Warning:** {md(p)}" for p in d["problems"]]
+        return "\n".join(out)
+    if d["check"]:
+        return safe(head)
+    return "\n".join([safe(head), *(safe(f"  {rule}") for rule in d["rules"])])
 
 
 def _cell(value: Any) -> str:

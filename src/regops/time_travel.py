@@ -4,12 +4,12 @@ Built on the audit timeline (history.py): the state's changes are replayed, olde
 first, up to the last commit on the main line made at or before TIME; each stage
 and alias then held is attributed to the commit (and pull request) that last set
 it, and the registry's stamp on the version says whether, and when, it took effect:
-before TIME, only after it, or not at all yet. Pure apart from `build_at`.
+before TIME, only after it, or not at all yet. Pure apart from `build_at`; rendered
+by render.render_history_at.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 from regops.errors import UsageError
 from regops.state import version_key
+from regops.timeline import Applied, Change, Entry, History
 
 FORMAT_VERSION = "1"
 
@@ -120,10 +121,10 @@ def _when(stamp: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def state_at(history: Any, at: datetime) -> StateAt:
+def state_at(history: History, at: datetime) -> StateAt:
     """Replay `history` (a regops.history.History, newest first) up to `at`."""
-    held: dict[tuple[str, str, str], tuple[str, Any, Any]] = {}  # (model, kind, name) -> ...
-    last = None
+    held: dict[tuple[str, str, str], tuple[str, Entry, Change]] = {}  # (model, kind, name) ->
+    last: Entry | None = None
     for entry in reversed(history.entries):
         when = _when(entry.committed_at)
         if when is None or when > at:
@@ -169,7 +170,7 @@ def state_at(history: Any, at: datetime) -> StateAt:
 
 
 def _holding(
-    model: str, kind: str, name: str, version: str, entry: Any, change: Any, at: datetime
+    model: str, kind: str, name: str, version: str, entry: Entry, change: Change, at: datetime
 ) -> Holding:
     label = change.after if kind == "stage" else name
     effect, detail, applied_at, actor = _effect(change.applied, at)
@@ -190,7 +191,7 @@ def _holding(
     )
 
 
-def _effect(applied: Any, at: datetime) -> tuple[str, str, str | None, str | None]:
+def _effect(applied: Applied | None, at: datetime) -> tuple[str, str, str | None, str | None]:
     """(status, detail, applied at, by whom) of a change, as of `at`."""
     if applied is None:
         return "unknown", "registry not read", None, None
@@ -223,62 +224,3 @@ def build_at(state_dir: Path, tracking_uri: str | None, at: datetime, model: str
     from regops.history import build_history
 
     return state_at(build_history(state_dir, tracking_uri, model=model), at)
-
-
-# ---- rendering --------------------------------------------------------------------------------
-
-
-def _from(h: Holding) -> str:
-    pr = f" PR #{h.pr}" if h.pr else ""
-    return f"{h.commit[:7]}{pr} ({h.author}, {h.committed_at})"
-
-
-def _effect_text(h: Holding) -> str:
-    by = f" by {h.actor}" if h.actor and h.effect == "in_effect" else ""
-    return h.effect_detail + by
-
-
-def render_text(s: StateAt) -> str:
-    scope = f" for {s.model}" if s.model else ""
-    lines = [f"State of {s.state_dir}{scope} at {s.at}"]
-    if s.commit is None:
-        lines.append("No commit touched the state files by then.")
-        return "\n".join(lines)
-    pr = f" (PR #{s.pr})" if s.pr else ""
-    lines.append(f"Desired state from commit {s.commit[:7]}{pr}, committed {s.committed_at}")
-    if s.registry:
-        lines.append(f"Registry: {s.registry} (audit stamps read)")
-    else:
-        lines.append(f"Registry: not read ({s.registry_error}); when each took effect is unknown")
-    current = None
-    for h in s.holdings:
-        if h.model != current:
-            current = h.model
-            lines += ["", h.model]
-        what = f"{h.kind} {h.name}"
-        lines.append(f"  {what:<22} v{h.version:<5} from {_from(h)}")
-        lines.append(f"  {'':<22} {'':<6} {_effect_text(h)}")
-    if not s.holdings:
-        lines += ["", "No stage or alias was declared."]
-    return "\n".join(lines)
-
-
-def render_markdown(s: StateAt) -> str:
-    scope = f" for `{s.model}`" if s.model else ""
-    lines = [f"### regops history at {s.at}: `{s.state_dir}`{scope}", ""]
-    if s.commit is None:
-        return "\n".join([*lines, "No commit touched the state files by then."])
-    pr = f" (PR #{s.pr})" if s.pr else ""
-    lines += [f"Desired state from commit `{s.commit[:7]}`{pr}, committed {s.committed_at}", ""]
-    lines += ["| Model | Held | Version | From | Took effect |", "|---|---|---|---|---|"]
-    for h in s.holdings:
-        effect = _effect_text(h)
-        cells = [f"`{h.model}`", f"{h.kind} {h.name}", h.version, _from(h), effect]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def render(s: StateAt, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(s.to_dict(), indent=2)
-    return render_markdown(s) if fmt == "markdown" else render_text(s)

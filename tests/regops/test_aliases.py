@@ -331,5 +331,97 @@ def test_held_records_stages_and_aliases_together(
     )
     result = regops(sqlite_uri, "reconcile")
     assert result.exit_code == 0, result.output
-    tags = client(sqlite_uri).get_model_version("Fraud", "1").tags
-    assert tags[HELD_TAG] == "@challenger,Staging"
+    stamp = Stamp.from_tags(client(sqlite_uri).get_model_version("Fraud", "1").tags)[0]
+    assert stamp is not None
+    assert stamp.held == {"@challenger", "Staging"}
+
+
+# ---- the alias gates, table-driven on the pure planner -------------------------------------
+
+GATED_ALIASES = Policy(
+    aliases=MappingProxyType(
+        {
+            "champion": AliasPolicy(
+                require_from=("challenger", "Staging"),
+                require_tags=MappingProxyType({"validation_status": "passed"}),
+            )
+        }
+    )
+)
+OK_TAGS = {"validation_status": "passed"}
+
+
+TAGS_OK = (True, "validation_status=passed")
+MAY = ": may take champion"
+HELD = {"challenger": "2"}  # live: version 2 is the challenger
+
+
+@pytest.mark.parametrize(
+    ("tags", "stage", "live_aliases", "expected"),
+    [
+        (OK_TAGS, "None", HELD, [(True, "version 2 holds challenger" + MAY), TAGS_OK]),
+        (OK_TAGS, "Staging", {}, [(True, "version 2 holds Staging" + MAY), TAGS_OK]),
+        (
+            {**OK_TAGS, "regops.held": "@champion"}, "None", {},
+            [(True, "version 2 held champion before (a rollback)"), TAGS_OK],
+        ),
+        (
+            {**OK_TAGS, "regops.held": "@challenger"}, "None", {},
+            [(True, "version 2 held challenger before" + MAY), TAGS_OK],
+        ),
+        (
+            {**OK_TAGS, "regops.held": "Staging"}, "None", {},
+            [(True, "version 2 held Staging before" + MAY), TAGS_OK],
+        ),
+        (
+            OK_TAGS, "Production", {},
+            [
+                (False, "version 2 holds none of: challenger, Staging; "
+                 "champion requires one of them"),
+                TAGS_OK,
+            ],
+        ),
+        (
+            {"validation_status": "failed"}, "None", HELD,
+            [
+                (True, "version 2 holds challenger" + MAY),
+                (False, "validation_status is 'failed'; needs 'passed'"),
+            ],
+        ),
+        (
+            {}, "None", HELD,
+            [
+                (True, "version 2 holds challenger" + MAY),
+                (False, "validation_status is missing; needs 'passed'"),
+            ],
+        ),
+    ],
+    ids=["holds-alias", "holds-stage", "rollback", "held-required-alias", "held-required-stage",
+         "holds-nothing", "tag-wrong", "tag-missing"],
+)  # fmt: skip
+def test_alias_gate_verdicts(
+    tags: dict[str, str],
+    stage: str,
+    live_aliases: dict[str, str],
+    expected: list[tuple[bool, str]],
+) -> None:
+    desired = b.desired({"1": (None, []), "2": (None, ["champion"])}, pol=GATED_ALIASES)
+    live = b.live({"1": "None", "2": (stage, tags)}, aliases={"champion": "1", **live_aliases})
+    p = plan(desired, live)
+    (change,) = [c for c in p.changes if c.alias == "champion"]
+    assert [(g.passed, g.detail) for g in change.gates] == expected
+    assert change.blocked == (not all(ok for ok, _ in expected))
+    assert p.ok == (not change.blocked)
+
+
+def test_restoring_a_drifted_alias_skips_require_from() -> None:
+    """Someone moved champion by hand: putting it back is no promotion."""
+    desired = b.desired({"1": (None, ["champion"]), "2": (None, [])}, pol=GATED_ALIASES)
+    live = b.live(
+        {"1": ("None", OK_TAGS), "2": "None"},
+        aliases={"champion": "2"},
+        applied={"1": [None, "champion"], "2": [None]},
+    )
+    (change,) = plan(desired, live).changes
+    assert (change.reason, change.action) == ("drift", "apply")
+    assert [g.gate for g in change.gates] == ["require_tags"]

@@ -47,7 +47,8 @@ def actions_dir() -> Path | None:
     env = os.environ.get("REGOPS_ACTIONS_DIR")
     candidates = [Path(env)] if env else []
     candidates += [p / "shared" / "actions" for p in (ROOT.parent, ROOT.parent.parent)]
-    return next((p for p in candidates if (p / "README.md").is_file()), None)
+    wanted = set(pinned_actions().values())
+    return next((p for p in candidates if all((p / w).is_dir() for w in wanted)), None)
 
 
 def act_binary() -> str | None:
@@ -132,14 +133,17 @@ class Sandbox:
         (folder / "x64").symlink_to(sys.base_prefix)
         (folder / "x64.complete").touch()
 
-    def fresh_venv(self) -> Path:
+    def fresh_venv(self, deps: bool = True) -> Path:
         """An empty venv that sees this environment's third-party packages (not regops):
-        the workflow's own `make install*` step installs the project into it."""
+        the workflow's own `make install*` step installs the project into it. Without
+        `deps` it sees nothing, as a job would with the package index down."""
         venv = self.tmp / f"venv-{len(self.runs)}"
-        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # type: ignore[attr-defined]
-        purelib = Path(sysconfig.get_paths()["purelib"])
-        site = next(venv.glob("lib/python*/site-packages"))
-        (site / "_test_deps.pth").write_text(f"{purelib}\n")
+        base = sys._base_executable  # type: ignore[attr-defined]
+        subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+        if deps:
+            purelib = Path(sysconfig.get_paths()["purelib"])
+            site = next(venv.glob("lib/python*/site-packages"))
+            (site / "_test_deps.pth").write_text(f"{purelib}\n")
         return venv
 
     def _repo(self) -> None:
@@ -176,6 +180,7 @@ class Sandbox:
         *,
         secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        index_down: bool = False,
         timeout: float = 420,
     ) -> Run:
         act = act_binary()
@@ -183,7 +188,7 @@ class Sandbox:
         event_file = self.tmp / f"event-{len(self.runs)}.json"
         event_file.write_text(json.dumps(payload))
         artifacts = self.tmp / f"artifacts-{len(self.runs)}"
-        venv = self.fresh_venv()
+        venv = self.fresh_venv(deps=not index_down)
         if secrets is None:
             secrets = {
                 "MLFLOW_TRACKING_URI": self.registry_url,
@@ -203,7 +208,8 @@ class Sandbox:
             "AGENT_TOOLSDIRECTORY": str(self.tool_cache),
             "RUNNER_TOOL_CACHE": str(self.tool_cache),
             "VENV": str(venv),
-            "PIP_NO_INDEX": "1",
+            "PIP_NO_INDEX": "1",  # nothing is downloaded: the deps are the venv's already
+            "PIP_FIND_LINKS": "",
             "PIP_NO_BUILD_ISOLATION": "0",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "GH_HOST": "github.localhost",

@@ -266,6 +266,19 @@ def test_an_unreachable_registry_fails_fast_and_says_so(
     assert_no_secret(sandbox)
 
 
+def test_a_failed_install_is_reported_as_such_not_as_invalid_state(
+    sandbox: Sandbox, act_registry: MlflowServer
+) -> None:
+    sha = start_pr(sandbox, state({"Wf_Install": {}}), state({"Wf_Install": {"1": "Staging"}}))
+    run = sandbox.act("pull_request", "registry-plan.yml", pr_payload(7, sha), index_down=True)
+    assert run.job("plan") == "failed"
+    [comment] = sandbox.github.fake.comments_on(7)
+    assert "the job failed before it could report" in comment["body"]
+    assert "invalid" not in comment["body"]
+    assert "actions/runs/" in comment["body"]  # where to look
+    assert_no_secret(sandbox)
+
+
 @pytest.mark.slow
 def test_training_on_schedule_and_on_dispatch_keeps_one_proposal_pr(
     sandbox: Sandbox, act_registry: MlflowServer
