@@ -52,7 +52,9 @@ def test_plan_reconcile_then_in_sync(pg_server: MlflowServer, state_dir: Path) -
     assert [fraud["versions"][v]["stage"] for v in "123"] == ["Archived", "Production", "Staging"]
     assert fraud["aliases"] == {"champion": "2", "challenger": "3"}
     assert fraud["description"] == "Fraud scores, on PostgreSQL"
-    assert fraud["versions"]["2"]["tags"]["regops.state_file"] == "registry-state/models.yaml"
+    stamp = json.loads(fraud["versions"]["2"]["tags"]["regops.audit"])
+    assert stamp["state_file"] == "registry-state/models.yaml"
+    assert stamp["stage"] == "Production"
 
     in_sync = regops(uri, state_dir, "plan", "--detailed-exitcode")
     assert in_sync.exit_code == 0, in_sync.output
