@@ -83,7 +83,7 @@ SEARCH_MODELS = "GET registered-models/search"
 SEARCH_VERSIONS = "GET model-versions/search"
 
 
-AUDIT_KEYS = ("regops.commit", "regops.applied_at", "regops.actor", "regops.state_file")
+AUDIT_KEYS = ("regops.audit",)  # one JSON stamp per changed version (src/regops/audit.py)
 
 
 def version_tag_keys(calls: Any) -> Counter[str]:
