@@ -1,7 +1,7 @@
 """A bench registry of any size, seeded straight into a `mlflow server`'s sqlite file.
 
 MLflow's own ORM rows (the `SqlAlchemyStore` models, the tables the server reads) are
-written in one transaction *before* the server starts. Over REST, or one
+bulk-inserted in one transaction *before* the server starts. Over REST, or one
 SqlAlchemyStore call at a time, each version and each stage transition is its own
 fsynced commit (~15 ms here): 2,000 versions take minutes, 100,000 hours.
 
@@ -40,8 +40,8 @@ def stage_of(v: int, n_versions: int) -> str:
 
 
 def seed_registry(db: Path, names: Sequence[str], n_versions: int) -> None:
-    """`names` x `n_versions` versions with stages, aliases and evidence tags, in one
-    ORM transaction (the schema is created and migrated first)."""
+    """`names` x `n_versions` versions with stages, aliases and evidence tags, as ORM bulk
+    inserts in one transaction (the schema is created and migrated first)."""
     from mlflow.store.model_registry.dbmodels.models import (
         SqlModelVersion,
         SqlModelVersionTag,
@@ -49,51 +49,63 @@ def seed_registry(db: Path, names: Sequence[str], n_versions: int) -> None:
         SqlRegisteredModelAlias,
     )
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import insert
 
     store = SqlAlchemyStore(f"sqlite:///{db}")  # creates and migrates the schema
-    ws = store._with_workspace_field
+    # The workspace column, filled the way the store fills it on the rows it creates.
+    ws = (
+        {"workspace": w}
+        if (w := store._with_workspace_field(SqlRegisteredModel()).workspace)
+        else {}
+    )
     now = int(time.time() * 1000)
-    with store.ManagedSessionMaker(read_only=False) as session:
-        session.add_all(
-            ws(
-                SqlRegisteredModel(
-                    name=name,
-                    creation_time=now,
-                    last_updated_time=now,
-                    description=f"Benchmark model {i}",
-                )
-            )
-            for i, name in enumerate(names)
+    models: list[dict[str, Any]] = []
+    versions: list[dict[str, Any]] = []
+    tags: list[dict[str, Any]] = []
+    aliases: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        models.append(
+            {
+                **ws,
+                "name": name,
+                "creation_time": now,
+                "last_updated_time": now,
+                "description": f"Benchmark model {i}",
+            }
         )
-        session.flush()
-        rows: list[Any] = []
-        for i, name in enumerate(names):
-            for v in range(1, n_versions + 1):
-                created = now - (n_versions - v) * 86_400_000
-                rows.append(
-                    ws(
-                        SqlModelVersion(
-                            name=name,
-                            version=v,
-                            creation_time=created,
-                            last_updated_time=created,
-                            current_stage=stage_of(v, n_versions),
-                            source=f"models:/m-{uuid.uuid4().hex}",
-                            storage_location=f"file:///bench/artifacts/{name}/{v}",
-                            run_id=uuid.uuid4().hex,
-                        )
-                    )
-                )
-                passed = "failed" if v == n_versions - 3 else "passed"
-                for key, value in (
-                    ("validation_status", passed),
-                    ("smoke_test_status", "passed"),
-                    ("f1_macro", f"0.{700 + v * 7 + i % 5}"),
-                ):
-                    rows.append(ws(SqlModelVersionTag(name=name, version=v, key=key, value=value)))
-            for alias, v in (("champion", n_versions - 1), ("challenger", n_versions)):
-                rows.append(ws(SqlRegisteredModelAlias(name=name, alias=alias, version=v)))
-        session.add_all(rows)
+        for v in range(1, n_versions + 1):
+            created = now - (n_versions - v) * 86_400_000
+            versions.append(
+                {
+                    **ws,
+                    "name": name,
+                    "version": v,
+                    "creation_time": created,
+                    "last_updated_time": created,
+                    "current_stage": stage_of(v, n_versions),
+                    "source": f"models:/m-{uuid.uuid4().hex}",
+                    "storage_location": f"file:///bench/artifacts/{name}/{v}",
+                    "run_id": uuid.uuid4().hex,
+                    "status": "READY",
+                }
+            )
+            passed = "failed" if v == n_versions - 3 else "passed"
+            for key, value in (
+                ("validation_status", passed),
+                ("smoke_test_status", "passed"),
+                ("f1_macro", f"0.{700 + v * 7 + i % 5}"),
+            ):
+                tags.append({**ws, "name": name, "version": v, "key": key, "value": value})
+        for alias, v in (("champion", n_versions - 1), ("challenger", n_versions)):
+            aliases.append({**ws, "name": name, "alias": alias, "version": v})
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for table, rows in (
+            (SqlRegisteredModel, models),
+            (SqlModelVersion, versions),
+            (SqlModelVersionTag, tags),
+            (SqlRegisteredModelAlias, aliases),
+        ):
+            session.execute(insert(table), rows)
     store.engine.dispose()
 
 
