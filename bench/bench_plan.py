@@ -28,20 +28,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +45,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support: the real-server helpers the tests use
 
-from tests.support import FAST_HTTP_ENV, MlflowServer, start_mlflow_server  # noqa: E402
+from tests.support import FAST_HTTP_ENV, MlflowServer  # noqa: E402
 
+import registry_seed  # noqa: E402
 from counting_proxy import CountingProxy  # noqa: E402
+from registry_seed import copy_sqlite, start_servers  # noqa: E402
 
 N_MODELS = 100
 N_VERSIONS = 20
@@ -85,7 +83,7 @@ SEARCH_MODELS = "GET registered-models/search"
 SEARCH_VERSIONS = "GET model-versions/search"
 
 
-AUDIT_KEYS = ("regops.commit", "regops.applied_at", "regops.actor", "regops.state_file")
+AUDIT_KEYS = ("regops.audit",)  # one JSON stamp per changed version (src/regops/audit.py)
 
 
 def version_tag_keys(calls: Any) -> Counter[str]:
@@ -98,11 +96,7 @@ def model_name(i: int) -> str:
 
 
 def stage_of(v: int) -> str:
-    if v == N_VERSIONS:
-        return "Staging"
-    if v == N_VERSIONS - 1:
-        return "Production"
-    return "None" if v >= N_VERSIONS - 3 else "Archived"
+    return registry_seed.stage_of(v, N_VERSIONS)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -152,125 +146,17 @@ def ratio(a: float, b: float) -> str:
 # ------------------------------------------------------------------------------ setup
 def seed_registry(db: Path) -> None:
     """2,000 versions with stages, aliases and evidence tags, in one ORM transaction."""
-    from mlflow.store.model_registry.dbmodels.models import (
-        SqlModelVersion,
-        SqlModelVersionTag,
-        SqlRegisteredModel,
-        SqlRegisteredModelAlias,
-    )
-    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
-
-    store = SqlAlchemyStore(f"sqlite:///{db}")  # creates and migrates the schema
-    ws = store._with_workspace_field
-    now = int(time.time() * 1000)
-    with store.ManagedSessionMaker(read_only=False) as session:
-        session.add_all(
-            ws(
-                SqlRegisteredModel(
-                    name=model_name(i),
-                    creation_time=now,
-                    last_updated_time=now,
-                    description=f"Benchmark model {i}",
-                )
-            )
-            for i in range(N_MODELS)
-        )
-        session.flush()
-        rows: list[Any] = []
-        for i in range(N_MODELS):
-            name = model_name(i)
-            for v in range(1, N_VERSIONS + 1):
-                created = now - (N_VERSIONS - v) * 86_400_000
-                rows.append(
-                    ws(
-                        SqlModelVersion(
-                            name=name,
-                            version=v,
-                            creation_time=created,
-                            last_updated_time=created,
-                            current_stage=stage_of(v),
-                            source=f"models:/m-{uuid.uuid4().hex}",
-                            storage_location=f"file:///bench/artifacts/{name}/{v}",
-                            run_id=uuid.uuid4().hex,
-                        )
-                    )
-                )
-                passed = "failed" if v == N_VERSIONS - 3 else "passed"
-                for key, value in (
-                    ("validation_status", passed),
-                    ("smoke_test_status", "passed"),
-                    ("f1_macro", f"0.{700 + v * 7 + i % 5}"),
-                ):
-                    rows.append(ws(SqlModelVersionTag(name=name, version=v, key=key, value=value)))
-            for alias, v in (("champion", N_VERSIONS - 1), ("challenger", N_VERSIONS)):
-                rows.append(ws(SqlRegisteredModelAlias(name=name, alias=alias, version=v)))
-        session.add_all(rows)
-    store.engine.dispose()
-
-
-def copy_sqlite(src: Path, dst: Path) -> None:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
-        a.backup(b)
-
-
-# The registry needs no job runner; without this each server also forks ~7 huey
-# consumers (~260 MB each) that compete for the CPU with what is measured.
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def start_servers(workdirs: list[Path], dbs: list[Path]) -> list[MlflowServer]:
-    """Start the servers concurrently (each takes ~10 s to import and boot)."""
-    with ThreadPoolExecutor(len(workdirs)) as pool:
-        futures = [
-            pool.submit(start_mlflow_server, w, backend_uri=f"sqlite:///{d}", env=SERVER_ENV)
-            for w, d in zip(workdirs, dbs, strict=True)
-        ]
-        return [f.result() for f in futures]
-
-
-_VERSION_LINE = re.compile(r'^(\s+)"(\d+)": \{(.*)\}$', re.MULTILINE)
-
-
-def set_version(text: str, version: int, stage: str, aliases: Iterable[str] = ()) -> str:
-    """Rewrite one version line of an exported state file, keeping its run_id."""
-
-    def repl(m: re.Match[str]) -> str:
-        if m.group(2) != str(version):
-            return m.group(0)
-        run = re.search(r"run_id: (\w+)", m.group(3))
-        fields = [f"stage: {stage}"]
-        if aliases:
-            fields.append(f"aliases: [{', '.join(aliases)}]")
-        if run:
-            fields.append(f"run_id: {run.group(1)}")
-        return f'{m.group(1)}"{version}": {{{", ".join(fields)}}}'
-
-    new, n = _VERSION_LINE.subn(repl, text)
-    if not n or new == text:
-        raise ValueError(f"version {version} not found in the exported file")
-    return new
+    registry_seed.seed_registry(db, [model_name(i) for i in range(N_MODELS)], N_VERSIONS)
 
 
 def edit_state(state_dir: Path) -> None:
     """What a pull request would change: promotions, new aliases, archiving."""
-    top = N_VERSIONS
-    for i in [*PROMOTE, *ALIAS, *ARCHIVE]:
-        path = state_dir / f"{model_name(i)}.yaml"
-        text = path.read_text()
-        if i in PROMOTE:
-            text = set_version(text, top, "Production", ["champion"])
-            text = set_version(text, top - 1, "Archived")
-        elif i in ALIAS:
-            text = set_version(text, top - 2, "None", ["shadow"])
-        else:
-            text = set_version(text, top - 3, "Archived")
-        path.write_text(text)
+    names = [model_name(i) for i in range(N_MODELS)]
+    registry_seed.edit_state(state_dir, names, N_VERSIONS, PROMOTE, ALIAS, ARCHIVE)
 
 
 def add_policy(state_dir: Path) -> None:
-    for path in sorted(state_dir.glob("*.yaml")):
-        text = path.read_text()
-        path.write_text(text.replace("apiVersion: regops/v1\n", "apiVersion: regops/v1\n" + POLICY))
+    registry_seed.add_policy(state_dir, POLICY)
 
 
 # ---------------------------------------------------------------------- measurements

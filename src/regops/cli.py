@@ -276,10 +276,19 @@ def export(ctx: click.Context, models: tuple[str, ...], output: Path | None, for
     live = registry.snapshot(list(models) or None)
     for name in models:
         views.require_model(live, name)
-    chosen = list(live.models.values())
+    plan = views.plan_export(live, models)
+    if plan.skipped and (models or not plan.models):
+        # Asked for by name, or nothing at all could be exported: an error, not a warning.
+        warn(plan.warnings()[len(plan.skipped) :])
+        raise RegopsError(
+            "\n".join(plan.warnings()[: len(plan.skipped)]) + "\nnothing was exported"
+        )
+    warn(plan.warnings())
+    skipped = [{"model": name, "reason": why} for name, why in plan.skipped]
+    chosen = list(plan.models)
     if output is None:
         text = views.export_yaml(chosen, has_stages=live.has_stages)
-        click.echo(render.render_export(text, [], s.fmt), nl=s.fmt != "text")
+        click.echo(render.render_export(text, [], s.fmt, skipped), nl=s.fmt != "text")
         return 0
     fileio.check_names(output, [f"{m.name}.yaml" for m in chosen])
     targets = {m.name: output / f"{m.name}.yaml" for m in chosen}
@@ -299,7 +308,7 @@ def export(ctx: click.Context, models: tuple[str, ...], output: Path | None, for
     written = [
         {"file": str(targets[m.name]), "model": m.name, "versions": len(m.versions)} for m in chosen
     ]
-    click.echo(render.render_export(None, written, s.fmt))
+    click.echo(render.render_export(None, written, s.fmt, skipped))
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -162,6 +162,9 @@ def apply(
             run.model(model, units[model])
     else:
         _run_pool(run, units, parallel)
+    if run.stopped is not None:
+        outcomes = [o for o in run.outcomes if o is not None]
+        settle_stamps(plan, live, outcomes, stamps, registry, run.call)
     return run.result()
 
 
@@ -388,6 +391,43 @@ class _Run:
             restamped=tuple(f"{m} {v}" for m, v in self.plan.restamps if (m, v) in self.restamped),
             retries=self.retries,
         )
+
+
+def settle_stamps(
+    plan: Plan,
+    live: LiveState,
+    outcomes: Sequence[Outcome],
+    stamps: Mapping[str, Mapping[str, str]],
+    registry: Registry,
+    call: Callable[[Callable[[], int | None]], int],
+) -> list[tuple[str, str]]:
+    """After a run cut short (a signal, a failure): the stamp of a version that got some of
+    its changes but not all says what the whole plan would have made of it (stage, aliases,
+    held); rewrite it to what landed. One write per such version, only in a cut run.
+
+    When a write fails the rest are left (the registry is likely gone: one failure costs
+    one more timeout at most); the next plan sees those stamps disagree with their versions
+    and restores them (the planner's lost stamps).
+    """
+    landed = [o.change for o in outcomes if o.status == APPLIED and o.change.kind != COPY]
+    if not landed:
+        return []
+    full = _final_states(plan, live)
+    now = _final_states(replace(plan, changes=tuple(landed)), live)
+    out = []
+    for model, version in sorted({(c.model, c.version) for c in landed if c.version}):
+        key = (model, version)
+        if key not in full or key not in now or now[key] == full[key]:
+            continue
+        stage, aliases, held = now[key]
+        fields = Stamp.from_fields(stamps.get(model, {}))
+        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        try:
+            call(functools.partial(registry.set_version_tag, model, version, AUDIT_TAG, value))
+        except Exception:  # noqa: BLE001 - see the docstring
+            break
+        out.append(key)
+    return out
 
 
 def _baseline(

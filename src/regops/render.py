@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from regops.time_travel import Holding, StateAt
@@ -439,16 +439,28 @@ def render_validate(d: Mapping[str, Any], fmt: str) -> str:
     return "\n".join(out)
 
 
-def render_export(text: str | None, written: list[dict[str, Any]], fmt: str) -> str:
-    """`regops export`: the state text (to stdout) or the files written (--output)."""
+def render_export(
+    text: str | None,
+    written: list[dict[str, Any]],
+    fmt: str,
+    skipped: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """`regops export`: the state text (to stdout) or the files written (--output).
+
+    `skipped`: the models left out and why (text and markdown say it on stderr as warnings).
+    """
     if fmt == "json":
-        return render_json({"format_version": "1", "yaml": text, "written": written})
+        doc = {"format_version": "1", "yaml": text, "written": written, "skipped": list(skipped)}
+        return render_json(doc)
     if text is not None:
         return text if fmt == "text" else f"```yaml\n{text.replace('```', '` ` `')}```"
     if fmt == "text":
         return "\n".join(safe(f"wrote {w['file']} ({w['versions']} versions)") for w in written)
     out = ["### regops export", "", "| File | Model | Versions |", "|---|---|---|"]
     out += [md_row([md_code(w["file"]), md_code(w["model"]), str(w["versions"])]) for w in written]
+    if skipped:
+        out += ["", "Not exported (they stay unmanaged):", ""]
+        out += [f"- {md_code(k['model'])}: {md(k['reason'])}" for k in skipped]
     return "\n".join(out)
 
 
@@ -549,7 +561,7 @@ def render_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str, key: s
         out = [md_row(c for c in columns), "|" + "---|" * len(columns)]
         out += [md_row(md(v) for v in row) for row in data]
         return "\n".join(out)
-    data = [[safe(v) for v in row] for row in data]
+    data = [[safe(v).replace("\n", "\\n").replace("\t", "\\t") for v in row] for row in data]
     widths = [max([len(c)] + [len(row[i]) for row in data]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in data]

@@ -71,8 +71,25 @@ def _tags(raw: Any) -> MappingProxyType[str, str]:
 
 
 def quote_name(name: str) -> str:
-    """A model name as a search-filter string literal (the one quoting, both read paths)."""
-    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A model name as a search-filter string literal (the one quoting, both read paths).
+
+    MLflow reads the items of `name IN (...)` with Python's `ast.literal_eval`: a raw
+    newline (or any other unprintable character) there is a syntax error that fails the
+    whole read, so such characters are written as escapes that literal_eval decodes.
+    """
+    out = []
+    for ch in name:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )  # fmt: skip
+    return "'" + "".join(out) + "'"
 
 
 def read_models(get: Get) -> list[dict[str, Any]]:

@@ -299,12 +299,16 @@ def test_sigterm_stops_every_writer_after_its_write_and_stamp(
         for model, shape in per_model_shape(doc).items():
             text = "".join(s[0] for s in shape)
             assert text.rstrip("s").strip("a") == "", (model, shape)
-        # Every version a landed change touched carries its stamp already.
+        # Every version a landed change touched carries a stamp saying what it holds now.
         live = registry_dump(mlflow_server.url, names)
         for o in doc["result"]["outcomes"]:
             c = o["change"]
             if o["status"] == "applied" and c["version"]:
-                assert AUDIT_TAG in live[c["model"]]["versions"][c["version"]]["tags"], o
+                m = live[c["model"]]
+                stamp = json.loads(m["versions"][c["version"]]["tags"][AUDIT_TAG])
+                assert stamp["stage"] == m["versions"][c["version"]]["stage"], (o, stamp)
+                holds = sorted(a for a, v in m["aliases"].items() if v == c["version"])
+                assert stamp["aliases"] == holds, (o, stamp)
         again = reconcile(proxy.url, state_dir, names, PARALLEL)
         assert again["exit_code"] == 0, again["result"]
     finally:

@@ -135,7 +135,8 @@ def test_merge_applies_to_the_real_server_and_a_second_apply_writes_nothing(
     assert stages(act_registry.url, name) == {"1": "Archived", "2": "Production", "3": "Staging"}
     after_first = registry_dump(act_registry.url, name)
     stamps = [json.loads(v) for _, _, tags in after_first for k, v in tags if k == "regops.audit"]
-    assert stamps and all(s["commit"] == sha for s in stamps), stamps
+    assert stamps
+    assert all(s["commit"] == sha for s in stamps), stamps
 
     second = sandbox.act("push", "registry-apply.yml", push_payload(sha))
     assert second.job("reconcile") == "succeeded", second.output[-4000:]
