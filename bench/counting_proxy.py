@@ -4,6 +4,10 @@ HTTP server and counts requests per endpoint (method + path, query ignored).
 Counting at the HTTP layer sees every call a client makes, whatever library or
 code path made it. Standard library only; one keep-alive upstream connection per
 proxy thread so the proxy itself adds little latency.
+
+`latency_ms` adds a fixed delay to every forwarded call (slept before forwarding,
+concurrent calls sleep side by side): a local server then answers like a remote one.
+Answers with an HTTP error status are counted per status (`Calls.errors`).
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ HOP_BY_HOP = {
 
 class Calls(Counter[str]):
     """Requests per endpoint; `seconds`: time in upstream round-trips per endpoint;
-    `writes`: every non-GET request in order, as (endpoint, JSON body)."""
+    `writes`: every non-GET request in order, as (endpoint, JSON body); `errors`: answers
+    with status >= 400, per status."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: Counter[str] = Counter()
         self.writes: list[tuple[str, Any]] = []
+        self.errors: Counter[int] = Counter()
 
     def time_in(self, keys: Collection[str] | None = None) -> float:
         """Seconds spent in calls to `keys` (None: all endpoints)."""
@@ -60,8 +66,9 @@ def endpoint(method: str, path: str) -> str:
 class CountingProxy:
     """`with CountingProxy(upstream_url) as proxy:` then point clients at `proxy.url`."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, latency_ms: float = 0.0) -> None:
         parts = urlsplit(upstream)
+        self.latency = latency_ms / 1000
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
         self._lock = threading.Lock()
@@ -83,6 +90,7 @@ class CountingProxy:
             out.update(self._counts)
             out.seconds.update(self._counts.seconds)
             out.writes = list(self._counts.writes)
+            out.errors.update(self._counts.errors)
             return out
 
     @contextmanager
@@ -97,10 +105,13 @@ class CountingProxy:
             out.update(after - before)
             out.seconds.update(after.seconds - before.seconds)
             out.writes = after.writes[len(before.writes) :]
+            out.errors.update(after.errors - before.errors)
 
-    def _count(self, key: str, seconds: float, body: bytes | None) -> None:
+    def _count(self, key: str, seconds: float, body: bytes | None, status: int) -> None:
         with self._lock:
             self._counts[key] += 1
+            if status >= 400:
+                self._counts.errors[status] += 1
             self._counts.seconds[key] += seconds
             if not key.startswith(("GET ", "HEAD ")):
                 try:
@@ -152,7 +163,10 @@ class CountingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                if proxy.latency:
+                    time.sleep(proxy.latency)  # before t0: `seconds` stays the server's time
                 t0 = time.perf_counter()
+                status = 502
                 try:
                     status, reason, resp_headers, data = proxy._forward(
                         self.command, self.path, headers, body
@@ -162,7 +176,7 @@ class CountingProxy:
                     return
                 finally:
                     elapsed = time.perf_counter() - t0
-                    proxy._count(endpoint(self.command, self.path), elapsed, body)
+                    proxy._count(endpoint(self.command, self.path), elapsed, body, status)
                 self.send_response(status, reason)
                 for key, value in resp_headers:
                     if key.lower() not in HOP_BY_HOP and key.lower() not in ("server", "date"):

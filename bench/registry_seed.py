@@ -39,9 +39,10 @@ def stage_of(v: int, n_versions: int) -> str:
     return "None" if v >= n_versions - 3 else "Archived"
 
 
-def seed_registry(db: Path, names: Sequence[str], n_versions: int) -> None:
+def seed_registry(db: Path | str, names: Sequence[str], n_versions: int) -> None:
     """`names` x `n_versions` versions with stages, aliases and evidence tags, as ORM bulk
-    inserts in one transaction (the schema is created and migrated first)."""
+    inserts in one transaction (the schema is created and migrated first). `db`: a sqlite
+    file, or any database URI MLflow stores in (PostgreSQL for bench_reconcile.py)."""
     from mlflow.store.model_registry.dbmodels.models import (
         SqlModelVersion,
         SqlModelVersionTag,
@@ -51,7 +52,7 @@ def seed_registry(db: Path, names: Sequence[str], n_versions: int) -> None:
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import insert
 
-    store = SqlAlchemyStore(f"sqlite:///{db}")  # creates and migrates the schema
+    store = SqlAlchemyStore(db if isinstance(db, str) else f"sqlite:///{db}")  # + migrates
     # The workspace column, filled the way the store fills it on the rows it creates.
     ws = (
         {"workspace": w}
