@@ -195,7 +195,9 @@ def server_on(uri: str, work: Path, latency: int) -> Iterator[CountingProxy]:
 
 def run_case(proxy: CountingProxy, case: Case, state: Path) -> Result:
     """`regops reconcile --parallel N` through `proxy`, from the state files in `state`."""
-    env = {**os.environ, **FAST_HTTP_ENV}
+    # No backoff between MLflow's HTTP retries, but time for a cold server's first read of
+    # 1,000 models on a busy machine (the tests' 10 s is too short for that).
+    env = {**os.environ, **FAST_HTTP_ENV, "MLFLOW_HTTP_REQUEST_TIMEOUT": "120"}
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [*cli_cmd(), "reconcile", "--parallel", str(case.writers), "--format", "json"]
     cmd += ["--tracking-uri", proxy.url, "--state-dir", str(state)]
