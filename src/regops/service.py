@@ -94,6 +94,8 @@ def run_plan(
     `registry` may be a snapshot file standing in for the registry (`plan --live`);
     `registry_name` is what the plan shows instead of the (masked) URI.
     """
+    if desired is None and registry is None:
+        registry = prefetched_registry(settings, models)  # read while the files load
     desired = desired or load_desired(settings)
     only = _select(desired, models)
     registry = registry or open_registry(settings)
