@@ -7,7 +7,9 @@ user gets (no MLFLOW_HTTP_* variables set: regops fills its own, src/regops/trac
 - a refused port (nothing listens): `plan`, `list-models`;
 - a port that accepts connections and never answers: `plan`;
 - `history` with an unreachable registry: it shows the git side and says the registry
-  was not read (refused port, silent port).
+  was not read (refused port, silent port); it tries the registry once.
+
+For comparison, the silent-port `plan` also runs with the earlier default of 3 tries.
 
 Each must fail (or, for history, fall back) within 30 s, naming the masked URI; the
 password in the URI must never show. Run: .venv/bin/python bench/bench_failfast.py
@@ -40,8 +42,9 @@ def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def run(args: list[str], cwd: Path) -> tuple[int, str, float]:
+def run(args: list[str], cwd: Path, extra: dict[str, str] | None = None) -> tuple[int, str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env.update(extra or {})
     env.pop("MLFLOW_TRACKING_URI", None)
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     t0 = time.perf_counter()
@@ -89,6 +92,9 @@ def main() -> int:
             print(f"{label:40}{code:>6}{wall:>9.1f}s  {line}")
             if not ok:
                 failures.append(f"{label}: exit {code}, {wall:.1f} s, output: {out[-400:]}")
+        # For comparison, not a target: the earlier default of 3 tries (2 retries).
+        code, out, wall = run(cases[2][1], tmp, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"})
+        print(f"{'plan, never answers, 3 tries (earlier)':40}{code:>6}{wall:>9.1f}s")
     finally:
         silent_sock.close()
     print("-" * 100)
