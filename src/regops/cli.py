@@ -17,6 +17,7 @@ import click
 
 from regops import commands_ci, fileio, render, service, views
 from regops.errors import RegopsError, StateError, UsageError
+from regops.executor import DEFAULT_PARALLEL
 from regops.options import common_options, settings
 
 EXIT_USAGE = 64
@@ -190,12 +191,31 @@ def plan(
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PARALLEL,
+    show_default=True,
+    metavar="N",
+    help="Write up to N models at once (1: one writer). Each model's changes keep their "
+    "order and the report lists them in plan order. Writes mostly wait on the registry's "
+    f"round trip, so {DEFAULT_PARALLEL} hide most of a remote registry's latency without "
+    "crowding a small server or a sqlite file.",
+)
 @commands_ci.registry_name_option
 @click.pass_context
 def reconcile(
-    ctx: click.Context, plan_file: Path | None, dry_run: bool, models: tuple[str, ...]
+    ctx: click.Context,
+    plan_file: Path | None,
+    dry_run: bool,
+    models: tuple[str, ...],
+    parallel: int,
 ) -> int:
-    """Apply the desired state to the registry (refusing failed gates)."""
+    """Apply the desired state to the registry (refusing failed gates).
+
+    After a failed change no new change starts: models being written finish the change
+    in flight (and its stamp), everything else is reported skipped; run again to finish.
+    """
     s = settings(ctx)
     if plan_file is not None and models:
         raise UsageError("--model cannot be combined with --plan (a saved plan is applied whole)")
@@ -213,7 +233,9 @@ def reconcile(
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
     # A plan made here is re-made if the registry moves before the first write; a saved one is not.
-    result = service.run_reconcile(s, models, plan=p, replan=plan_file is None, desired=desired)
+    result = service.run_reconcile(
+        s, models, plan=p, replan=plan_file is None, desired=desired, parallel=parallel
+    )
     if s.fmt == "json":
         click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
     else:
