@@ -35,8 +35,10 @@ lint: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
+# PYTEST_WORKERS: test files run on this many processes (pytest-xdist; 0 = in this one).
+PYTEST_WORKERS ?= 2
 test: install lint $(ACTIONLINT)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) test-pythons
 
 # The core alone on the lowest and highest Python we support (pyenv's 3.10.13 and 3.13.0):

@@ -2,14 +2,18 @@
 
 Exit codes: 0 success / in sync; 1 error (nothing, or a reported part, applied);
 2 changes pending from git and 3 drift (both with --detailed-exitcode);
-64 usage error; 130 interrupted; 70 unexpected internal error.
+64 usage error; 130 interrupted (SIGINT), 143 terminated (SIGTERM); 70 unexpected
+internal error.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import click
 
 from regops import commands_ci, fileio, render, service, views
 from regops.errors import RegopsError, StateError, UsageError
+from regops.executor import DEFAULT_PARALLEL
 from regops.options import common_options, settings
 
 EXIT_USAGE = 64
@@ -25,13 +30,37 @@ EXIT_INTERRUPTED = 130
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a reconcile's writes (which stop after the write in flight, see
+    service.stop_on_signals): stop where we are, as Ctrl-C does."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While a command runs, SIGTERM raises Terminated (Python's default would end the
+    process without a word)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class RegopsGroup(click.Group):
     """Maps every outcome to the documented exit codes (console script and CliRunner)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
         try:
-            rv = super().main(*args, **kwargs)
+            with sigterm_raises():
+                rv = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
@@ -43,6 +72,13 @@ class RegopsGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo(
+                "interrupted by SIGTERM (no registry write was in flight); "
+                "`regops plan` shows what is left to apply",
+                err=True,
+            )
+            sys.exit(EXIT_SIGNAL["SIGTERM"])
         except StateError as exc:
             for d in exc.diagnostics:
                 click.echo(str(d), err=True)
@@ -190,12 +226,31 @@ def plan(
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only this model.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=DEFAULT_PARALLEL,
+    show_default=True,
+    metavar="N",
+    help="Write up to N models at once (1: one writer). Each model's changes keep their "
+    "order and the report lists them in plan order. Writes mostly wait on the registry's "
+    f"round trip, so {DEFAULT_PARALLEL} hide most of a remote registry's latency without "
+    "crowding a small server or a sqlite file.",
+)
 @commands_ci.registry_name_option
 @click.pass_context
 def reconcile(
-    ctx: click.Context, plan_file: Path | None, dry_run: bool, models: tuple[str, ...]
+    ctx: click.Context,
+    plan_file: Path | None,
+    dry_run: bool,
+    models: tuple[str, ...],
+    parallel: int,
 ) -> int:
-    """Apply the desired state to the registry (refusing failed gates)."""
+    """Apply the desired state to the registry (refusing failed gates).
+
+    After a failed change no new change starts: models being written finish the change
+    in flight (and its stamp), everything else is reported skipped; run again to finish.
+    """
     s = settings(ctx)
     if plan_file is not None and models:
         raise UsageError("--model cannot be combined with --plan (a saved plan is applied whole)")
@@ -213,7 +268,9 @@ def reconcile(
             click.echo(render.render_json({"plan": doc, "result": None}))
         return 0 if p.ok else 1
     # A plan made here is re-made if the registry moves before the first write; a saved one is not.
-    result = service.run_reconcile(s, models, plan=p, replan=plan_file is None, desired=desired)
+    result = service.run_reconcile(
+        s, models, plan=p, replan=plan_file is None, desired=desired, parallel=parallel
+    )
     if s.fmt == "json":
         click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
     else:

@@ -2,16 +2,19 @@
 
 The whole plan is checked before the first write: a plan with errors or a failed
 gate is refused, and so is a plan whose live state moved since it was computed.
-Writes run in plan order; the first failure stops the run and every later change
-is reported as skipped, so a partial apply says exactly what happened. Re-running
-converges: the next plan is computed from what did land.
+Each model's writes run in plan order, models in parallel when asked (`parallel`);
+the first failure stops the run and every change not yet started is reported as
+skipped, so a partial apply says exactly what happened. Re-running converges: the
+next plan is computed from what did land.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -73,6 +76,7 @@ class ApplyResult:
     writes: int = 0  # registry write calls made, retries included
     interrupted: str | None = None  # the signal that stopped the run early (SIGTERM, SIGINT)
     restamped: tuple[str, ...] = ()  # "MODEL VERSION" whose lost audit stamp was restored
+    retries: int = 0  # of `writes`, the tries after a transient failure (a conflict, a busy db)
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,7 @@ class ApplyResult:
             "ok": self.ok,
             "summary": counts,
             "writes": self.writes,
+            "retries": self.retries,
             "records_written": list(self.records_written),
             "interrupted": self.interrupted,
             "restamped": list(self.restamped),
@@ -104,6 +109,9 @@ def check_fresh(plan: Plan, registry: Registry) -> LiveState:
     return live
 
 
+DEFAULT_PARALLEL = 4  # writers; see `apply` for why four
+
+
 def apply(
     plan: Plan,
     registry: Registry,
@@ -112,6 +120,7 @@ def apply(
     sleep: Callable[[float], None] | None = None,  # unused: retries live in the registry
     copier: Callable[[Change], str] | None = None,
     stop: Callable[[], str | None] | None = None,
+    parallel: int = 1,
 ) -> ApplyResult:
     """Apply `plan`. `stamps` maps each model to its audit fields (commit, at, actor, file).
 
@@ -120,10 +129,24 @@ def apply(
     before each write; when it names a reason (a signal), the run stops there: the write
     in flight and its stamp have landed, the rest is reported skipped.
 
+    `parallel` writers work on different models at once; one writer owns a model from its
+    first change to its applied record, so each model's writes keep their plan order
+    (enter before leave, aliases before archive, its stamps and record after its changes).
+    The outcomes are listed in plan order whatever order the writers finished in. When a
+    change fails (or a signal arrives), no writer starts another change: a model in
+    flight finishes the change it is making and its stamp, its later changes and every
+    model not yet started are reported skipped. A write waits on the registry's round
+    trip, not on this process, so a few writers hide most of the latency of a remote
+    registry; DEFAULT_PARALLEL (4) is enough for that and light on a small server or a
+    sqlite file (whose writers queue on one lock).
+
     `copier` makes a COPY change (promotion across environments) and returns the new
     version's number; the changes after it that name the copy's state key (`dev@7`)
-    are applied to that version.
+    are applied to that version. A copy runs alone (it switches MLflow's login to the
+    source environment's, process-wide), other writers wait while it does.
     """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
     if plan.errors:
         raise PlanError(list(plan.errors))
     if plan.blocked:
@@ -132,115 +155,279 @@ def apply(
             + ["nothing was applied"]
         )
     live = check_fresh(plan, registry)
+    run = _Run(plan, live, registry, stamps, copier, stop)
+    units = _units(plan)
+    if parallel == 1 or len(units) < 2:
+        for model in units:
+            run.model(model, units[model])
+    else:
+        _run_pool(run, units, parallel)
+    if run.stopped is not None:
+        outcomes = [o for o in run.outcomes if o is not None]
+        settle_stamps(plan, live, outcomes, stamps, registry, run.call)
+    return run.result()
 
-    final = _final_states(plan, live)
-    outcomes: list[Outcome] = []
-    stamped: set[tuple[str, str]] = set()
-    incomplete: set[str] = set()  # models with a change that failed or was not attempted
-    started: set[str] = set()  # models whose first write was attempted
-    writes = 0
-    stopped: str | None = None
-    interrupted: str | None = None
-    made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
 
-    def call(fn: Callable[[], int | None]) -> int:
-        nonlocal writes
-        tries = fn() or 1  # the adapter retries and says how often; a bare registry does not
-        writes += tries
+def _units(plan: Plan) -> dict[str, list[int]]:
+    """Per model (in plan order of first appearance): the indexes of its changes, in order.
+
+    Models with only a lost stamp to restore or a record to write are units too.
+    """
+    units: dict[str, list[int]] = {}
+    for i, c in enumerate(plan.changes):
+        units.setdefault(c.model, []).append(i)
+    for model, _ in plan.restamps:
+        units.setdefault(model, [])
+    for model in sorted(plan.records):
+        units.setdefault(model, [])
+    return units
+
+
+def _run_pool(run: _Run, units: Mapping[str, list[int]], parallel: int) -> None:
+    """One task per model on `parallel` threads; the main thread stays free for signals."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="regops-write") as pool:
+        pending = {pool.submit(run.model, model, idx) for model, idx in units.items()}
+        while pending:
+            # A timeout, so a SIGTERM/SIGINT handler runs promptly on the main thread.
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for f in done:
+                f.result()  # a bug in a worker surfaces here, not silently
+
+
+class _Shared:
+    """Writes share the registry; a copy runs alone (it swaps the process's MLflow login)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._alone = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._alone or self._waiting:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._alone or self._active:
+                self._cond.wait()
+            self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._alone = False
+                self._cond.notify_all()
+
+
+class _Run:
+    """The state of one apply, shared by its writers; each model is written by one of them."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        live: LiveState,
+        registry: Registry,
+        stamps: Mapping[str, Mapping[str, str]],
+        copier: Callable[[Change], str] | None,
+        stop: Callable[[], str | None] | None,
+    ) -> None:
+        self.plan, self.live, self.registry = plan, live, registry
+        self.stamps, self.copier, self.poll = stamps, copier, stop
+        self.final = _final_states(plan, live)
+        self.outcomes: list[Outcome | None] = [None] * len(plan.changes)
+        self.incomplete: set[str] = set()  # models with a change that failed or was not attempted
+        self.started: set[str] = set()  # models whose first write was attempted
+        self.restamped: set[tuple[str, str]] = set()
+        self.records: set[str] = set()
+        self.writes = 0
+        self.retries = 0
+        self.stopped: str | None = None  # why no further change starts
+        self.interrupted: str | None = None
+        self.lock = threading.Lock()
+        self.gate = _Shared()
+
+    # ---- shared state, under the lock -------------------------------------------------
+    def halted(self) -> str | None:
+        """Why no new change may start (a failure elsewhere, a signal), or None."""
+        with self.lock:
+            if self.stopped is None and self.poll is not None and (reason := self.poll()):
+                self.interrupted, self.stopped = reason, f"interrupted by {reason}"
+            return self.stopped
+
+    def fail(self, model: str, why: str) -> None:
+        with self.lock:
+            self.incomplete.add(model)
+            if self.stopped is None:
+                self.stopped = why
+
+    def call(self, fn: Callable[[], int | None]) -> int:
+        with self.gate.shared():
+            tries = fn() or 1  # the adapter retries and says how often; a bare registry does not
+        with self.lock:
+            self.writes += tries
+            self.retries += tries - 1
         return tries
 
-    def stamp(model: str, key: str, version: str) -> None:
-        """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
-        stage, aliases, held = final.get((model, key), (None, (), frozenset()))
-        fields = Stamp.from_fields(stamps.get(model, {}))
-        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
-        call(lambda: registry.set_version_tag(model, version, AUDIT_TAG, value))
-
-    for planned in plan.changes:
-        change = _made(planned, made)
-        if change.action != APPLY:
-            note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
-            outcomes.append(Outcome(change, SKIPPED, note=note))
-            continue
-        if stopped is None and stop is not None and (reason := stop()):
-            interrupted, stopped = reason, f"interrupted by {reason}"
-        if stopped is not None:
-            incomplete.add(change.model)
-            outcomes.append(Outcome(change, SKIPPED, note=f"not attempted: {stopped}"))
-            continue
-        if change.kind == COPY:
-            # Not retried as a whole: the copier finds a copy that landed by its lineage.
-            try:
-                if copier is None:
-                    raise ValueError("this reconcile cannot copy across environments")
-                made[(change.model, change.version or "")] = copier(change)
-            except Exception as exc:
-                incomplete.add(change.model)
-                stopped = f"an earlier change failed ({change.model})"
-                why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
-                outcomes.append(Outcome(change, FAILED, error=why))
+    # ---- one model, by one writer ---------------------------------------------------------
+    def model(self, model: str, indexes: list[int]) -> None:
+        """Every write of `model`, in plan order: its changes and stamps, restamps, record."""
+        plan = self.plan
+        stamped: set[str] = set()
+        made: dict[tuple[str, str], str] = {}  # (model, state key) -> version a copy made
+        for i in indexes:
+            planned = plan.changes[i]
+            self.outcomes[i] = self._change(planned, _made(planned, made), made, stamped)
+        for m, version in plan.restamps:
+            if m != model or version in stamped:
                 continue
-            new = made[(change.model, change.version or "")]
-            outcomes.append(Outcome(change, APPLIED, note=f"new version {new}", attempts=1))
-            continue
-        try:
-            if change.model not in started:
-                started.add(change.model)
-                _baseline(plan, live, registry, change.model, call)
-            tries = call(_write(change, registry))
-        except Exception as exc:
-            incomplete.add(change.model)
-            stopped = f"an earlier change failed ({change.model})"
-            outcomes.append(Outcome(change, FAILED, error=_explain(exc, change)))
-            continue
-        if change.version is not None and (change.model, change.version) not in stamped:
-            stamped.add((change.model, change.version))
-            try:
-                stamp(change.model, planned.version or change.version, change.version)
-            except Exception as exc:
-                incomplete.add(change.model)
-                stopped = "writing an audit stamp failed"
-                outcomes.append(
-                    Outcome(
-                        change,
-                        FAILED,
-                        error=f"applied, but the audit stamp failed: {_explain(exc, change)}",
-                        attempts=tries,
-                    )
-                )
+            if model in self.incomplete or self.halted() is not None:
+                with self.lock:
+                    self.incomplete.add(model)  # the next plan offers the stamp again
                 continue
-        outcomes.append(Outcome(change, APPLIED, attempts=tries))
-
-    restamped = []
-    for model, version in plan.restamps:
-        if stopped is not None or model in incomplete or (model, version) in stamped:
-            continue
-        if stop is not None and (reason := stop()):
-            interrupted, stopped = reason, f"interrupted by {reason}"
-            incomplete.add(model)
-            continue
-        try:
-            stamp(model, version, version)
-            restamped.append(f"{model} {version}")
-        except Exception:
-            incomplete.add(model)  # the next plan still sees it unstamped and offers it again
-
-    records = []
-    for model, record in sorted(plan.records.items()):
-        if model in incomplete or (interrupted and model not in started):
-            continue
+            try:
+                self._stamp(model, version, version)
+                with self.lock:
+                    self.restamped.add((model, version))
+            except Exception:
+                with self.lock:
+                    self.incomplete.add(model)  # the next plan still sees it unstamped
+        record = plan.records.get(model)
+        with self.lock:
+            skip = model in self.incomplete or (
+                self.interrupted is not None and model not in self.started
+            )
+        if record is None or skip:
+            return
         for (m, key), version in made.items():
             if m == model:
                 record = rename_record(record, key, version)
         try:
-            call(functools.partial(registry.set_model_tag, model, APPLIED_TAG, record))
-            records.append(model)
-        except Exception:  # noqa: S112 - the record only sharpens drift detection next time
+            self.call(functools.partial(self.registry.set_model_tag, model, APPLIED_TAG, record))
+            with self.lock:
+                self.records.add(model)
+        except Exception:  # noqa: S110 - the record only sharpens drift detection next time
+            pass
+
+    def _change(
+        self,
+        planned: Change,
+        change: Change,
+        made: dict[tuple[str, str], str],
+        stamped: set[str],
+    ) -> Outcome:
+        if change.action != APPLY:
+            note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
+            return Outcome(change, SKIPPED, note=note)
+        if (stopped := self.halted()) is not None:
+            with self.lock:
+                self.incomplete.add(change.model)
+            return Outcome(change, SKIPPED, note=f"not attempted: {stopped}")
+        if change.kind == COPY:
+            # Not retried as a whole: the copier finds a copy that landed by its lineage.
+            try:
+                if self.copier is None:
+                    raise ValueError("this reconcile cannot copy across environments")
+                with self.gate.alone():
+                    new = self.copier(change)
+            except Exception as exc:
+                self.fail(change.model, f"an earlier change failed ({change.model})")
+                why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
+                return Outcome(change, FAILED, error=why)
+            made[(change.model, change.version or "")] = new
+            return Outcome(change, APPLIED, note=f"new version {new}", attempts=1)
+        try:
+            if change.model not in self.started:
+                with self.lock:
+                    self.started.add(change.model)
+                _baseline(self.plan, self.live, self.registry, change.model, self.call)
+            tries = self.call(_write(change, self.registry))
+        except Exception as exc:
+            self.fail(change.model, f"an earlier change failed ({change.model})")
+            return Outcome(change, FAILED, error=_explain(exc, change))
+        if change.version is not None and change.version not in stamped:
+            stamped.add(change.version)
+            try:
+                self._stamp(change.model, planned.version or change.version, change.version)
+            except Exception as exc:
+                self.fail(change.model, "writing an audit stamp failed")
+                return Outcome(
+                    change,
+                    FAILED,
+                    error=f"applied, but the audit stamp failed: {_explain(exc, change)}",
+                    attempts=tries,
+                )
+        return Outcome(change, APPLIED, attempts=tries)
+
+    def _stamp(self, model: str, key: str, version: str) -> None:
+        """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
+        stage, aliases, held = self.final.get((model, key), (None, (), frozenset()))
+        fields = Stamp.from_fields(self.stamps.get(model, {}))
+        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        self.call(lambda: self.registry.set_version_tag(model, version, AUDIT_TAG, value))
+
+    def result(self) -> ApplyResult:
+        outcomes = tuple(o for o in self.outcomes if o is not None)
+        assert len(outcomes) == len(self.plan.changes), "a change was left without an outcome"
+        return ApplyResult(
+            outcomes,
+            tuple(sorted(self.records)),
+            self.writes,
+            interrupted=self.interrupted,
+            restamped=tuple(f"{m} {v}" for m, v in self.plan.restamps if (m, v) in self.restamped),
+            retries=self.retries,
+        )
+
+
+def settle_stamps(
+    plan: Plan,
+    live: LiveState,
+    outcomes: Sequence[Outcome],
+    stamps: Mapping[str, Mapping[str, str]],
+    registry: Registry,
+    call: Callable[[Callable[[], int | None]], int],
+) -> list[tuple[str, str]]:
+    """After a run cut short (a signal, a failure): the stamp of a version that got some of
+    its changes but not all says what the whole plan would have made of it (stage, aliases,
+    held); rewrite it to what landed. One write per such version, only in a cut run.
+
+    When a write fails the rest are left (the registry is likely gone: one failure costs
+    one more timeout at most); the next plan sees those stamps disagree with their versions
+    and restores them (the planner's lost stamps).
+    """
+    landed = [o.change for o in outcomes if o.status == APPLIED and o.change.kind != COPY]
+    if not landed:
+        return []
+    full = _final_states(plan, live)
+    now = _final_states(replace(plan, changes=tuple(landed)), live)
+    out = []
+    for model, version in sorted({(c.model, c.version) for c in landed if c.version}):
+        key = (model, version)
+        if key not in full or key not in now or now[key] == full[key]:
             continue
-    return ApplyResult(
-        tuple(outcomes), tuple(records), writes, interrupted=interrupted,
-        restamped=tuple(restamped),
-    )  # fmt: skip
+        stage, aliases, held = now[key]
+        fields = Stamp.from_fields(stamps.get(model, {}))
+        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        try:
+            call(functools.partial(registry.set_version_tag, model, version, AUDIT_TAG, value))
+        except Exception:  # noqa: BLE001 - see the docstring
+            break
+        out.append(key)
+    return out
 
 
 def _baseline(
@@ -278,12 +465,26 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
         aliases = dict(lm.aliases) if lm else {}
         held = {v: set(lv.held_entries()) for v, lv in versions.items()}
         record = lm.applied() if lm else None
+        ours = [c for c in plan.changes if c.model == name and c.action == APPLY]
+        staged = {c.version for c in ours if c.kind == STAGE}
+        realiased = {c.alias for c in ours if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE)}
         for v, lv in versions.items():
-            if (name, v) in plan.restamps and record is not None:
-                if (record.stage_of(v) or "None") != lv.stage and live.has_stages:
-                    held[v].add(lv.stage)
-                for alias in set(lm.aliases_of(v) if lm else ()) - set(
-                    record.versions.get(v, (None, ()))[1]
+            if record is None or lm is None:
+                continue
+            # What a version reached since the record without its stamp saying so (a run cut
+            # between a change and its stamp) is held too: the planner names such versions
+            # (restamps) unless this plan changes them again; then look here.
+            lost = (name, v) in plan.restamps
+            stamp = lv.stamp()
+            if (
+                live.has_stages
+                and (record.stage_of(v) or "None") != lv.stage
+                and (lost or (v not in staged and (stamp is None or stamp.stage != lv.stage)))
+            ):
+                held[v].add(lv.stage)
+            for alias in set(lm.aliases_of(v)) - set(record.versions.get(v, (None, ()))[1]):
+                if lost or (
+                    alias not in realiased and (stamp is None or alias not in (stamp.aliases or ()))
                 ):
                     held[v].add(ALIAS_MARK + alias)
         for c in plan.changes:

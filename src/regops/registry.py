@@ -273,6 +273,7 @@ class MlflowRegistry:
         self.policy = policy or RetryPolicy.from_env()
         self.has_stages = stages_supported(self.uri)
         self.calls = 0  # registry calls made (reads and writes, retries included)
+        self._calls_lock = threading.Lock()  # reconcile writes from several threads
         try:
             import mlflow  # deferred: `regops validate` skips it
             from mlflow.tracking import MlflowClient
@@ -299,7 +300,8 @@ class MlflowRegistry:
 
     def _run(self, call: Callable[[], T]) -> tuple[T, int]:
         def counted() -> T:
-            self.calls += 1
+            with self._calls_lock:
+                self.calls += 1
             return call()
 
         try:

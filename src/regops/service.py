@@ -170,8 +170,9 @@ def run_reconcile(
     replan: bool = False,
     desired: DesiredState | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    parallel: int = 1,
 ) -> ApplyResult:
-    """Plan (unless a plan is given) and apply it.
+    """Plan (unless a plan is given) and apply it, with `parallel` writers (see executor.apply).
 
     A plan made for this run (none given, or `replan`) is made again when the registry
     moved between its read and the first write, as it does while another reconcile is
@@ -197,6 +198,7 @@ def run_reconcile(
                     stamps_for(plan, desired, settings.state_dir),
                     copier=_copier(settings, plan, desired, registry),
                     stop=stop,
+                    parallel=parallel,
                 )
         except StalePlanError:
             if not replan or desired is None:

@@ -111,10 +111,12 @@ def test_read_only_user_gets_a_permission_error_and_the_rest_is_skipped(
     before = dump(auth_server, ["AuthOk", "AuthRO"])
 
     # A user with READ only (the server's default permission): the first write is refused,
-    # named, and every later change is reported as not attempted; nothing changes.
+    # named, and every later change is reported as not attempted; nothing changes. One
+    # writer, so which model is tried first is fixed (with several, each model in flight
+    # when the first refusal comes is refused too: test_parallel.py).
     reader_pw = auth_server.create_user("reader")
     secret = login(monkeypatch, "reader", reader_pw)
-    refused = regops(auth_server.url, state_dir, "reconcile")
+    refused = regops(auth_server.url, state_dir, "reconcile", "--parallel", "1")
     assert refused.exit_code == 1, refused.output
     assert outcome_lines(refused) == [
         "failed  AuthOk: version 1 stage: None -> Staging  (permission denied: the credentials "
@@ -135,7 +137,7 @@ def test_read_only_user_gets_a_permission_error_and_the_rest_is_skipped(
     # at its first change and the report says exactly which part was applied.
     partial_pw = auth_server.create_user("partial", {"AuthOk": "EDIT"})
     secret += login(monkeypatch, "partial", partial_pw)
-    partial = regops(auth_server.url, state_dir, "reconcile", "--format", "json")
+    partial = regops(auth_server.url, state_dir, "reconcile", "--format", "json", "--parallel", "1")
     assert partial.exit_code == 1, partial.output
     result = json.loads(partial.output)["result"]
     assert [(o["change"]["model"], o["status"]) for o in result["outcomes"]] == [
