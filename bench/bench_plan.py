@@ -18,6 +18,9 @@ reverse proxy (bench/counting_proxy.py); clients only ever talk to a proxy.
    per model + get_model_version per version) and a per-model search loop.
 4. Writes: `regops reconcile` on server A; the writes it made, recorded by the
    proxy, replayed in order through MlflowClient's public methods on server B.
+   Then the stamp cost: a 300-change reconcile (200 versions, 100 models) with one
+   `regops.audit` per changed version on A, against the same run with the five-tag
+   stamps of earlier versions on B.
 5. `regops validate` in fresh processes; it must not import mlflow.
 
 Run: .venv/bin/python bench/bench_plan.py [--repeats 3] [--naive-repeats 1] [--keep]
@@ -84,6 +87,18 @@ SEARCH_VERSIONS = "GET model-versions/search"
 
 
 AUDIT_KEYS = ("regops.audit",)  # one JSON stamp per changed version (src/regops/audit.py)
+# The stamp of earlier versions: five version tags per changed version, still read.
+LEGACY_STAMP = {
+    "commit": "regops.commit",
+    "at": "regops.applied_at",
+    "actor": "regops.actor",
+    "state_file": "regops.state_file",
+    "held": "regops.held",
+}
+# The stamp-cost workload (issue 9's figure: 300 changes on 200 versions made 1,404 calls
+# with the five-tag stamps): per model, two Archived versions back to None, one of them
+# with a new alias `canary`. 3 changes on 2 versions x 100 models; no gate applies.
+STAMP_VERSIONS = (N_VERSIONS - 6, N_VERSIONS - 5)  # v14, v15: Archived in the seed
 
 
 def version_tag_keys(calls: Any) -> Counter[str]:
@@ -436,6 +451,122 @@ def phase_writes(b: Bench, plan: Any) -> None:
     f["again"] = calls
 
 
+def phase_stamp_cost(b: Bench) -> None:
+    """Calls per change of a 300-change reconcile: one `regops.audit` per changed version
+    (server A) against the five-tag stamps of earlier versions (the same reads, changes and
+    records, each stamp written as five tags, replayed through the store on server B)."""
+    import json
+
+    from regops import service
+    from regops.registry import MlflowRegistry
+
+    names = [model_name(i) for i in range(N_MODELS)]
+    # Both servers at the committed state first, unmeasured (a no-op after phase_writes).
+    for url in (b.proxy_a.url, b.proxy_b.url):
+        if not service.run_reconcile(settings_for(b, url)).ok:
+            b.errors.append(f"stamp cost: could not bring {url} to the state files")
+    for name in names:
+        path = b.state / f"{name}.yaml"
+        text = path.read_text()
+        text = registry_seed.set_version(text, STAMP_VERSIONS[0], "None")
+        text = registry_seed.set_version(text, STAMP_VERSIONS[1], "None", ["canary"])
+        path.write_text(text)
+    git(b.state, "commit", "-q", "-am", "bring back two archived versions per model")
+    s = settings_for(b)
+    f = b.figures
+    with b.proxy_a.measure() as calls:  # plan + reconcile, as `regops reconcile` runs them
+        result, t = timed(lambda: service.run_reconcile(s))
+    applied = [o.change for o in result.outcomes if o.status == "applied"]
+    f["stamp_plan"] = (
+        len(applied),
+        len({(c.model, c.version) for c in applied if c.version is not None}),
+        len({c.model for c in applied}),
+    )
+    if not result.ok:
+        b.errors.append(f"stamp-cost reconcile failed: {result.to_dict()['summary']}")
+    f["stamp_new"] = (calls, t)
+
+    # The earlier scheme on B: the same reads (plan + re-read before writing), the same
+    # writes in the same order, each `regops.audit` written as its five tags instead.
+    reg = MlflowRegistry(b.proxy_b.url)
+
+    def earlier() -> None:
+        for _ in range(2):
+            reg.snapshot(names)
+        for key, body in calls.writes:
+            name = body["name"]
+            if key == "POST model-versions/transition-stage":
+                reg.transition_stage(name, body["version"], body["stage"])
+            elif key == "POST registered-models/alias":
+                reg.set_alias(name, body["alias"], body["version"])
+            elif key == "DELETE registered-models/alias":
+                reg.delete_alias(name, body["alias"])
+            elif key == STAMP_ENDPOINT and body["key"] == "regops.audit":
+                stamp = json.loads(body["value"])
+                for field_, tag in LEGACY_STAMP.items():
+                    value = stamp.get(field_, "")
+                    value = ",".join(value) if isinstance(value, list) else value
+                    reg.set_version_tag(name, body["version"], tag, value)
+            elif key == STAMP_ENDPOINT:
+                reg.set_version_tag(name, body["version"], body["key"], body["value"])
+            elif key == RECORD_ENDPOINT:
+                reg.set_model_tag(name, body["key"], body["value"])
+            else:
+                raise ValueError(f"no replay for {key}")
+
+    with b.proxy_b.measure() as old_calls:
+        _, t_old = timed(earlier)
+    f["stamp_old"] = (old_calls, t_old)
+    live_a = MlflowRegistry(b.proxy_a.url).snapshot(names)
+    live_b = MlflowRegistry(b.proxy_b.url).snapshot(names)
+    if live_a.fingerprint(names) != live_b.fingerprint(names):
+        b.errors.append("stamp cost: the two schemes left different registries")
+    if service.run_plan(s).pending:
+        b.errors.append("stamp cost: the plan after reconcile is not empty")
+
+
+def report_stamp_cost(b: Bench) -> None:
+    f = b.figures
+    n_changes, n_versions, n_models = f["stamp_plan"]
+    (new, t_new), (old, t_old) = f["stamp_new"], f["stamp_old"]
+    print()
+    print(
+        f"STAMP COST: reconcile {n_changes} changes on {n_versions} versions of {n_models} "
+        "models; one regops.audit per changed version (A) vs the five-tag stamps of earlier "
+        "versions, the same reads and writes otherwise (B)"
+    )
+    print(LINE)
+    print(f"{'REST calls':58}{'regops.audit':>16}{'five tags':>12}{'ratio':>10}")
+    print(LINE)
+    reads = {SEARCH_MODELS, SEARCH_VERSIONS}
+    rows = [
+        ("changes (stage transitions, alias sets)", set(CHANGE_ENDPOINTS)),
+        (f"audit stamps ({STAMP_ENDPOINT})", {STAMP_ENDPOINT}),
+        (f"regops.applied records ({RECORD_ENDPOINT})", {RECORD_ENDPOINT}),
+        ("snapshot reads (plan + re-read before writing)", reads),
+    ]
+    for label, keys in rows:
+        a = sum(new[k] for k in keys)
+        c = sum(old[k] for k in keys)
+        print(f"{label:58}{a:>16}{c:>12}{ratio(c, a) if a else '':>10}")
+    print(LINE)
+    a, c = total(new), total(old)
+    print(f"{'total':58}{a:>16}{c:>12}{c / a:>9.2f}x")
+    print(f"{'calls per change':58}{a / n_changes:>16.2f}{c / n_changes:>12.2f}")
+    print(f"{'wall':58}{fmt_s(t_new):>16}{fmt_s(t_old):>12}")
+    print(LINE)
+    floor = n_changes + n_versions + n_models + 4
+    label = (
+        f"stamp cost: {a} calls for {n_changes} changes on {n_versions} versions "
+        f"(changes + one stamp per version + one record per model + 4 reads = {floor}); "
+        f"five-tag stamps: {c}"
+    )
+    ok = a == floor and new[STAMP_ENDPOINT] == n_versions
+    print(f"[{'PASS' if ok else 'FAIL'}] {label}")
+    if not ok:
+        b.failures.append(label)
+
+
 def phase_validate(b: Bench, repeats: int) -> None:
     """`regops validate` in a fresh process: the repository's state and the bench's."""
     repo_state = ROOT / "registry-state"
@@ -642,6 +773,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast paths")
     parser.add_argument("--naive-repeats", type=int, default=1, help="timed naive loops")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--stamp-cost-only", action="store_true", help="only the 300-change stamp-cost run"
+    )
     args = parser.parse_args(argv)
 
     warnings.simplefilter("ignore", FutureWarning)
@@ -677,11 +811,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"copied for server B; both servers up in {fmt_s(t_up)}; state exported, "
                 "committed to git, adopted, then edited (10 promotions, 5 aliases, 5 archived)"
             )
-            plan = phase_plan(b, args.repeats)
-            phase_naive(b, args.repeats, args.naive_repeats)
-            phase_writes(b, plan)
-            phase_validate(b, args.repeats)
-            report(b)
+            if not args.stamp_cost_only:
+                plan = phase_plan(b, args.repeats)
+                phase_naive(b, args.repeats, args.naive_repeats)
+                phase_writes(b, plan)
+                phase_validate(b, args.repeats)
+                report(b)
+            phase_stamp_cost(b)
+            report_stamp_cost(b)
     finally:
         for server in servers:
             server.stop()

@@ -2,14 +2,18 @@
 
 Exit codes: 0 success / in sync; 1 error (nothing, or a reported part, applied);
 2 changes pending from git and 3 drift (both with --detailed-exitcode);
-64 usage error; 130 interrupted; 70 unexpected internal error.
+64 usage error; 130 interrupted (SIGINT), 143 terminated (SIGTERM); 70 unexpected
+internal error.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +30,37 @@ EXIT_INTERRUPTED = 130
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a reconcile's writes (which stop after the write in flight, see
+    service.stop_on_signals): stop where we are, as Ctrl-C does."""
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While a command runs, SIGTERM raises Terminated (Python's default would end the
+    process without a word)."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class RegopsGroup(click.Group):
     """Maps every outcome to the documented exit codes (console script and CliRunner)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
         try:
-            rv = super().main(*args, **kwargs)
+            with sigterm_raises():
+                rv = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
@@ -44,6 +72,13 @@ class RegopsGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo(
+                "interrupted by SIGTERM (no registry write was in flight); "
+                "`regops plan` shows what is left to apply",
+                err=True,
+            )
+            sys.exit(EXIT_SIGNAL["SIGTERM"])
         except StateError as exc:
             for d in exc.diagnostics:
                 click.echo(str(d), err=True)

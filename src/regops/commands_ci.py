@@ -116,13 +116,16 @@ def run_plan_command(
             notice = SnapshotNotice(snap.created_at, snap.age_seconds(_now()))
             if not (s.registry_name or os.environ.get(REGISTRY_NAME_ENV)):
                 name = snap.registry
+        # The registry is read while the state files load: the server's answer and the
+        # parsing overlap (a state error is still reported first: see prefetched_registry).
+        registry = source or service.prefetched_registry(s, models)
         desired = service.load_desired(s, has_stages=source.has_stages if source else None)
         n_versions = sum(len(m.versions) for m in desired.models.values())
         validation = (
             f"{len(desired.files)} file(s) valid: {len(desired.models)} model(s), "
             f"{n_versions} version(s)"
         )
-        p = service.run_plan(s, models, desired=desired, registry=source, registry_name=name)
+        p = service.run_plan(s, models, desired=desired, registry=registry, registry_name=name)
     except StateError as exc:
         write(failure_kind=reports.INVALID, diagnostics=tuple(str(d) for d in exc.diagnostics))
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import click
@@ -12,6 +13,11 @@ from regops.history import History, build_history
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
 from regops.render import render_history, render_history_at
+
+# The registry side of history is optional (the git side stands alone, and says when the
+# registry was not read): one try, no MLflow retries, unless the user set them, so an
+# unreachable registry costs one timeout at most instead of the retried budget of `plan`.
+OPTIONAL_REGISTRY_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
 
 
 @click.command()
@@ -41,6 +47,10 @@ def history(
     `regops.*` stamps show it applied: when, and by whom.
     """
     s = settings(ctx)
+    if not git_only:
+        for key, value in OPTIONAL_REGISTRY_HTTP.items():
+            if not os.environ.get(key, "").strip():
+                os.environ[key] = value
     if at is not None:
         from regops import time_travel
 

@@ -57,8 +57,6 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-
-
 def _obj(ctx: click.Context) -> Settings:
     root = ctx.find_root()
     if root.obj is None:

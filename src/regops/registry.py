@@ -289,6 +289,7 @@ class MlflowRegistry:
             raise open_failure(self.uri, exc) from None
         # REST registries are read as plain JSON (see rest_reads); others through the store.
         self._json_get: rest_reads.Get | None = None
+        self._pending: tuple[threading.Thread, dict[str, Any]] | None = None  # see prefetch
         if rest_reads.supports(self._store):
             get = rest_reads.json_getter(self._store)
             self._json_get = lambda endpoint, params: self._run(lambda: get(endpoint, params))[0]
@@ -334,6 +335,37 @@ class MlflowRegistry:
                 f"could not read the registry at {self.display_uri}: {type(exc).__name__}: {text}"
             ) from None
 
+    def prefetch(self, expected: int) -> None:
+        """Start the next snapshot's reads now, in the background, for about `expected`
+        models whose names are not known yet: the server answers while the caller loads
+        the state files. The next `snapshot()` finishes that read (or reports its failure);
+        later ones read afresh. REST registries only; a no-op elsewhere."""
+        json_get = self._json_get
+        if json_get is None or self._pending is not None:
+            return
+        box: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                box["read"] = rest_reads.prefetch(json_get, expected, has_stages=self.has_stages)
+            except BaseException as exc:  # handed to snapshot(), which raises it in order
+                box["error"] = exc
+
+        # A daemon: a caller that stops on a bad state file does not wait for the server.
+        thread = threading.Thread(target=read, name="regops-prefetch", daemon=True)
+        thread.start()
+        self._pending = (thread, box)
+
+    def _prefetched(self) -> rest_reads.Prefetched | None:
+        if self._pending is None:
+            return None
+        (thread, box), self._pending = self._pending, None
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        read: rest_reads.Prefetched = box["read"]
+        return read
+
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
         wanted = None if names is None else set(names)
@@ -342,7 +374,7 @@ class MlflowRegistry:
             live = self._read(
                 lambda: rest_reads.snapshot(
                     json_get, sorted(wanted) if wanted is not None else None,
-                    has_stages=self.has_stages,
+                    has_stages=self.has_stages, prefetched=self._prefetched(),
                 )
             )  # fmt: skip
             problems = tuple(w for m in live.models.values() for w in tag_problems(m))

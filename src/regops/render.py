@@ -354,6 +354,8 @@ def _holding_effect(h: Holding) -> str:
 def history_at_text(s: StateAt) -> str:
     scope = f" for {s.model}" if s.model else ""
     lines = [safe(f"State of {s.state_dir}{scope} at {s.at}")]
+    if s.truncated:
+        lines.append(f"warning: {s.truncated}")
     if s.commit is None:
         lines.append("No commit touched the state files by then.")
         return "\n".join(lines)
@@ -381,6 +383,8 @@ def history_at_text(s: StateAt) -> str:
 def history_at_markdown(s: StateAt) -> str:
     scope = f" for {md_code(s.model)}" if s.model else ""
     lines = [f"### regops history at {md(s.at)}: {md_code(s.state_dir)}{scope}", ""]
+    if s.truncated:
+        lines += [f"> **Warning:** {md(s.truncated)}", ""]
     if s.commit is None:
         return "\n".join([*lines, "No commit touched the state files by then."])
     pr = f" (PR #{s.pr})" if s.pr else ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -158,17 +159,43 @@ def read_unfiltered(wanted: int, registered: int) -> bool:
     return wanted > NAMES_PER_FILTER and wanted * 2 >= registered
 
 
-def snapshot(get: Get, wanted: list[str] | None, *, has_stages: bool) -> LiveState:
-    """Read the live state of `wanted` (all models when None)."""
+@dataclass(frozen=True)
+class Prefetched:
+    """The reads of a snapshot made before it knew which models it wants (see prefetch)."""
+
+    models: list[dict[str, Any]]
+    versions: dict[str, dict[str, LiveVersion]] | None  # every model's, if read unfiltered
+
+
+def prefetch(get: Get, expected: int, *, has_stages: bool) -> Prefetched:
+    """What a snapshot of about `expected` models reads, read before their names are known:
+    the models, and every version when an unfiltered read is what it would choose."""
     models = read_models(get)
+    versions = None
+    if read_unfiltered(expected, len(models)):
+        names = [m["name"] for m in models]
+        versions = read_versions(get, names, all_models=True, has_stages=has_stages)
+    return Prefetched(models, versions)
+
+
+def snapshot(
+    get: Get, wanted: list[str] | None, *, has_stages: bool, prefetched: Prefetched | None = None
+) -> LiveState:
+    """Read the live state of `wanted` (all models when None), or finish a prefetched read:
+    its versions serve whatever `wanted` turns out to be, else they are read now."""
+    models = prefetched.models if prefetched is not None else read_models(get)
     if wanted is not None:
         keep = set(wanted)
         chosen = [m for m in models if m["name"] in keep]
     else:
         chosen = models
     names = [m["name"] for m in chosen]
-    all_models = read_unfiltered(len(names), len(models))
-    versions = read_versions(get, names, all_models=all_models, has_stages=has_stages)
+    if prefetched is not None and prefetched.versions is not None:
+        every = prefetched.versions
+        versions = {n: every[n] for n in names}
+    else:
+        all_models = read_unfiltered(len(names), len(models))
+        versions = read_versions(get, names, all_models=all_models, has_stages=has_stages)
     live = {
         m["name"]: LiveModel(
             name=m["name"],

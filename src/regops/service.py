@@ -19,7 +19,7 @@ from regops.environments import Config
 from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
 from regops.executor import ApplyResult, apply
 from regops.live import LiveModel, LiveState
-from regops.loader import load_state
+from regops.loader import load_state, state_files
 from regops.options import Settings
 from regops.plan import COPY, Change, Plan
 from regops.planner import plan as compute_plan
@@ -52,6 +52,25 @@ def open_registry(settings: Settings) -> MlflowRegistry:
     return MlflowRegistry(settings.tracking_uri)
 
 
+def prefetched_registry(
+    settings: Settings, models: Sequence[str] | None = None
+) -> MlflowRegistry | None:
+    """The registry, its snapshot already being read (MlflowRegistry.prefetch), so that
+    the server answers while the state files load. Call it before load_desired and pass
+    the registry to run_plan. None when it cannot be opened: run_plan opens it again
+    after the state files, so a state error is still the one reported first."""
+    try:
+        registry = open_registry(settings)
+    except RegopsError:
+        return None
+    try:  # about one model per state file, as `regops export` writes them
+        expected = len(models) if models else len(state_files(settings.state_dir))
+    except RegopsError:
+        return registry  # load_desired reports the directory
+    registry.prefetch(expected)
+    return registry
+
+
 def _select(desired: DesiredState, models: Sequence[str] | None) -> list[str] | None:
     if not models:
         return None
@@ -75,6 +94,8 @@ def run_plan(
     `registry` may be a snapshot file standing in for the registry (`plan --live`);
     `registry_name` is what the plan shows instead of the (masked) URI.
     """
+    if desired is None and registry is None:
+        registry = prefetched_registry(settings, models)  # read while the files load
     desired = desired or load_desired(settings)
     only = _select(desired, models)
     registry = registry or open_registry(settings)
@@ -220,6 +241,8 @@ def stop_on_signals() -> Iterator[Callable[[], str | None]]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
 def _copier(
     settings: Settings, plan: Plan, desired: DesiredState | None, registry: MlflowRegistry
 ) -> Callable[[Change], str] | None:
@@ -360,4 +383,3 @@ def environments_report(config: Config, docs: dict[str, dict[str, object]]) -> s
         others.extend(os.environ.get(var) for var in env.credentials.values())
     text = f"{reports.MARKER}\n{render_environments(docs, 'markdown')}\n"
     return reports.redact(text, reports.secret_values(uris, others))
-

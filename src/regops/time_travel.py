@@ -72,6 +72,7 @@ class StateAt:
     registry: str | None = None
     registry_error: str | None = None
     model: str | None = None
+    truncated: str | None = None  # a shallow clone: older commits (and holders) are not here
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class StateAt:
                 "error": self.registry_error,
             },
             "holdings": [h.to_dict() for h in self.holdings],
+            "truncated": self.truncated,
         }
 
 
@@ -166,6 +168,7 @@ def state_at(history: History, at: datetime) -> StateAt:
         registry=history.registry,
         registry_error=history.registry_error,
         model=history.filters.get("model"),
+        truncated=history.truncated,
     )
 
 

@@ -57,16 +57,22 @@ class Change:
     applied: Applied | None = None
 
     def describe(self) -> str:
+        v = _version_label
         if self.kind == "stage":
             return (
-                f"{self.model} v{self.version} stage: "
+                f"{self.model} {v(self.version)} stage: "
                 f"{self.before or '(not declared)'} -> {self.after or '(not declared)'}"
             )
         if self.before is None:
-            return f"{self.model} alias {self.alias}: set on v{self.after}"
+            return f"{self.model} alias {self.alias}: set on {v(self.after)}"
         if self.after is None:
-            return f"{self.model} alias {self.alias}: removed from v{self.before}"
-        return f"{self.model} alias {self.alias}: v{self.before} -> v{self.after}"
+            return f"{self.model} alias {self.alias}: removed from {v(self.before)}"
+        return f"{self.model} alias {self.alias}: {v(self.before)} -> {v(self.after)}"
+
+
+def _version_label(key: str | None) -> str:
+    """`v7` for a version number; a copy key (`dev@7`) as written."""
+    return f"v{key}" if key and "@" not in key else str(key)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,12 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MASK = "***"
 
 # MLflow's own HTTP client settings, read by MLflow at every request. Defaults chosen so a
-# refused port fails in ~2 s and a port that never answers in 3 x 7 s + 2 s backoff < 30 s.
+# refused port fails in ~1 s and a port that never answers in 2 x 7 s + 1 s backoff: with
+# the process's start (importing mlflow: 2-8 s on a busy 2-CPU runner) well under 30 s.
+# (3 tries took 26-32 s there: bench/bench_failfast.py.) 7 s: the server builds a
+# 10,000-version search page before its first byte; a shorter read timeout cuts those.
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "7",

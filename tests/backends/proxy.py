@@ -36,6 +36,7 @@ class Write:
 class FaultProxy:
     upstream: str
     delay_writes: float = 0.0
+    delay_reads: float = 0.0  # GET requests (a slow snapshot)
     cut_at: int | None = None  # the n-th write (1-based) is cut...
     cut_when: str = BEFORE  # ...before it lands or after
     cut_on: Callable[[Write], bool] | None = None  # or the first write this matches
@@ -108,6 +109,8 @@ class FaultProxy:
             upstream = self.upstream
         if write is not None and self.delay_writes:
             time.sleep(self.delay_writes)
+        elif write is None and self.delay_reads:
+            time.sleep(self.delay_reads)
         if cutting and self.cut_when == BEFORE:
             self._fire(n, write)
             return _cut(h)

@@ -104,3 +104,28 @@ def test_a_signal_stops_after_the_write_in_flight_and_the_next_run_converges(
     assert unstamped(mlflow_server.url, name) == []
     final = regops(mlflow_server.url, state_dir, "plan", "--detailed-exitcode")
     assert final.exit_code == 0, final.output
+
+
+def test_sigterm_while_reading_exits_143_and_says_so(
+    mlflow_server: MlflowServer, state_dir: Path
+) -> None:
+    """Before the first write (the snapshot is slow): no write, a message, exit 143."""
+    name = "Signal_early"
+    make_registry(mlflow_server.url, {name: 2})
+    write_state(state_dir, f'apiVersion: regops/v1\nmodels:\n  {name}:\n    versions:\n'
+                           '      "1": {stage: Staging}\n')  # fmt: skip
+    proxy = FaultProxy(mlflow_server.url, delay_reads=2.0).start()
+    try:
+        proc = regops_process(proxy.url, state_dir, "reconcile")
+        deadline = time.monotonic() + 60
+        while proxy.requests < 1 and proc.poll() is None:
+            assert time.monotonic() < deadline, "reconcile read nothing within 60 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proxy.stop()
+    assert proc.returncode == 143, out
+    assert "interrupted by SIGTERM (no registry write was in flight)" in out
+    assert "Traceback" not in out
+    assert proxy.writes == []

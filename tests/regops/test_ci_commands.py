@@ -121,6 +121,22 @@ def test_invalid_state_report_names_file_and_line(repo: str, tmp_path: Path) -> 
     assert report.count("```") % 2 == 0  # every fence closed
 
 
+def test_invalid_state_is_reported_first_when_the_registry_is_unreachable_too(
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plan starts reading the registry before it loads the state files (they overlap):
+    # the state error is still the one reported, not the registry's.
+    (tmp_path / "registry-state" / "fraud.yaml").write_text(STATE.replace("Staging}", "Stagin}"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    dead = f"http://127.0.0.1:{free_port()}"
+    res = run("plan", "--tracking-uri", dead, "--report", "report.md")
+    assert res.exit_code == 1
+    assert "registry-state/fraud.yaml:9:" in res.output
+    report = (tmp_path / "report.md").read_text()
+    assert "the state files are invalid" in report
+    assert "could not read the registry" not in report
+
+
 def test_unreachable_registry_report_says_so_without_the_uri(
     repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -427,6 +427,16 @@ def test_shallow_clone_says_history_is_cut_short(
     # The oldest commit here is not shown as declaring everything from nothing.
     assert boundary["changes"] == []
     assert "not in this clone" in boundary["note"]
+    # `--at` replays what is here, so it says so too: v2's promotion is beyond the cut.
+    at = regops("history", "--git-only", "--at", "2999-01-01")
+    assert at.exit_code == 0, at.output
+    assert "history is cut short" in at.output
+    at_doc = json.loads(
+        regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").output
+    )
+    assert "git fetch --unshallow" in at_doc["truncated"]
     # A full clone says nothing of the kind.
     monkeypatch.chdir(repo.root)
     assert history_json("--git-only")["truncated"] is None
+    full_at = regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").output
+    assert json.loads(full_at)["truncated"] is None

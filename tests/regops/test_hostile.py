@@ -99,6 +99,9 @@ EXPECTED = {
     "alias_space.yaml": "5: alias 'my champion' has characters that are not allowed",
     "alias_empty.yaml": "5: alias '' has characters that are not allowed",
     "alias_too_long.yaml": "5: alias 'aaaaaaaa",
+    # Python's `$` also matches before a final newline: the schema's patterns refuse it
+    "alias_trailing_newline.yaml": "5: alias 'champ\\n' has characters that are not allowed",
+    "model_trailing_newline.yaml": "3: model name 'Fraud\\n' is not allowed",
     # version keys that are not version numbers (YAML would read several as numbers)
     "version_leading_zero.yaml": "5: version key '01' must be a version number",
     "version_negative.yaml": "5: version key '-1' must be a version number",

@@ -98,3 +98,39 @@ def test_all_models_skips_prompts(registry: tuple[str, list[str]]) -> None:
     assert set(names) <= set(everything.models)
     assert not any(n.endswith("_prompt") for n in everything.models)
     assert everything == store_snapshot(uri, None)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("read_all", [True, False], ids=["versions-prefetched", "models-only"])
+@pytest.mark.parametrize("subset", [None, "some"])
+def test_prefetched_snapshot_equals_store_snapshot(
+    registry: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    read_all: bool,
+    subset: str | None,
+) -> None:
+    """A snapshot whose reads started before it knew its models (`plan` reads while the
+    state files load) holds what a plain one holds, and only the next snapshot uses them."""
+    uri, names = registry
+    monkeypatch.setattr(rest_reads, "read_unfiltered", lambda *_: read_all)
+    wanted = {None: names, "some": names[:5]}[subset]
+    fast = MlflowRegistry(uri)
+    fast.prefetch(expected=len(wanted))
+    got = fast.snapshot(wanted)
+    calls_after_first = fast.calls
+    assert got == store_snapshot(uri, wanted)
+    assert sorted(got.models) == sorted(wanted)
+    again = fast.snapshot(wanted)  # read afresh: a prefetch serves one snapshot
+    assert again == got
+    assert fast.calls > calls_after_first
+
+
+def test_prefetch_failure_is_raised_by_the_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from regops.registry import RegistryUnreachable
+    from tests.support import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    dead = MlflowRegistry(f"http://127.0.0.1:{free_port()}")
+    dead.prefetch(expected=3)  # fails in the background, quietly
+    with pytest.raises(RegistryUnreachable, match="cannot reach the MLflow registry"):
+        dead.snapshot(["a"])

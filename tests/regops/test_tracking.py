@@ -207,6 +207,29 @@ def test_silent_registry_fails_with_a_timeout_not_a_hang(state_dir: Path, silent
     assert "no answer within 1 s" in proc.stderr
 
 
+def test_history_tries_a_silent_registry_once_then_shows_the_git_side(
+    state_dir: Path, silent_port: int
+) -> None:
+    """history's registry side is optional: one try (no MLflow retries unless the user set
+    them), then the git side with a note; never the retried budget of `plan`."""
+    repo = state_dir.parent
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "state"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=repo,
+                       check=True, capture_output=True)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "1"
+    uri = f"http://alice:hunter2@127.0.0.1:{silent_port}"
+    proc = subprocess.run([REGOPS_BIN, "history", "--tracking-uri", uri], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Registry: not read (cannot reach the MLflow registry at http://***@127.0.0.1:" in (
+        proc.stdout
+    )
+    assert "no answer within 1 s (0 retries)" in proc.stdout
+    assert "M v1 stage: (not declared) -> Production" in proc.stdout
+    assert "hunter2" not in proc.stdout + proc.stderr
+
+
 def test_http_defaults_only_fill_what_the_user_left_unset() -> None:
     env = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "300"}
     added = tracking.http_defaults(env)
