@@ -458,6 +458,10 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
     lost) holds its live stage too when that differs from the record.
     """
     out: Final = {}
+    applying: dict[str, list[Change]] = {}  # per model, in plan order (one pass, not one per model)
+    for c in plan.changes:
+        if c.action == APPLY:
+            applying.setdefault(c.model, []).append(c)
     for name in plan.models:
         lm = live.models.get(name)
         versions = dict(lm.versions) if lm else {}
@@ -465,7 +469,7 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
         aliases = dict(lm.aliases) if lm else {}
         held = {v: set(lv.held_entries()) for v, lv in versions.items()}
         record = lm.applied() if lm else None
-        ours = [c for c in plan.changes if c.model == name and c.action == APPLY]
+        ours = applying.get(name, [])
         staged = {c.version for c in ours if c.kind == STAGE}
         realiased = {c.alias for c in ours if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE)}
         for v, lv in versions.items():
