@@ -192,12 +192,18 @@ def databases(kind: str, work: Path) -> Iterator[Databases]:
         dbs.close()
 
 
+SERVER_WORKERS = 1  # --server-workers
+
+
 @contextmanager
 def server_on(uri: str, work: Path, latency: int) -> Iterator[CountingProxy]:
-    """A `mlflow server` (one worker, no job runner) on `uri`, behind a counting proxy
-    that adds `latency` ms to every call."""
+    """A `mlflow server` (SERVER_WORKERS workers, no job runner) on `uri`, behind a
+    counting proxy that adds `latency` ms to every call."""
     server = start_mlflow_server(
-        work / f"server-{secrets.token_hex(3)}", backend_uri=uri, env=registry_seed.SERVER_ENV
+        work / f"server-{secrets.token_hex(3)}",
+        backend_uri=uri,
+        env=registry_seed.SERVER_ENV,
+        extra_args=["--workers", str(SERVER_WORKERS)],  # the last --workers wins
     )
     try:
         with CountingProxy(server.url, latency_ms=latency) as proxy:
@@ -362,7 +368,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latencies", type=ints, default=list(DEFAULT_LATENCIES))
     parser.add_argument("--writers", type=ints, default=list(DEFAULT_WRITERS))
     parser.add_argument("--backends", default="postgres,sqlite")
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="the mlflow server's worker processes (a remote registry usually runs several)",
+    )
     args = parser.parse_args(argv)
+    global SERVER_WORKERS
+    SERVER_WORKERS = args.server_workers
     # SIGTERM (a timeout, CI) unwinds like Ctrl-C: servers stopped, databases dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
