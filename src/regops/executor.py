@@ -375,9 +375,8 @@ class _Run:
 
     def _stamp(self, model: str, key: str, version: str) -> None:
         """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
-        stage, aliases, held = self.final.get((model, key), (None, (), frozenset()))
-        fields = Stamp.from_fields(self.stamps.get(model, {}))
-        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        final = self.final.get((model, key), (None, (), frozenset()))
+        value = _stamp_value(self.stamps, model, final)
         self.call(lambda: self.registry.set_version_tag(model, version, AUDIT_TAG, value))
 
     def result(self) -> ApplyResult:
@@ -419,15 +418,25 @@ def settle_stamps(
         key = (model, version)
         if key not in full or key not in now or now[key] == full[key]:
             continue
-        stage, aliases, held = now[key]
-        fields = Stamp.from_fields(stamps.get(model, {}))
-        value = replace(fields, held=held, stage=stage, aliases=aliases).dump()
+        value = _stamp_value(stamps, model, now[key])
         try:
             call(functools.partial(registry.set_version_tag, model, version, AUDIT_TAG, value))
         except Exception:  # noqa: BLE001 - see the docstring
             break
         out.append(key)
     return out
+
+
+def _stamp_value(
+    stamps: Mapping[str, Mapping[str, str]],
+    model: str,
+    final: tuple[str | None, tuple[str, ...], frozenset[str]],
+) -> str:
+    """The `regops.audit` value for a version of `model` that ends in `final`
+    (stage, aliases, held), with the run's audit fields (commit, at, actor, file)."""
+    stage, aliases, held = final
+    fields = Stamp.from_fields(stamps.get(model, {}))
+    return replace(fields, held=held, stage=stage, aliases=aliases).dump()
 
 
 def _baseline(
@@ -491,8 +500,8 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
                     alias not in realiased and (stamp is None or alias not in (stamp.aliases or ()))
                 ):
                     held[v].add(ALIAS_MARK + alias)
-        for c in plan.changes:
-            if c.model != name or c.action != APPLY or c.kind == COPY:
+        for c in ours:
+            if c.kind == COPY:
                 continue
             key = c.version or ""
             if c.kind == STAGE:
