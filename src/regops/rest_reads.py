@@ -82,14 +82,8 @@ def quote_name(name: str) -> str:
     for ch in name:
         if ch in "\\'":
             out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(
-                f"\\x{code:02x}" if code < 0x100 else
-                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )  # fmt: skip
+        else:  # Python's own escape of an unprintable character (\n, \x85, \u2028...)
+            out.append(ch if ch.isprintable() else ascii(ch)[1:-1])
     return "'" + "".join(out) + "'"
 
 

@@ -120,18 +120,10 @@ def yaml_str(text: str) -> str:
     for ch in text:
         if ch in '"\\':
             out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
         elif ch.isprintable() and ch not in yamlio.DISPLAY_CHARS:
             out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(
-                f"\\x{code:02X}" if code < 0x100 else
-                f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}"
-            )  # fmt: skip
+        else:  # Python's escape (\n, \t, \x85, \u200b, \U000e0001) is a YAML escape too
+            out.append(ascii(ch)[1:-1])
     return '"' + "".join(out) + '"'
 
 
