@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -13,6 +12,7 @@ from regops.history import History, build_history
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
 from regops.render import render_history, render_history_at
+from regops.tracking import http_defaults
 
 # The registry side of history is optional (the git side stands alone, and says when the
 # registry was not read): one try, no MLflow retries, unless the user set them, so an
@@ -48,9 +48,7 @@ def history(
     """
     s = settings(ctx)
     if not git_only:
-        for key, value in OPTIONAL_REGISTRY_HTTP.items():
-            if not os.environ.get(key, "").strip():
-                os.environ[key] = value
+        http_defaults(defaults=OPTIONAL_REGISTRY_HTTP)
     if at is not None:
         from regops import time_travel
 

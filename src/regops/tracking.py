@@ -146,10 +146,13 @@ def mask_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
     return text
 
 
-def http_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def http_defaults(
+    environ: MutableMapping[str, str] | None = None,
+    defaults: Mapping[str, str] = HTTP_DEFAULTS,
+) -> dict[str, str]:
     """Cap MLflow's HTTP retries and timeout unless the user set them; return what was set."""
     env = os.environ if environ is None else environ
-    added = {k: v for k, v in HTTP_DEFAULTS.items() if not env.get(k, "").strip()}
+    added = {k: v for k, v in defaults.items() if not env.get(k, "").strip()}
     env.update(added)
     return added
 
