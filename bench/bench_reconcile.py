@@ -192,18 +192,15 @@ def databases(kind: str, work: Path) -> Iterator[Databases]:
         dbs.close()
 
 
-SERVER_WORKERS = 1  # --server-workers
-
-
 @contextmanager
-def server_on(uri: str, work: Path, latency: int) -> Iterator[CountingProxy]:
-    """A `mlflow server` (SERVER_WORKERS workers, no job runner) on `uri`, behind a
+def server_on(uri: str, work: Path, latency: int, workers: int) -> Iterator[CountingProxy]:
+    """A `mlflow server` (`workers` processes, no job runner) on `uri`, behind a
     counting proxy that adds `latency` ms to every call."""
     server = start_mlflow_server(
         work / f"server-{secrets.token_hex(3)}",
         backend_uri=uri,
         env=registry_seed.SERVER_ENV,
-        extra_args=["--workers", str(SERVER_WORKERS)],  # the last --workers wins
+        extra_args=["--workers", str(workers)],  # the last --workers wins
     )
     try:
         with CountingProxy(server.url, latency_ms=latency) as proxy:
@@ -260,7 +257,7 @@ def state_files(work: Path, case: Case) -> Path:
     return state
 
 
-def run_backend(kind: str, work: Path, cases: list[Case]) -> dict[Case, Result]:
+def run_backend(kind: str, work: Path, cases: list[Case], workers: int = 1) -> dict[Case, Result]:
     """Each case on a fresh copy of its size's seeded database, behind its own server."""
     out: dict[Case, Result] = {}
     with databases(kind, work) as dbs:
@@ -271,7 +268,7 @@ def run_backend(kind: str, work: Path, cases: list[Case]) -> dict[Case, Result]:
                 templates[case.size] = dbs.template(case.names())
                 print(f"{kind}: {case.models:,} models x {N_VERSIONS} versions seeded in "
                       f"{fmt_s(time.perf_counter() - t0)}", flush=True)  # fmt: skip
-            with server_on(dbs.copy(templates[case.size]), work, case.latency) as proxy:
+            with server_on(dbs.copy(templates[case.size]), work, case.latency, workers) as proxy:
                 r = run_case(proxy, case, state_files(work, case))
             out[case] = r
             print(f"  {kind}: {case.size:,} changes, {case.latency} ms, {case.writers} "
@@ -375,8 +372,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the mlflow server's worker processes (a remote registry usually runs several)",
     )
     args = parser.parse_args(argv)
-    global SERVER_WORKERS
-    SERVER_WORKERS = args.server_workers
     # SIGTERM (a timeout, CI) unwinds like Ctrl-C: servers stopped, databases dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
@@ -386,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, Case], Result] = {}
     with tempfile.TemporaryDirectory(prefix="regops-bench-reconcile-") as tmp:
         for name in backends:
-            for case, r in run_backend(name, Path(tmp), cases).items():
+            for case, r in run_backend(name, Path(tmp), cases, args.server_workers).items():
                 results[(name, case)] = r
     ok = report(results, backends, cases)
     return 0 if ok else 1
