@@ -25,14 +25,19 @@ import click
 
 from regops import audit, fileio, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.options import Settings, common_options, settings
+from regops.options import (
+    REGISTRY_NAME_ENV,
+    Settings,
+    common_options,
+    registry_name_option,
+    settings,
+)
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
 from regops.tracking import resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
-REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
 DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
 CREDENTIAL_ENV = (
@@ -148,20 +153,6 @@ def run_plan_command(
         fileio.write_atomic(out, reports.redact(render_json(doc), _secrets(s)) + "\n")
     write(plan=doc)
     return p
-
-
-def registry_name_option(f: F) -> F:
-    def store(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
-        if value:
-            settings(ctx).registry_name = value
-
-    return click.option(
-        "--registry-name",
-        metavar="NAME",
-        expose_value=False,
-        callback=store,
-        help=f"Name reports show for the registry (default ${REGISTRY_NAME_ENV}); never its URI.",
-    )(f)
 
 
 @click.command()

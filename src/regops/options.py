@@ -162,3 +162,20 @@ def env_option(f: F) -> F:
 def common_options(f: F) -> F:
     """--env, --tracking-uri, --state-dir and --format."""
     return env_option(tracking_uri_option(state_dir_option(format_option(f))))
+
+
+REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
+
+
+def registry_name_option(f: F) -> F:
+    def store(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
+        if value:
+            settings(ctx).registry_name = value
+
+    return click.option(
+        "--registry-name",
+        metavar="NAME",
+        expose_value=False,
+        callback=store,
+        help=f"Name reports show for the registry (default ${REGISTRY_NAME_ENV}); never its URI.",
+    )(f)

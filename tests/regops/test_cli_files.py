@@ -108,9 +108,7 @@ def test_plan_out_into_a_missing_directory_fails_before_reading_the_registry(rep
     assert json.loads(Path("plan.json").read_text())["format_version"] == "1"
 
 
-def test_export_writes_nothing_when_one_name_cannot_be_a_file(
-    repo: str, tmp_path: Path
-) -> None:
+def test_export_writes_nothing_when_one_name_cannot_be_a_file(repo: str, tmp_path: Path) -> None:
     long_name = "M" * 256  # a name state files allow; no filesystem takes a 261-byte file name
     make_registry(repo, {long_name: 1, "Aaa": 1})
     result = regops("export", "--tracking-uri", repo, "--output", "exported")

@@ -114,13 +114,14 @@ def test_missing_state_dir_and_repo_state_is_valid(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
 
 
-def test_validate_never_imports_mlflow() -> None:
+def test_validate_never_imports_mlflow_nor_the_registry_layers() -> None:
     import subprocess
 
+    heavy = ["mlflow", "regops.service", "regops.registry", "regops.commands_ci"]
     code = (
         "import sys; from click.testing import CliRunner; from regops.cli import cli;"
         "r = CliRunner().invoke(cli, ['validate', '--state-dir', 'registry-state']);"
-        "print(r.exit_code, 'mlflow' in sys.modules)"
+        f"print(r.exit_code, *[m in sys.modules for m in {heavy!r}])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -129,7 +130,26 @@ def test_validate_never_imports_mlflow() -> None:
         check=True,
         cwd=Path(__file__).parents[2],
     )
-    assert out.stdout.split() == ["0", "False"]
+    assert out.stdout.split() == ["0"] + ["False"] * len(heavy)
+
+
+def test_lazy_commands_table_matches_what_each_module_registers() -> None:
+    import importlib
+
+    import click
+
+    from regops.cli import LAZY_COMMANDS
+
+    for module, names in LAZY_COMMANDS.items():
+        group = click.Group()
+        importlib.import_module(module).register(group)
+        assert sorted(group.commands) == sorted(names), module
+    listed = cli.list_commands(click.Context(cli))
+    assert {n for names in LAZY_COMMANDS.values() for n in names} <= set(listed)
+    for name in listed:  # every listed command resolves (and shows in --help)
+        assert cli.get_command(click.Context(cli), name) is not None, name
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    assert all(name in help_text for name in listed)
 
 
 def test_usage_errors_exit_64() -> None:
