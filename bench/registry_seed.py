@@ -115,12 +115,18 @@ def copy_sqlite(src: Path, dst: Path) -> None:
         a.backup(b)
 
 
-def start_servers(workdirs: list[Path], dbs: list[Path]) -> list[MlflowServer]:
-    """Start `mlflow server`s (one worker, no job runner) concurrently: each takes ~10 s
-    to import and boot."""
+def start_servers(workdirs: list[Path], dbs: list[Path], workers: int = 1) -> list[MlflowServer]:
+    """Start `mlflow server`s (`workers` processes each, no job runner) concurrently: each
+    takes ~10 s to import and boot."""
     with ThreadPoolExecutor(len(workdirs)) as pool:
         futures = [
-            pool.submit(start_mlflow_server, w, backend_uri=f"sqlite:///{d}", env=SERVER_ENV)
+            pool.submit(
+                start_mlflow_server,
+                w,
+                backend_uri=f"sqlite:///{d}",
+                env=SERVER_ENV,
+                extra_args=["--workers", str(workers)],  # the last --workers wins
+            )
             for w, d in zip(workdirs, dbs, strict=True)
         ]
         return [f.result() for f in futures]

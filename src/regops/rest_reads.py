@@ -7,15 +7,18 @@ helpers (`http_request` with the store's host credentials, so authentication, TL
 settings, retries and workspace headers are MLflow's) and the JSON goes straight into
 the frozen `LiveState` values.
 
-Versions are read in pages of VERSIONS_PAGE, so memory stays bounded by one page of
-JSON whatever the registry's size. When the managed models are most of the registry
-the versions are read unfiltered (fewer calls); otherwise by `name IN (...)` chunks.
+Versions are read by `name IN (...)` filters of NAMES_PER_FILTER models, READ_WORKERS
+filters at once, each in pages of VERSIONS_PAGE: memory stays bounded by a few pages of
+JSON whatever the registry's size. The server builds most of the answer's time: MLflow's
+default server runs 4 workers, which answer the filters side by side (20,000 versions:
+~3.9 s instead of ~6.9 s read one page after another, bench/bench_scale.py).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +29,7 @@ API = "/api/2.0/mlflow"
 MODELS_PAGE = 1000  # the server's maximum for registered-models/search
 VERSIONS_PAGE = 10_000  # bounds the JSON held at once; the server allows 200,000
 NAMES_PER_FILTER = 100  # keeps the GET query string under URL limits
+READ_WORKERS = 4  # version filters read at once: as many as a stock `mlflow server` has workers
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 Get = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -113,29 +117,28 @@ def read_models(get: Get) -> list[dict[str, Any]]:
 
 
 def read_versions(
-    get: Get, names: list[str], *, all_models: bool, has_stages: bool
+    get: Get, names: list[str], *, has_stages: bool
 ) -> dict[str, dict[str, LiveVersion]]:
-    """The versions of `names`, per model, converted page by page."""
+    """The versions of `names`, per model: one `name IN (...)` filter per NAMES_PER_FILTER
+    names, READ_WORKERS filters read at once (each in pages), converted as they arrive.
+
+    A model's versions all come from one filter, so each model's dict has one writer.
+    """
     by_model: dict[str, dict[str, LiveVersion]] = {n: {} for n in names}
-    order = ["name ASC", "version_number ASC"]
-    if all_models:
-        filters: list[str | None] = [None]
-    else:
-        filters = [
-            f"name IN ({', '.join(map(quote_name, names[i : i + NAMES_PER_FILTER]))})"
-            for i in range(0, len(names), NAMES_PER_FILTER)
-        ]
-    for flt in filters:
-        params: dict[str, Any] = {"max_results": VERSIONS_PAGE, "order_by": order}
-        if flt is not None:
-            params["filter"] = flt
+
+    def read(chunk: list[str]) -> None:
+        own = set(chunk)  # a server with case-insensitive names may match another chunk's
+        params: dict[str, Any] = {
+            "max_results": VERSIONS_PAGE,
+            "order_by": ["name ASC", "version_number ASC"],
+            "filter": f"name IN ({', '.join(map(quote_name, chunk))})",
+        }
         for mv in _paged(get, "model-versions/search", "model_versions", params):
-            versions = by_model.get(mv["name"])
-            if versions is None:
-                continue  # an unmanaged model (unfiltered read)
+            if mv["name"] not in own:
+                continue
             number = str(mv["version"])
             created = mv.get("creation_timestamp")
-            versions[number] = LiveVersion(
+            by_model[mv["name"]][number] = LiveVersion(
                 version=number,
                 stage=(mv.get("current_stage") or "None") if has_stages else "None",
                 run_id=mv.get("run_id") or None,
@@ -144,13 +147,35 @@ def read_versions(
                 created_ms=int(created) if created else None,
                 status=str(mv.get("status") or READY),
             )
+
+    chunks = [names[i : i + NAMES_PER_FILTER] for i in range(0, len(names), NAMES_PER_FILTER)]
+    each(read, chunks, READ_WORKERS)
     return by_model
 
 
-def read_unfiltered(wanted: int, registered: int) -> bool:
-    """Unfiltered version reads cost fewer calls; worth it when the wanted models need
-    more than one filter and at least half the registry's models are wanted."""
-    return wanted > NAMES_PER_FILTER and wanted * 2 >= registered
+def each(fn: Callable[[list[str]], None], items: list[list[str]], workers: int) -> None:
+    """`fn` on every item, up to `workers` at once; the first failure (in item order) is
+    raised and the items not started yet are dropped."""
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="regops-read")
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        for future in futures:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # reads in flight end on their own
+        raise
+    pool.shutdown()
+
+
+def prefetch_versions(expected: int, registered: int) -> bool:
+    """Whether a prefetch reads every model's versions before the wanted names are known:
+    when they are at least half the registry (at worst twice the data, read while the
+    state files load)."""
+    return expected * 2 >= registered
 
 
 @dataclass(frozen=True)
@@ -158,17 +183,16 @@ class Prefetched:
     """The reads of a snapshot made before it knew which models it wants (see prefetch)."""
 
     models: list[dict[str, Any]]
-    versions: dict[str, dict[str, LiveVersion]] | None  # every model's, if read unfiltered
+    versions: dict[str, dict[str, LiveVersion]] | None  # every model's, if prefetch_versions
 
 
 def prefetch(get: Get, expected: int, *, has_stages: bool) -> Prefetched:
     """What a snapshot of about `expected` models reads, read before their names are known:
-    the models, and every version when an unfiltered read is what it would choose."""
+    the models, and every model's versions when the wanted are most of them."""
     models = read_models(get)
     versions = None
-    if read_unfiltered(expected, len(models)):
-        names = [m["name"] for m in models]
-        versions = read_versions(get, names, all_models=True, has_stages=has_stages)
+    if prefetch_versions(expected, len(models)):
+        versions = read_versions(get, [m["name"] for m in models], has_stages=has_stages)
     return Prefetched(models, versions)
 
 
@@ -188,8 +212,7 @@ def snapshot(
         every = prefetched.versions
         versions = {n: every[n] for n in names}
     else:
-        all_models = read_unfiltered(len(names), len(models))
-        versions = read_versions(get, names, all_models=all_models, has_stages=has_stages)
+        versions = read_versions(get, names, has_stages=has_stages)
     live = {
         m["name"]: LiveModel(
             name=m["name"],

@@ -55,15 +55,15 @@ def registry(mlflow_server: MlflowServer) -> tuple[str, list[str]]:
 
 @pytest.mark.server
 @pytest.mark.parametrize(
-    ("page", "per_filter", "subset", "unfiltered"),
+    ("page", "per_filter", "subset", "workers"),
     [
-        (10_000, 100, None, False),
-        (10_000, 100, None, True),
-        (2, 100, None, True),
-        (2, 3, "some", False),
-        (10_000, 100, "one", False),
+        (10_000, 100, None, 4),
+        (2, 100, None, 4),
+        (2, 3, None, 4),
+        (2, 3, "some", 1),
+        (10_000, 100, "one", 4),
     ],
-    ids=["one-filter", "unfiltered", "unfiltered-small-pages", "chunked-filters", "one-model"],
+    ids=["one-filter", "small-pages", "filters-side-by-side", "filters-one-by-one", "one-model"],
 )
 def test_json_snapshot_equals_store_snapshot(
     registry: tuple[str, list[str]],
@@ -71,12 +71,12 @@ def test_json_snapshot_equals_store_snapshot(
     page: int,
     per_filter: int,
     subset: str | None,
-    unfiltered: bool,
+    workers: int,
 ) -> None:
     uri, names = registry
     monkeypatch.setattr(rest_reads, "VERSIONS_PAGE", page)
     monkeypatch.setattr(rest_reads, "NAMES_PER_FILTER", per_filter)
-    monkeypatch.setattr(rest_reads, "read_unfiltered", lambda *_: unfiltered)
+    monkeypatch.setattr(rest_reads, "READ_WORKERS", workers)
     wanted = {None: names, "some": names[:5], "one": names[1:2]}[subset]
     fast = MlflowRegistry(uri)
     assert fast._json_get is not None  # a REST registry takes the JSON path
@@ -112,7 +112,8 @@ def test_prefetched_snapshot_equals_store_snapshot(
     """A snapshot whose reads started before it knew its models (`plan` reads while the
     state files load) holds what a plain one holds, and only the next snapshot uses them."""
     uri, names = registry
-    monkeypatch.setattr(rest_reads, "read_unfiltered", lambda *_: read_all)
+    monkeypatch.setattr(rest_reads, "prefetch_versions", lambda *_: read_all)
+    monkeypatch.setattr(rest_reads, "NAMES_PER_FILTER", 3)  # several filters, side by side
     wanted = {None: names, "some": names[:5]}[subset]
     fast = MlflowRegistry(uri)
     fast.prefetch(expected=len(wanted))
@@ -134,3 +135,44 @@ def test_prefetch_failure_is_raised_by_the_snapshot(monkeypatch: pytest.MonkeyPa
     dead.prefetch(expected=3)  # fails in the background, quietly
     with pytest.raises(RegistryUnreachable, match="cannot reach the MLflow registry"):
         dead.snapshot(["a"])
+
+
+def test_reads_side_by_side_raise_the_first_failure_in_order() -> None:
+    import threading
+
+    c_failed = threading.Event()
+
+    def read(chunk: list[str]) -> None:
+        if chunk == ["b"]:
+            c_failed.wait(5)  # "c" fails first in time; "b" comes first in order
+            raise ValueError("b failed")
+        if chunk == ["c"]:
+            c_failed.set()
+            raise KeyError("c failed")
+
+    with pytest.raises(ValueError, match="b failed"):
+        rest_reads.each(read, [["a"], ["b"], ["c"]], workers=3)
+
+
+def test_reads_not_started_when_one_fails_never_start() -> None:
+    import threading
+
+    started: list[str] = []
+    release = threading.Event()
+
+    def read(chunk: list[str]) -> None:
+        started.append(chunk[0])
+        if chunk == ["a"]:
+            raise ValueError("a failed")
+        release.wait(5)  # both workers are busy until the failure is raised
+
+    items = [[n] for n in "abcdefgh"]
+    try:
+        with pytest.raises(ValueError, match="a failed"):
+            rest_reads.each(read, items, workers=2)
+    finally:
+        release.set()
+    assert {"a", "b"} <= set(started) <= {"a", "b", "c"}  # "c" if a worker took it first
+    done: list[str] = []
+    rest_reads.each(lambda c: done.append(c[0]), items, workers=1)
+    assert done == list("abcdefgh")
