@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from regops import rest_reads
+from regops import rest_http, rest_reads
 from regops.errors import RegistryError
 from regops.live import AUDIT_PREFIX, LiveModel, LiveState, LiveVersion, tag_problems
 from regops.rest_reads import quote_name
@@ -274,25 +274,51 @@ class MlflowRegistry:
         self.has_stages = stages_supported(self.uri)
         self.calls = 0  # registry calls made (reads and writes, retries included)
         self._calls_lock = threading.Lock()  # reconcile writes from several threads
-        try:
-            import mlflow  # deferred: `regops validate` skips it
-            from mlflow.tracking import MlflowClient
-
-            self._mlflow = mlflow
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.uri)
-                # The store makes one REST call per write; see the module docstring.
-                self._store: Any = self._client._get_registry_client().store
-        except Exception as exc:
-            raise open_failure(self.uri, exc) from None
+        self._open_lock = threading.Lock()
+        self._opened: tuple[Any, Any, Any] | None = None  # mlflow, its client, its store
         # REST registries are read as plain JSON (see rest_reads); others through the store.
         self._json_get: rest_reads.Get | None = None
         self._pending: tuple[threading.Thread, dict[str, Any]] | None = None  # see prefetch
-        if rest_reads.supports(self._store):
+        get: rest_reads.Get | None = None
+        if rest_http.plain_login(self.uri):
+            get = rest_http.json_getter(self.uri)  # mlflow is imported at the first write
+        elif rest_reads.supports(self._store):  # opens the store now: a bad URI fails here
             get = rest_reads.json_getter(self._store)
-            self._json_get = lambda endpoint, params: self._run(lambda: get(endpoint, params))[0]
+        if get is not None:
+            json_get = get
+            self._json_get = lambda endpoint, params: self._run(lambda: json_get(endpoint, params))[
+                0
+            ]
+
+    def _open(self) -> tuple[Any, Any, Any]:
+        """mlflow, an MlflowClient and its registry store, made on first use."""
+        with self._open_lock:
+            if self._opened is None:
+                try:
+                    import mlflow  # deferred: `regops validate` and plain REST reads skip it
+                    from mlflow.tracking import MlflowClient
+
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.uri)
+                        # The store makes one REST call per write; see the module docstring.
+                        store = client._get_registry_client().store
+                except Exception as exc:
+                    raise open_failure(self.uri, exc) from None
+                self._opened = (mlflow, client, store)
+            return self._opened
+
+    @property
+    def _mlflow(self) -> Any:
+        return self._open()[0]
+
+    @property
+    def _client(self) -> Any:
+        return self._open()[1]
+
+    @property
+    def _store(self) -> Any:
+        return self._open()[2]
 
     @property
     def display_uri(self) -> str:
