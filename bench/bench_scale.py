@@ -379,8 +379,8 @@ def report(
     print(
         "CLI: `regops plan` in a fresh process, median of its runs (wall, CPU and peak RSS of "
         "that process; REST calls per run, and the time with one in flight: the server "
-        "building its "
-        "answers, timed at the proxy); the registry is read while the state files load. "
+        "building its answers, timed at the proxy); the registry is read while the state "
+        "files load. "
         "in-proc: service.run_plan; its parts, each alone: load (the state files: YAML + "
         "schema) and snapshot (the REST reads)"
     )
