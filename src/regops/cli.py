@@ -22,8 +22,8 @@ import click
 
 from regops import fileio, render
 from regops.errors import RegopsError, StateError, UsageError
-from regops.executor import DEFAULT_PARALLEL
 from regops.options import common_options, registry_name_option, settings
+from regops.plan import DEFAULT_PARALLEL
 
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70

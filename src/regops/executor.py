@@ -109,9 +109,6 @@ def check_fresh(plan: Plan, registry: Registry) -> LiveState:
     return live
 
 
-DEFAULT_PARALLEL = 4  # writers; see `apply` for why four
-
-
 def apply(
     plan: Plan,
     registry: Registry,

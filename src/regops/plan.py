@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 FORMAT_VERSION = "1"
+DEFAULT_PARALLEL = 4  # writers applying a plan; executor.apply says why four
 
 # Change kinds
 STAGE = "stage"

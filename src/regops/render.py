@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regops.time_travel import Holding, StateAt
-from regops.timeline import Applied, Entry, History
+if TYPE_CHECKING:  # annotations only: `regops validate` does not load the history modules
+    from regops.time_travel import Holding, StateAt
+    from regops.timeline import Applied, Entry, History
 
 SYMBOL = {
     "stage": "~",
