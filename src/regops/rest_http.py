@@ -120,18 +120,21 @@ def _session(retries: int, backoff: float, jitter: float, respect_retry_after: b
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        redirect=retries,
-        status=retries,
-        status_forcelist=RETRY_STATUS,
-        backoff_factor=backoff,
-        backoff_jitter=jitter,
-        allowed_methods=None,
-        respect_retry_after_header=respect_retry_after,
-    )
+    policy: dict[str, Any] = {
+        "total": retries,
+        "connect": retries,
+        "read": retries,
+        "redirect": retries,
+        "status": retries,
+        "status_forcelist": RETRY_STATUS,
+        "backoff_factor": backoff,
+        "allowed_methods": None,
+        "respect_retry_after_header": respect_retry_after,
+    }
+    try:
+        retry = Retry(**policy, backoff_jitter=jitter)
+    except TypeError:  # urllib3 < 2 has no jitter (MLflow adds its own there)
+        retry = Retry(**policy)
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
