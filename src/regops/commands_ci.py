@@ -16,10 +16,9 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
@@ -37,7 +36,6 @@ from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
 from regops.tracking import resolve_tracking_uri
 
-F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
 DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
 CREDENTIAL_ENV = (

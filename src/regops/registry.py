@@ -285,10 +285,12 @@ class MlflowRegistry:
         elif rest_reads.supports(self._store):  # opens the store now: a bad URI fails here
             get = rest_reads.json_getter(self._store)
         if get is not None:
-            json_get = get
-            self._json_get = lambda endpoint, params: self._run(lambda: json_get(endpoint, params))[
-                0
-            ]
+            read = get
+
+            def json_get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+                return self._run(lambda: read(endpoint, params))[0]
+
+            self._json_get = json_get
 
     def _open(self) -> tuple[Any, Any, Any]:
         """mlflow, an MlflowClient and its registry store, made on first use."""

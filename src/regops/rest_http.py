@@ -27,14 +27,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-API = "/api/2.0/mlflow"
+from regops.rest_reads import API, Get
+
 # Any of these makes the login or the request MLflow's own business.
 MLFLOW_ONLY_ENV = ("MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE", "_MLFLOW_DATABRICKS_TRAFFIC_ID")
 MLFLOW_ONLY_FLAGS = ("MLFLOW_TRACKING_AWS_SIGV4",)
@@ -62,8 +63,6 @@ DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
 }
-
-Get = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class RestError(Exception):
