@@ -192,6 +192,8 @@ def secret_values(uris: Iterable[str | None], others: Iterable[str | None]) -> l
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
-    for s in secrets:
-        text = text.replace(s, "***")
-    return text
+    """`text` with every occurrence of each secret masked, overlapping ones included, in
+    one pass linear in `text` (tracking.mask_values)."""
+    from regops.tracking import mask_values
+
+    return mask_values(text, secrets, "***")

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from regops.errors import RegopsError
@@ -42,13 +43,18 @@ HTTP_DEFAULTS = {
 
 _DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # scheme://USERINFO@host: the userinfo runs to the last '@' before the path, query or fragment.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
-_SECRET_PARAM = re.compile(
-    r"(?P<key>[?&;#](?:[^=&;#\s]*?)"
-    r"(?:token|password|passwd|pwd|secret|signature|sig|key|credential|auth|session)"
-    r"[^=&;#\s]*=)(?P<value>[^&;#\s'\"]+)",
-    re.IGNORECASE,
+# A scheme is matched only where no scheme character precedes it, and possessively: a long
+# run of letters is scanned once, not once per letter (masking stays linear in its input).
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*+://)(?P<userinfo>[^\s/?#]*)@"
 )
+# A query parameter's key (`?`, `&`, `;` or `#` up to `=`); its value is masked when the key
+# names a credential. The key holds no `?`, so each character is scanned from one start only.
+_PARAM_KEY = re.compile(r"[?&;#](?P<key>[^=&;#?\s]*)=")
+_CREDENTIAL_KEY = re.compile(
+    r"token|password|passwd|pwd|secret|signature|sig|key|credential|auth|session", re.IGNORECASE
+)
+_PARAM_VALUE = re.compile(r"[^&;#\s'\"]+")
 _SECRET_ENV = re.compile(
     r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE
 )
@@ -112,8 +118,8 @@ def remember_uri_secrets(uri: str) -> None:
         _, colon, password = rest[: rest.rfind("@")].partition(":")
         if colon:
             _remember(password)
-    for m in _SECRET_PARAM.finditer(uri):
-        _remember(m.group("value"))
+    for _start, value in _credential_params(uri):
+        _remember(uri[value.start() : value.end()])
 
 
 def _remember(secret: str) -> None:
@@ -135,15 +141,80 @@ def mask_uri(uri: str) -> str:
 
 
 def mask_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """`text` with URI userinfo, credential query parameters and known secret values masked."""
+    """`text` with URI userinfo, credential query parameters and known secret values masked.
+
+    Linear in the length of `text` (a server's error body is untrusted: see mask_values).
+    """
     text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    text = _SECRET_PARAM.sub(lambda m: f"{m.group('key')}{MASK}", text)
-    # Longest first, so a secret containing another is hidden whole.
-    for secret in sorted(secret_values(environ), key=len, reverse=True):
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            if form in text:
-                text = text.replace(form, MASK)
-    return text
+    text = _mask_params(text)
+    forms = {
+        form
+        for secret in secret_values(environ)
+        for form in (secret, quote(secret, safe=""), quote(secret))
+    }
+    return mask_values(text, forms)
+
+
+def _credential_params(text: str) -> Iterator[tuple[int, re.Match[str]]]:
+    """(where its key starts, its value) for each query parameter naming a credential."""
+    end = 0
+    for key in _PARAM_KEY.finditer(text):
+        if key.start() < end or not _CREDENTIAL_KEY.search(key.group("key")):
+            continue  # inside a value already masked, or not a credential
+        value = _PARAM_VALUE.match(text, key.end())
+        if value is not None:
+            end = value.end()
+            yield key.start(), value
+
+
+def _mask_params(text: str) -> str:
+    out, pos = [], 0
+    for _start, value in _credential_params(text):
+        out += [text[pos : value.start()], MASK]
+        pos = value.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+@lru_cache(maxsize=32)
+def _any_of(secrets: frozenset[str]) -> re.Pattern[str]:
+    """At each position, the longest secret starting there (a zero-width lookahead, so
+    overlapping occurrences are all seen)."""
+    ordered = sorted(secrets, key=lambda x: (-len(x), x))
+    return re.compile("(?=(" + "|".join(map(re.escape, ordered)) + "))")
+
+
+def mask_values(text: str, secrets: Iterable[str], mask: str = MASK) -> str:
+    """`text` with every character of every occurrence of each secret replaced: the union
+    of all occurrences (overlapping, nested, adjacent) becomes one `mask` per stretch.
+
+    One pass: the time is linear in `text` (times the secrets' total length, a constant
+    of the process), where replacing secret after secret was quadratic on hostile text.
+    Only a secret that itself contains `mask` could reappear across a mask: then nothing
+    of `text` is shown.
+    """
+    wanted = frozenset(s for s in secrets if s)
+    if not wanted or not text:
+        return text
+    pattern = _any_of(wanted)
+    out: list[str] = []
+    pos = start = end = 0  # [start, end): the stretch being masked; pos: copied up to
+    for m in pattern.finditer(text):
+        s, e = m.start(), m.start() + len(m.group(1))
+        if s > end:  # a gap: close the previous stretch
+            if end > start:
+                out += [text[pos:start], mask]
+                pos = end
+            start = s
+        end = max(end, e)
+    if end > start:
+        out += [text[pos:start], mask]
+        pos = end
+    out.append(text[pos:])
+    masked = "".join(out)
+    if any(mask in s for s in wanted) and pattern.search(masked):
+        return mask
+    return masked
 
 
 def http_defaults(
