@@ -1,9 +1,16 @@
-"""Writing files: atomically, all or nothing, and with errors that name the path.
+"""Files: reading a repository's files safely, and writing atomically, all or nothing.
 
 Every file regops writes (state-file edits, `plan --out`, `export --output`) goes
 through here: a write lands whole (temp file + fsync + rename) or not at all, and a
 filesystem error (read-only directory, missing directory, a name too long for the
 filesystem) becomes a FileWriteError naming the path: exit 1, never a traceback.
+
+Every repository file regops reads as input (state files, `regops.yaml`, CODEOWNERS)
+is read by `read_guarded`: a fork's pull request writes these files, so one of them
+may be a symlink to /proc/self/environ or to a file outside the checkout, a FIFO
+(opening it for reading would wait forever), a device, or gigabytes long. Each is
+refused with a FileReadError saying why, before more than `max_bytes` + 1 bytes are
+read. A symlink that stays inside the repository (`repository_root`) is followed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,107 @@ from regops.errors import RegopsError
 
 class FileWriteError(RegopsError):
     """A file could not be written; nothing (or what the message says) was written."""
+
+
+class FileReadError(RegopsError):
+    """A repository file is refused as input; the message says why (not which file)."""
+
+
+def shown(text: str) -> str:
+    """`text` with every character but printable ASCII escaped (`\\n`, `\\t`, `\\u202e`,
+    `\\\\`): a name a fork chose must not print a newline or move the cursor."""
+    return "".join(ch if " " <= ch <= "~" and ch != "\\" else ascii(ch)[1:-1] for ch in text)
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _git_root(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        if (d / ".git").exists():
+            return d
+    return None
+
+
+def repository_root(path: Path) -> Path:
+    """The directory that a repository file at `path` (or a directory) may not leave.
+
+    The git work tree holding the current directory, when `path` lies in it; else the
+    current directory, when `path` lies in it; else (a path given explicitly, elsewhere)
+    the git work tree holding `path`, or its directory. Found from the path as written:
+    a symlink is never followed to find the boundary it is then checked against.
+    """
+    lexical = Path(os.path.normpath(path.absolute()))  # `..` folded, symlinks not followed
+    cwd = Path.cwd()
+    here = _git_root(cwd)
+    if here is not None and _under(lexical, here):
+        return here
+    if _under(lexical, cwd):
+        return cwd
+    start = lexical if lexical.is_dir() and not lexical.is_symlink() else lexical.parent
+    return _git_root(start) or start
+
+
+def symlink_problem(path: Path, root: Path) -> str | None:
+    """Why `path` may not be followed: it is a symlink whose target leaves `root`."""
+    if not path.is_symlink():
+        return None
+    target = Path(os.path.realpath(path))
+    if _under(target, Path(os.path.realpath(root))):
+        return None
+    return f"it is a symlink to {shown(str(target))}, outside the repository ({shown(str(root))})"
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_guarded(path: Path, *, root: Path, max_bytes: int) -> bytes:
+    """The bytes of a repository file, or FileReadError saying why it is refused.
+
+    Refused: a symlink leaving `root`; anything but a regular file (checked with stat
+    before opening, and again on the open descriptor: opening a FIFO does not block,
+    O_NONBLOCK); more than `max_bytes` (by its size, and by reading at most one byte
+    more: a /proc file says 0 and never ends).
+    """
+    why = symlink_problem(path, root)
+    if why:
+        raise FileReadError(why)
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        dangling = " (a symlink to a missing file)" if path.is_symlink() else ""
+        raise FileReadError(f"no such file{dangling}") from exc
+    except OSError as exc:
+        raise FileReadError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise FileReadError(f"it is {_kind(st.st_mode)}, not a regular file")
+    if st.st_size > max_bytes:
+        raise FileReadError(f"file is larger than {max_bytes} bytes")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileReadError(f"cannot read the file: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the stat above
+            raise FileReadError("it is not a regular file")
+        try:
+            raw = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise FileReadError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if len(raw) > max_bytes:
+        raise FileReadError(f"file is larger than {max_bytes} bytes")
+    return raw
 
 
 def _name_max(directory: Path) -> int:

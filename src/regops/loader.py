@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -18,7 +19,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 
-from regops import yamlio
+from regops import fileio, yamlio
 from regops.errors import Diagnostic, StateError
 from regops.state import (
     STAGES,
@@ -31,10 +32,24 @@ from regops.state import (
 )
 from regops.yamlio import MAX_DEPTH, KeyPath
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "display_path", "load_state", "state_files"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "display_path",
+    "load_state",
+    "read_state_text",
+    "read_state_texts",
+    "state_files",
+]
 
 # A state file is hand-edited text; anything bigger is a mistake or an attack.
 MAX_FILE_BYTES = 1 << 20
+# A state file's name goes into CODEOWNERS, reports, messages and paths, none of which
+# can escape all of: a leading `#` or `!`, `[ ]`, `*`, `?`, `\\`, whitespace, control
+# characters, a leading `-` or `.`. The names allowed need no escaping anywhere.
+NAME_CHARS = "ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
+STATE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.ya?ml")
+PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MAX_MESSAGE_CHARS = 300
 RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
@@ -56,22 +71,107 @@ def _validator() -> Draft202012Validator:
     return strict(schema)  # type: ignore[no-any-return]
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a state file's name (None when it can)."""
+    if STATE_FILE_NAME.fullmatch(name):
+        return None
+    return (
+        f"state file name {ascii(name)} is not allowed: use {NAME_CHARS}, "
+        "ending in .yaml or .yml (the name goes into CODEOWNERS and reports unescaped)"
+    )
+
+
 def state_files(state_dir: Path) -> list[Path]:
-    """The state files of a directory, in a stable order."""
+    """The state files of a directory (every entry named *.yaml or *.yml, whatever it is:
+    the loader refuses what it cannot read), in a stable order."""
     try:
         entries = list(state_dir.iterdir())
     except OSError as exc:
         raise StateError(
-            [Diagnostic(str(state_dir), 0, f"cannot read the directory: {exc.strerror or exc}")]
+            [
+                Diagnostic(
+                    shown_path(state_dir), 0, f"cannot read the directory: {exc.strerror or exc}"
+                )
+            ]
         ) from exc
-    return sorted(p for p in entries if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in entries if p.suffix in (".yaml", ".yml"))
 
 
 def display_path(path: Path) -> str:
+    """`path` relative to the current directory where it lies under it; its own name is
+    kept (a symlinked state file is named as the link, not as its target)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        where = path.parent.resolve() / path.name
+        return str(where.relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
+
+
+def shown_path(path: Path) -> str:
+    """display_path with anything but printable ASCII escaped (see fileio.shown)."""
+    return fileio.shown(display_path(path))
+
+
+def check_state_dir(state_dir: Path) -> Path:
+    """The repository root the state directory's files must stay in; StateError when the
+    directory is missing, not a directory, or a symlink leaving the repository."""
+    name = shown_path(state_dir)
+    root = fileio.repository_root(state_dir)
+    why = fileio.symlink_problem(state_dir, root)
+    if why:
+        raise StateError([Diagnostic(name, 0, f"state directory refused: {why}")])
+    if not state_dir.is_dir():
+        if os.path.lexists(state_dir):
+            raise StateError([Diagnostic(name, 0, "state directory is not a directory")])
+        raise StateError([Diagnostic(name, 0, "state directory not found")])
+    return root
+
+
+def read_state_bytes(path: Path, root: Path) -> bytes:
+    """The bytes of one state file, through every guard: its name, a symlink leaving the
+    repository, anything but a regular file, the size cap. StateError (FILE:1) otherwise."""
+    why = name_problem(path.name)
+    if why is None:
+        try:
+            return fileio.read_guarded(path, root=root, max_bytes=MAX_FILE_BYTES)
+        except fileio.FileReadError as exc:
+            why = str(exc)
+    raise StateError([Diagnostic(shown_path(path), 1, why)])
+
+
+def decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(
+            [Diagnostic(display_path(path), 1, f"not UTF-8 text: {exc.reason}")]
+        ) from exc
+
+
+def read_state_text(path: Path, root: Path) -> str:
+    """One state file's text through every guard (see read_state_bytes), decoded."""
+    return decode(path, read_state_bytes(path, root))
+
+
+def read_state_texts(state_dir: Path) -> dict[Path, str]:
+    """Every state file's text, each through the guards and parsed once by the one YAML
+    reader (aliases, nesting, display characters refused), before any other parser (the
+    editing commands' ruamel round trip) sees it. StateError with every problem."""
+    root = check_state_dir(state_dir)
+    texts: dict[Path, str] = {}
+    diags: list[Diagnostic] = []
+    for path in state_files(state_dir):
+        try:
+            text = read_state_text(path, root)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        doc = yamlio.read(text)
+        diags.extend(Diagnostic(display_path(path), line, msg) for line, msg in doc.problems)
+        texts[path] = text
+    if diags:
+        raise StateError(diags)
+    return texts
 
 
 class _File:
@@ -382,8 +482,7 @@ def load_state(
     semantic checks all run, so one `validate` shows them all.
     """
     overrides = dict(overrides or {})
-    if not state_dir.is_dir():
-        raise StateError([Diagnostic(str(state_dir), 0, "state directory not found")])
+    root = check_state_dir(state_dir)
     paths = sorted(set(state_files(state_dir)) | {p for p in overrides})
     diags: list[Diagnostic] = []
     digest = hashlib.sha256()
@@ -392,25 +491,17 @@ def load_state(
     policies: dict[str, Policy] = {}
     for path in paths:
         name = display_path(path)
-        if path in overrides:
-            raw = overrides[path].encode("utf-8")
-        else:
-            # Read at most one byte past the limit: st_size lies for /proc files and the
-            # like (a symlinked /proc/self/pagemap reports 0 and never ends).
-            try:
-                with path.open("rb") as fh:
-                    raw = fh.read(MAX_FILE_BYTES + 1)
-            except OSError as exc:
-                diags.append(Diagnostic(name, 1, f"cannot read the file: {exc.strerror or exc}"))
-                continue
-            if len(raw) > MAX_FILE_BYTES:
-                diags.append(Diagnostic(name, 1, f"file is larger than {MAX_FILE_BYTES} bytes"))
-                continue
-        digest.update(name.encode() + b"\0" + raw + b"\0")
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            diags.append(Diagnostic(name, 1, f"not UTF-8 text: {exc.reason}"))
+            if path in overrides:  # an edit's text: the name still has to be a state file's
+                if why := name_problem(path.name):
+                    raise StateError([Diagnostic(shown_path(path), 1, why)])
+                raw = overrides[path].encode("utf-8")
+            else:
+                raw = read_state_bytes(path, root)
+            digest.update(name.encode() + b"\0" + raw + b"\0")
+            text = decode(path, raw)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
             continue
         f = _File(name, text)
         if f.parsed and not isinstance(f.data, dict):

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from regops import yamlio
-from regops.loader import MAX_FILE_BYTES, state_files
+from regops.errors import StateError
+from regops.loader import check_state_dir, read_state_text, state_files
 
 
 def stages_in_use(state_dir: Path, *, stages_supported: bool = True) -> bool:
@@ -21,14 +22,14 @@ def stages_in_use(state_dir: Path, *, stages_supported: bool = True) -> bool:
         return False
     if not state_dir.is_dir():
         return True
+    try:
+        root = check_state_dir(state_dir)
+    except StateError:
+        return True
     for path in state_files(state_dir):
-        try:
-            with path.open("rb") as fh:
-                raw = fh.read(MAX_FILE_BYTES + 1)
-            if len(raw) > MAX_FILE_BYTES:
-                continue
-            doc = yamlio.read(raw.decode("utf-8"), lenient=True)  # never raises
-        except (OSError, UnicodeDecodeError):
+        try:  # the loader's guards: no FIFO, symlink out of the repository or oversize file
+            doc = yamlio.read(read_state_text(path, root), lenient=True)  # never raises
+        except StateError:
             continue
         data = doc.data if doc.parsed else None
         policy = data.get("policy") if isinstance(data, dict) else None
