@@ -14,10 +14,14 @@ of the union could approve any of them): it is reported. One file per model
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from regops import fileio
+from regops.errors import RegopsError
+from regops.loader import NAME_CHARS, PATH_PART
 from regops.state import DesiredState
 
 BEGIN = "# BEGIN regops codeowners: generated from the `owners` of registry-state models"
@@ -25,6 +29,7 @@ HINT = "# (edit the owners in the state files, then run `regops codeowners`)"
 END = "# END regops codeowners"
 MARK = "# BEGIN regops codeowners"
 DEFAULT_FILE = Path(".github") / "CODEOWNERS"
+MAX_CODEOWNERS_BYTES = 3 << 20  # GitHub ignores a CODEOWNERS file larger than 3 MB
 
 
 @dataclass(frozen=True)
@@ -42,19 +47,57 @@ class Codeowners:
         return self.before != self.after
 
 
+class CodeownersError(RegopsError):
+    """A CODEOWNERS rule cannot be written exactly (nothing is written)."""
+
+
 def repo_root(start: Path) -> Path:
-    """The git work tree holding `start` (the directory with `.git`); else `start` itself."""
-    here = start.resolve()
-    for d in (here, *here.parents):
-        if (d / ".git").exists():
-            return d
-    return here
+    """The repository holding `start`: where `.github/CODEOWNERS` lives (fileio's rule:
+    the git work tree, else the current directory)."""
+    return fileio.repository_root(start)
+
+
+def _pattern_of(rel: str, file: str) -> str:
+    parts = rel.split("/")
+    if rel.startswith("/") or not all(PATH_PART.fullmatch(p) for p in parts):
+        raise CodeownersError(
+            f"cannot write a CODEOWNERS rule for {fileio.shown(file)}: its path in the "
+            f"repository ({fileio.shown(rel)}) has a part that is not made of {NAME_CHARS} "
+            "(CODEOWNERS cannot escape the rest); rename it. Nothing was written."
+        )
+    return "/" + rel
+
+
+def patterns(path: Path, root: Path) -> list[str]:
+    """CODEOWNERS patterns that each match exactly one file: the state file as named in
+    the repository, and, when a symlink inside the repository leads elsewhere, the file
+    it reads (whoever may change either may change the model's state).
+
+    No escaping is ever needed: every part of the path is made of the characters a
+    state file name may hold (letters, digits, '.', '_', '-', not first '.' or '-'),
+    which gitignore-style matching (what CODEOWNERS uses) reads literally.
+    """
+    lexical = Path(os.path.normpath(path.absolute()))
+    real = Path(os.path.realpath(lexical))
+    real_root = Path(os.path.realpath(root))
+    out = []
+    for p, base in ((lexical, root), (real, real_root)):
+        try:
+            rel = p.relative_to(base).as_posix()
+        except ValueError as exc:
+            raise CodeownersError(
+                f"cannot write a CODEOWNERS rule for {fileio.shown(str(path))}: "
+                f"it is not inside the repository {fileio.shown(str(root))}"
+            ) from exc
+        rule = _pattern_of(rel, str(path))
+        if rule not in out:
+            out.append(rule)
+    return out
 
 
 def pattern(path: Path, root: Path) -> str:
-    """A CODEOWNERS pattern matching exactly this file, rooted at the repository."""
-    rel = path.resolve().relative_to(root.resolve()).as_posix()
-    return "/" + rel.replace("\\", "\\\\").replace(" ", "\\ ").replace("#", "\\#")
+    """The CODEOWNERS pattern matching exactly this file (as named), rooted at the repository."""
+    return patterns(path, root)[0]
 
 
 def rules(desired: DesiredState, root: Path) -> tuple[list[str], list[str]]:
@@ -62,7 +105,8 @@ def rules(desired: DesiredState, root: Path) -> tuple[list[str], list[str]]:
     by_file: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for spec in desired.models.values():
         by_file.setdefault(spec.file, []).append((spec.name, spec.owners))
-    lines, problems = [], []
+    lines: list[str] = []
+    problems: list[str] = []
     for file in sorted(by_file):
         models = sorted(by_file[file])
         owner_sets = {frozenset(owners) for _name, owners in models}
@@ -75,7 +119,7 @@ def rules(desired: DesiredState, root: Path) -> tuple[list[str], list[str]]:
                 "(`regops export --output DIR` writes that layout)"
             )
         if owners:
-            lines.append(f"{pattern(Path(file), root)} {' '.join(owners)}")
+            lines.extend(f"{p} {' '.join(owners)}" for p in patterns(Path(file), root))
     return lines, problems
 
 
@@ -96,11 +140,27 @@ def merge(existing: str, lines: Iterable[str]) -> str:
     return out.replace("\n", "\r\n") if "\r\n" in existing else out
 
 
+def read_existing(path: Path, root: Path) -> str:
+    """The CODEOWNERS text there is ("" when there is none), through fileio's guards: a
+    FIFO, a device or a symlink out of the repository is refused, not read or written."""
+    if not os.path.lexists(path):
+        return ""
+    try:
+        raw = fileio.read_guarded(path, root=root, max_bytes=MAX_CODEOWNERS_BYTES)
+        return raw.decode("utf-8")
+    except fileio.FileReadError as exc:
+        raise CodeownersError(f"{fileio.shown(str(path))}: {exc}; nothing was written") from exc
+    except UnicodeDecodeError as exc:
+        raise CodeownersError(
+            f"{fileio.shown(str(path))}: not UTF-8 text ({exc.reason}); nothing was written"
+        ) from exc
+
+
 def compute(desired: DesiredState, state_dir: Path, file: Path | None = None) -> Codeowners:
     """What `.github/CODEOWNERS` (or `file`) should say for these state files."""
     root = repo_root(state_dir)
     path = file if file is not None else root / DEFAULT_FILE
-    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    before = read_existing(path, root)
     lines, problems = rules(desired, root)
     # No owners anywhere and no block yet: nothing to write (not even a new file).
     after = merge(before, lines) if lines or MARK in before else before

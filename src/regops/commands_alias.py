@@ -11,6 +11,7 @@ import click
 
 from regops.commands_edit import edit_doc
 from regops.edit import EditError
+from regops.fileio import FileWriteError, write_atomic
 from regops.loader import display_path, load_state
 from regops.options import common_options, settings
 from regops.registry_uri import stages_supported
@@ -97,8 +98,14 @@ def codeowners(ctx: click.Context, check: bool, file_: Path | None) -> int:
     co = compute(desired, s.state_dir, file_)
     written = co.changed and not check
     if written:
-        co.path.parent.mkdir(parents=True, exist_ok=True)
-        co.path.write_text(co.after, encoding="utf-8", newline="")
+        try:
+            co.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileWriteError(
+                f"cannot write {co.path}: {exc.strerror or exc}; nothing was written"
+            ) from exc
+        # Atomic: the file is replaced (a symlink or FIFO there is never written through).
+        write_atomic(co.path, co.after)
     doc = {
         "format_version": "1",
         "file": display_path(co.path),

@@ -12,6 +12,7 @@ Never imports mlflow: the training pipeline and `regops transition` share this c
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,13 @@ from ruamel.yaml.util import load_yaml_guess_indent
 from regops import fileio, yamlio
 from regops.errors import RegopsError
 from regops.live import LiveState
-from regops.loader import display_path, load_state, state_files
+from regops.loader import (
+    MAX_FILE_BYTES,
+    display_path,
+    load_state,
+    name_problem,
+    read_state_texts,
+)
 from regops.state import STAGES, Policy, version_key
 
 VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
@@ -147,16 +154,25 @@ def write_edit(result: EditResult) -> Path:
     if not result.changed:
         return result.path
     path = result.path
-    exists = path.exists()
-    if exists != (not result.created) or (
-        exists and path.read_bytes().decode("utf-8", "replace") != result.before
-    ):
+    exists = os.path.lexists(path)
+    if exists != (not result.created) or (exists and _current(path) != result.before):
         raise EditError(f"{display_path(path)} changed while being edited; run the edit again")
     try:
         fileio.write_atomic(path, result.after)
     except fileio.FileWriteError as exc:
         raise EditError(str(exc)) from exc
     return path
+
+
+def _current(path: Path) -> str | None:
+    """The file's text now (through the same guards as any read); None if it is refused."""
+    try:
+        raw = fileio.read_guarded(
+            path, root=fileio.repository_root(path.parent), max_bytes=MAX_FILE_BYTES
+        )
+    except fileio.FileReadError:
+        return None
+    return raw.decode("utf-8", "replace")
 
 
 def latest_version(live: LiveState, model: str) -> str:
@@ -192,7 +208,11 @@ def _file_for_new_model(
         if given.parent != Path() and given.parent.resolve() != state_dir.resolve():
             raise EditError(f"{new_model_file} is not in the state directory {state_dir}")
         if given.suffix not in (".yaml", ".yml"):
-            raise EditError(f"{new_model_file}: a state file name must end in .yaml or .yml")
+            raise EditError(
+                f"{fileio.shown(new_model_file)}: a state file name must end in .yaml or .yml"
+            )
+        if why := name_problem(given.name):
+            raise EditError(f"{fileio.shown(new_model_file)}: {why}")
         return state_dir / given.name
     if len(existing) == 1:
         return existing[0]
@@ -264,11 +284,15 @@ def _yaml() -> YAML:
 
 
 def _load_all(state_dir: Path, *, stages_supported: bool) -> dict[Path, _Doc]:
+    """Every state file as a round-trip document. Each text comes through the loader's
+    guards and its YAML reader first (StateError, FILE:LINE, for a symlink out of the
+    repository, a FIFO, a bad name, an oversize file, an alias bomb, deep nesting), so
+    ruamel only ever parses what `regops validate` would parse."""
     docs: dict[Path, _Doc] = {}
-    for path in state_files(state_dir):
+    for path, text in read_state_texts(state_dir).items():
         try:
-            docs[path] = _Doc(path.read_bytes().decode("utf-8"))
-        except (YAMLError, UnicodeDecodeError) as exc:
+            docs[path] = _Doc(text)
+        except YAMLError as exc:
             # The loader says where, with the same FILE:LINE format as `regops validate`.
             load_state(state_dir, stages_supported=stages_supported)
             raise EditError(f"{display_path(path)}: cannot be parsed: {exc}") from exc

@@ -37,7 +37,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from regops import yamlio
+from regops import fileio, yamlio
 from regops.errors import Diagnostic, RegopsError, StateError, UsageError
 
 CONFIG_NAME = "regops.yaml"
@@ -130,13 +130,15 @@ def find_config(start: Path | None = None) -> Path | None:
     explicit = os.environ.get(CONFIG_ENV, "").strip()
     if explicit:
         path = Path(explicit)
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise UsageError(f"{CONFIG_ENV}={explicit}: no such file")
         return path
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         candidate = d / CONFIG_NAME
-        if candidate.is_file():
+        # Whatever it is: a FIFO, a directory or a symlink out of the repository named
+        # regops.yaml is refused by load_config, not silently skipped.
+        if os.path.lexists(candidate):
             return candidate
         if (d / ".git").exists():
             return None  # the repository root: environments are declared there or nowhere
@@ -150,13 +152,18 @@ def _validator() -> Draft202012Validator:
 
 def load_config(path: Path) -> Config:
     """Read and validate `regops.yaml`; every problem at once, as FILE:LINE."""
-    from regops.loader import display_path
+    from regops.loader import MAX_FILE_BYTES, PATH_PART, display_path
 
-    name = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateError([Diagnostic(name, 1, f"cannot read the file: {exc}")]) from exc
+    name = fileio.shown(display_path(path))
+    try:  # the state files' guards: no symlink out of the repository, FIFO or huge file
+        raw = fileio.read_guarded(
+            path, root=fileio.repository_root(path.parent), max_bytes=MAX_FILE_BYTES
+        )
+        text = raw.decode("utf-8")
+    except fileio.FileReadError as exc:
+        raise StateError([Diagnostic(name, 1, str(exc))]) from exc
+    except UnicodeDecodeError as exc:
+        raise StateError([Diagnostic(name, 1, f"not UTF-8 text: {exc.reason}")]) from exc
     # The one YAML reader: keys as written, no aliases, a bad value is a problem at its line.
     doc = yamlio.read(text, what="regops.yaml")
     if doc.problems:
@@ -178,6 +185,20 @@ def load_config(path: Path) -> Config:
     for env_name, raw in data["environments"].items():
         state_dir = base / raw["state_dir"]
         where = line_of(("environments", env_name))
+        parts = Path(raw["state_dir"]).parts
+        if Path(raw["state_dir"]).is_absolute() or not all(map(PATH_PART.fullmatch, parts)):
+            # The state directory's path goes into CODEOWNERS patterns, and must stay in
+            # the repository: relative, each part a plain name (no `..`, no glob).
+            diags.append(
+                Diagnostic(
+                    name,
+                    line_of(("environments", env_name, "state_dir")),
+                    f"environment {env_name}: state_dir {ascii(raw['state_dir'])} must be a "
+                    "relative path inside the repository, each part made of ASCII letters, "
+                    "digits, '.', '_' and '-' (starting with a letter or digit)",
+                )
+            )
+            continue
         if state_dir in seen_dirs:
             diags.append(
                 Diagnostic(

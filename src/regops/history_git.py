@@ -11,9 +11,11 @@ from pathlib import Path
 
 from regops import gitio
 from regops.errors import RegopsError
-from regops.timeline import GitSide, Tree
+from regops.loader import MAX_FILE_BYTES, check_state_dir, name_problem
+from regops.timeline import REFUSED, GitSide, Tree
 
-MAX_BLOB_BYTES = 1 << 20  # as the loader: a state file is small, hand-edited text
+# The loader's cap: a bigger blob is never read (git's --batch-check gives its size first).
+MAX_BLOB_BYTES = MAX_FILE_BYTES
 
 
 class HistoryError(RegopsError):
@@ -26,6 +28,7 @@ class StateRepo:
     def __init__(self, state_dir: Path) -> None:
         if not state_dir.is_dir():
             raise HistoryError(f"state directory {state_dir} not found")
+        check_state_dir(state_dir)  # a symlink out of the repository: StateError, as everywhere
         root = gitio.toplevel(state_dir)
         if root is None:
             raise HistoryError(
@@ -48,8 +51,11 @@ class StateRepo:
         entries = gitio.ls_tree(self.root, commit, self.rel)
         if entries is None:
             return None
+        # A name the loader refuses (a newline, a glob, a leading '#') is listed as refused
+        # at that commit, and its blob is never read. Every blob read is parsed by the one
+        # YAML reader (timeline.parse_state): aliases and deep nesting are refused there.
         return {
-            name: sha
+            name: REFUSED if name_problem(name) else sha
             for name, (kind, sha) in entries.items()
             if kind == "blob" and name.endswith((".yaml", ".yml"))
         }
@@ -61,7 +67,9 @@ class StateRepo:
         if commits and commits[-1].parents and commits[-1].sha not in boundary:
             oldest_parent = commits[-1].parents[0]
             trees[oldest_parent] = self.tree(oldest_parent)
-        shas = {sha for files in trees.values() if files for sha in files.values()}
+        shas = {
+            sha for files in trees.values() if files for sha in files.values() if sha != REFUSED
+        }
         merged = {
             c.sha: gitio.authors_between(self.root, c.parents[0], c.parents[1], self.pathspec)
             for c in commits

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regops import yamlio
+from regops.fileio import shown
 from regops.gitio import Commit
 from regops.live import LiveState, LiveVersion
 from regops.state import version_key
@@ -31,6 +32,7 @@ DEEPEN_HINT = "git fetch --unshallow (in GitHub Actions: actions/checkout with f
 Snapshot = dict[str, dict[str, tuple[str | None, tuple[str, ...]]]]
 # state file name -> blob sha, at one commit; None = the commit is not available
 Tree = dict[str, str]
+REFUSED = ""  # the "sha" of a file whose name the loader refuses: never read
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class History:
     registry_error: str | None = None
     filters: Mapping[str, str | None] = field(default_factory=dict)
     truncated: str | None = None  # why the history is cut short, and how to deepen it
+    warnings: tuple[str, ...] = ()  # regops.* tags read but unusable (each treated as absent)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -250,10 +253,17 @@ def entries(
                 "the commit before this one is not in this clone (shallow): "
                 "what this commit changed is unknown"
             )
-        broken = [n for n, sha in after_files.items() if parsed.get(sha) is None]
-        if broken:
-            unreadable = f"unreadable at this commit: {', '.join(sorted(broken))}"
-            note = f"{note}; {unreadable}" if note else unreadable
+        refused = sorted(shown(n) for n, sha in after_files.items() if sha == REFUSED)
+        broken = sorted(
+            shown(n) for n, sha in after_files.items() if sha != REFUSED and parsed.get(sha) is None
+        )
+        for what, names in (
+            ("unreadable at this commit", broken),
+            ("refused at this commit (not a state file name regops accepts)", refused),
+        ):
+            if names:
+                text = f"{what}: {', '.join(names)}"
+                note = f"{note}; {text}" if note else text
         changes: list[Change] = []
         if before_files is not None:
             changes = [
