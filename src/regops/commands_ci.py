@@ -311,7 +311,7 @@ def propose(
     Edits files only (the pull request is the review); validates every edit first.
     """
     from regops.edit import prepare_edit, write_edit
-    from regops.loader import display_path
+    from regops.loader import display_path, read_state_texts
     from regops.registry_uri import stages_supported
     from regops.stage_mode import stages_in_use
 
@@ -328,7 +328,8 @@ def propose(
     rows = _read_candidates(candidates_file)
     # Edits are validated one by one against the files as the previous one left them;
     # if any is refused, the files are put back as they were: nothing half-proposed.
-    originals = {p: p.read_bytes() for p in sorted(s.state_dir.glob("*.y*ml"))}
+    # Read through the loader's guards (no FIFO, symlink out of the repository, bomb).
+    originals = {p: t.encode("utf-8") for p, t in read_state_texts(s.state_dir).items()}
     changed: list[str] = []
     try:
         for c in rows:
