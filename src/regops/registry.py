@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from regops import rest_http, rest_reads
 from regops.errors import RegistryError
@@ -43,6 +45,7 @@ T = TypeVar("T")
 
 MODELS_PAGE = 1000
 VERSIONS_PAGE = 200_000
+MAX_EXPERIMENT_PAGES = 100  # artifact_roots: 100,000 experiments, and a paging loop ends
 NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 READY = "READY"
@@ -225,6 +228,13 @@ SCHEMES = frozenset(
 
 def check_uri(uri: str) -> None:
     """Refuse a URI MLflow cannot open, before importing it (no secret in the message)."""
+    try:
+        urlsplit(uri)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket: "Invalid IPv6 URL"
+        raise RegistryError(
+            f"cannot open the MLflow registry at {mask_uri(uri)}: not a URI ({exc}); "
+            "check --tracking-uri / MLFLOW_TRACKING_URI"
+        ) from None
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
     if ":" in uri and scheme not in SCHEMES and not (len(scheme) == 1 and scheme.isalpha()):
         raise RegistryError(
@@ -232,6 +242,44 @@ def check_uri(uri: str) -> None:
             "(use http(s)://HOST:PORT, sqlite:///PATH, postgresql://, mysql://, mssql://, "
             "databricks or databricks-uc; check --tracking-uri / MLFLOW_TRACKING_URI)"
         )
+
+
+def missing_sqlite_file(uri: str) -> Path | None:
+    """The database file a `sqlite:///PATH` URI names, when no such file exists.
+
+    Opening it through MLflow would create it (and migrate it): a mistyped path would
+    leave a new, empty registry behind. None for other URIs, in-memory databases and
+    sqlite URI filenames (`?uri=true`), which regops leaves to sqlite.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.split("+", 1)[0].lower() != "sqlite":
+        return None
+    path, _, query = rest.partition("?")
+    if not path.startswith("/") or "uri=true" in query.lower():
+        return None
+    path = path[1:]
+    if path in ("", ":memory:"):
+        return None
+    file = Path(path)
+    if file.is_dir():  # sqlite would answer "unable to open", retried as a busy database
+        raise RegistryError(
+            f"cannot open the MLflow registry at {mask_uri(uri)}: {file} is a directory "
+            "(check --tracking-uri / MLFLOW_TRACKING_URI: scheme, host, port, path)"
+        )
+    if file.exists() or file.is_symlink():
+        return None
+    blocker = next((p for p in file.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # never a registry, whoever opens it: say so rather than "empty"
+        raise RegistryError(
+            f"cannot open the MLflow registry at {mask_uri(uri)}: {blocker} is not a directory "
+            "(check --tracking-uri / MLFLOW_TRACKING_URI: scheme, host, port, path)"
+        )
+    return file
+
+
+def notice(message: str) -> None:
+    """One line on stderr about where the registry is (not an error: the command goes on)."""
+    print(mask_secrets(message), file=sys.stderr, flush=True)
 
 
 def open_failure(uri: str, exc: BaseException) -> RegistryError:
@@ -253,6 +301,11 @@ class MlflowRegistry:
 
     Every public call retries per `policy` and turns MLflow's failures into RegistryError
     (writes re-raise MLflow's own error, after retries, so the executor can explain it).
+
+    Read-only unless `create`: a `sqlite:///PATH` whose file does not exist is read as an
+    empty registry (with a warning naming the path) and never opened, so nothing is left
+    on disk; a write to it is refused. With `create` (commands that write) MLflow creates
+    it, and says so.
     """
 
     def __init__(
@@ -261,6 +314,7 @@ class MlflowRegistry:
         registry_uri: str | None = None,
         *,
         policy: RetryPolicy | None = None,
+        create: bool = False,
     ) -> None:
         self.uri = registry_uri or tracking_uri
         self.tracking_uri = tracking_uri
@@ -279,8 +333,21 @@ class MlflowRegistry:
         # REST registries are read as plain JSON (see rest_reads); others through the store.
         self._json_get: rest_reads.Get | None = None
         self._pending: tuple[threading.Thread, dict[str, Any]] | None = None  # see prefetch
+        # The one place a registry may come into existence (see the class docstring).
+        self.missing = missing_sqlite_file(self.uri)
+        if self.missing is not None and create:
+            notice(f"creating a new registry at {self.missing}: the sqlite file did not exist")
+            self.missing = None
+        elif self.missing is not None:
+            notice(
+                f"warning: no registry at {self.missing}: the sqlite file does not exist; "
+                "read as an empty registry, and nothing was created (check --tracking-uri / "
+                "MLFLOW_TRACKING_URI if one was expected there)"
+            )
         get: rest_reads.Get | None = None
-        if rest_http.plain_login(self.uri):
+        if self.missing is not None:
+            pass  # never opened: MLflow would create the file
+        elif rest_http.plain_login(self.uri):
             get = rest_http.json_getter(self.uri)  # mlflow is imported at the first write
         elif rest_reads.supports(self._store):  # opens the store now: a bad URI fails here
             get = rest_reads.json_getter(self._store)
@@ -296,6 +363,11 @@ class MlflowRegistry:
         """mlflow, an MlflowClient and its registry store, made on first use."""
         with self._open_lock:
             if self._opened is None:
+                if self.missing is not None:
+                    raise RegistryError(
+                        f"no registry at {self.missing}: the sqlite file does not exist, and "
+                        "this command does not create one (`regops reconcile` does)"
+                    )
                 try:
                     import mlflow  # deferred: `regops validate` and plain REST reads skip it
                     from mlflow.tracking import MlflowClient
@@ -349,6 +421,8 @@ class MlflowRegistry:
 
     # ---- reads ---------------------------------------------------------------------
     def list_model_names(self) -> list[str]:
+        if self.missing is not None:
+            return []
         return sorted(m.name for m in self._read(lambda: search_models(self._store, self._run)))
 
     def _read(self, read: Callable[[], T]) -> T:
@@ -397,6 +471,8 @@ class MlflowRegistry:
     def snapshot(self, names: Iterable[str] | None = None) -> LiveState:
         """Read the live state of `names` (all models when None) in a constant number of calls."""
         wanted = None if names is None else set(names)
+        if self.missing is not None:
+            return LiveState(models=MappingProxyType({}), has_stages=self.has_stages)
         if self._json_get is not None:
             json_get = self._json_get
             live = self._read(
@@ -500,11 +576,50 @@ class MlflowRegistry:
         """The version as MLflow returns it (source, run id, tags)."""
         return self._run(lambda: self._store.get_model_version(name, version))[0]
 
+    def download_uri(self, name: str, version: str) -> str:
+        """Where the version's files are, as this registry answers (what a download reads)."""
+        return str(self._run(lambda: self._store.get_model_version_download_uri(name, version))[0])
+
+    def artifact_roots(self) -> list[str]:
+        """Where this registry keeps artifacts: its default artifact root (the location of
+        the Default experiment, which the server sets and nobody can change, minus its
+        `/0`), then the locations of experiments kept in the same store (same scheme and
+        host or bucket). Local experiment locations count only under the default root: an
+        experiment made with `artifact_location=/` must not widen what may be copied."""
+        from mlflow.entities import ViewType
+
+        c = self._client
+        default = self._run(lambda: c.get_experiment("0"))[0].artifact_location.rstrip("/")
+        root = default.removesuffix("/0") if default.endswith("/0") else default
+        roots = [root]
+        where = urlsplit(root)
+        if where.scheme in ("", "file") or len(where.scheme) == 1:
+            return roots
+        token: str | None = None
+
+        def search(token: str | None) -> Any:
+            return self._run(
+                lambda: c.search_experiments(
+                    view_type=ViewType.ALL, max_results=1000, page_token=token
+                )
+            )[0]
+
+        for _ in range(MAX_EXPERIMENT_PAGES):
+            page = search(token)
+            for exp in page:
+                loc = urlsplit(str(exp.artifact_location or ""))
+                if (loc.scheme, loc.netloc) == (where.scheme, where.netloc):
+                    roots.append(str(exp.artifact_location).rstrip("/"))
+            token = page.token
+            if not token:
+                break
+        return sorted(set(roots), key=roots.index)
+
     def download_version(self, name: str, version: str, dst: Path) -> Path:
         """The version's model files, downloaded from this registry's artifact store."""
         import os
 
-        uri = self._run(lambda: self._store.get_model_version_download_uri(name, version))[0]
+        uri = self.download_uri(name, version)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm on stderr
         local = self._mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri

@@ -48,8 +48,9 @@ def load_desired(settings: Settings, *, has_stages: bool | None = None) -> Desir
     return load_state(settings.state_dir, stages_supported=has_stages)
 
 
-def open_registry(settings: Settings) -> MlflowRegistry:
-    return MlflowRegistry(settings.tracking_uri)
+def open_registry(settings: Settings, *, create: bool = False) -> MlflowRegistry:
+    """The registry of `settings`; read-only unless `create` (see MlflowRegistry)."""
+    return MlflowRegistry(settings.tracking_uri, create=create)
 
 
 def prefetched_registry(
@@ -179,7 +180,8 @@ def run_reconcile(
     writing: up to STALE_REPLANS times, then the run is refused. A saved plan is never
     re-made: it is refused as soon as the registry moved.
     """
-    registry = open_registry(settings)
+    # Only a run with something to write may create a registry that does not exist yet.
+    registry = open_registry(settings, create=plan is None or bool(plan.pending))
     if plan is None:
         desired = desired or load_desired(settings)
         plan = run_plan(settings, models, desired=desired, registry=registry)
@@ -258,7 +260,9 @@ def _copier(
     for c in copies:
         spec = desired.models.get(c.model) if desired else None
         commits[c.model] = audit.commit_of(Path(spec.file) if spec else settings.state_dir)
-    return Copier(settings.config, settings.environment, registry, commits)
+    copier = Copier(settings.config, settings.environment, registry, commits)
+    copier.check(copies)  # a source outside its registry's artifact store: before any write
+    return copier
 
 
 PLAN_SCHEMA = Path(__file__).parent / "schemas" / "plan.schema.json"
