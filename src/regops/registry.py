@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +50,7 @@ MAX_EXPERIMENT_PAGES = 100  # artifact_roots: 100,000 experiments, and a paging 
 NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 READY = "READY"
+SHOWN_CHARS = 2000  # of a failed read's message (the server's words), once masked
 COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
 # MLflow error codes worth another try when nothing below retried them (see the docstring).
@@ -82,7 +84,7 @@ def classify(exc: BaseException) -> str:
 
     By exception type and MLflow error code, never by the wording of a message.
     """
-    if _requests_failure(exc) is not None:
+    if _requests_failure(exc) is not None or isinstance(exc, rest_http.AnswerTooSlow):
         return UNREACHABLE
     if isinstance(exc, ConnectionError | TimeoutError):
         # Raised by the operating system below a direct (non-HTTP) store: nobody retried it.
@@ -99,6 +101,22 @@ def classify(exc: BaseException) -> str:
     return FATAL
 
 
+def _cert_failure(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed below `exc` (requests and urllib3 wrap it in
+    their own errors, as an argument or a cause)."""
+    todo: list[Any] = [exc]
+    seen: set[int] = set()
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur
+        todo += [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *cur.args]
+    return None
+
+
 def unreachable_reason(exc: BaseException) -> str:
     """What went wrong below MLflow's retries, by exception type."""
     import requests
@@ -108,7 +126,18 @@ def unreachable_reason(exc: BaseException) -> str:
     reason = getattr(failure.args[0], "reason", None) if failure and failure.args else None
     timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
-    if isinstance(reason, u3.NameResolutionError):
+    cert = _cert_failure(failure)
+    if isinstance(exc, rest_http.AnswerTooSlow):
+        what = (
+            f"no complete answer within {exc.budget:g} s (the server answered too slowly, "
+            "or a byte at a time)"
+        )
+    elif cert is not None:
+        detail = mask_secrets(str(cert.verify_message or cert))[:200]
+        what = f"the server's TLS certificate is not trusted ({detail})"
+    elif isinstance(failure, requests.exceptions.SSLError):
+        what = f"the TLS handshake failed ({mask_secrets(str(reason or failure))[:200]})"
+    elif isinstance(reason, u3.NameResolutionError):
         what = "the host name does not resolve"
     elif isinstance(reason, u3.NewConnectionError):  # (a ConnectTimeoutError subclass)
         what = "the connection was refused"
@@ -170,15 +199,33 @@ Runner = Callable[[Callable[[], Any]], tuple[Any, int]]
 
 
 def paged(search: Callable[..., Any], run: Runner, **kwargs: Any) -> list[Any]:
-    """Every page of an MLflow search (`search(page_token=..., **kwargs)`), each page retried."""
+    """Every page of an MLflow search (`search(page_token=..., **kwargs)`), each page retried.
+
+    Bounded as rest_reads' JSON pager is: a page token seen before stops it at once, more
+    than max_pages(max_results) pages or MAX_ITEMS items stop it (AnswerError).
+    """
     out: list[Any] = []
     token: str | None = None
-    while True:
+    seen: set[str] = set()
+    what = getattr(search, "__name__", "search")
+    limit = rest_reads.max_pages(int(kwargs.get("max_results") or 1))
+    for page_no in range(1, limit + 1):
         page, _ = run(functools.partial(search, page_token=token, **kwargs))
         out.extend(page)
+        if len(out) > rest_reads.MAX_ITEMS:
+            raise rest_reads.AnswerError(
+                f"{what}: more than {rest_reads.MAX_ITEMS:,} items in one listing; stopped"
+            )
         token = page.token
         if not token:
             return out
+        if token in seen:
+            raise rest_reads.AnswerError(
+                f"{what}: page {page_no} gave a page token the registry had sent before: "
+                "its pages would never end; stopped reading"
+            )
+        seen.add(token)
+    raise rest_reads.AnswerError(f"{what}: still more pages after {limit:,}; stopped reading")
 
 
 def search_models(searcher: Any, run: Runner | None = None) -> list[Any]:
@@ -412,11 +459,21 @@ class MlflowRegistry:
             raise
 
     def unreachable(self, exc: BaseException) -> RegistryUnreachable:
+        if _cert_failure(exc) is not None:
+            hint = (
+                "If the server's certificate is signed by your own CA, set "
+                "MLFLOW_TRACKING_SERVER_CERT_PATH (or REQUESTS_CA_BUNDLE) to that CA's "
+                "bundle (PEM)"
+            )
+        else:
+            hint = (
+                "Check that the server is up and the URI (host, port, scheme) is right; "
+                "MLFLOW_HTTP_REQUEST_TIMEOUT / MLFLOW_HTTP_REQUEST_MAX_RETRIES allow a slow "
+                "server more time"
+            )
         return RegistryUnreachable(
-            f"cannot reach the MLflow registry at {self.display_uri}: {unreachable_reason(exc)}. "
-            "Check that the server is up and the URI (host, port, scheme) is right; "
-            "MLFLOW_HTTP_REQUEST_TIMEOUT / MLFLOW_HTTP_REQUEST_MAX_RETRIES allow a slow server "
-            "more time"
+            f"cannot reach the MLflow registry at {self.display_uri}: "
+            f"{unreachable_reason(exc)}. {hint}"
         )
 
     # ---- reads ---------------------------------------------------------------------
@@ -428,11 +485,18 @@ class MlflowRegistry:
     def _read(self, read: Callable[[], T]) -> T:
         try:
             return read()
+        except rest_reads.AnswerError as exc:
+            raise rest_reads.AnswerError(
+                f"the registry at {self.display_uri} answered what regops cannot read: "
+                f"{mask_secrets(str(exc))}"
+            ) from None
         except RegistryError:
             raise
         except Exception as exc:
             # MLflow's message may repeat the full URL, credentials included: mask them.
             text = mask_secrets(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            if len(text) > SHOWN_CHARS:  # a server's error body (cut at 64 KiB when read)
+                text = f"{text[:SHOWN_CHARS]} [... {len(text) - SHOWN_CHARS:,} more characters]"
             raise RegistryError(
                 f"could not read the registry at {self.display_uri}: {type(exc).__name__}: {text}"
             ) from None
@@ -496,27 +560,37 @@ class MlflowRegistry:
         models = [m for m, _ in pairs]
         alias_of = {m.name: a for m, a in pairs}
         by_model: dict[str, dict[str, LiveVersion]] = {m.name: {} for m in models}
-        for mv in versions:
-            if mv.name in by_model:
-                by_model[mv.name][str(mv.version)] = LiveVersion(
-                    version=str(mv.version),
-                    stage=(mv.current_stage or "None") if self.has_stages else "None",
-                    run_id=mv.run_id or None,
-                    tags=MappingProxyType({str(k): str(v) for k, v in (mv.tags or {}).items()}),
-                    source=mv.source or None,
-                    created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
-                    status=str(getattr(mv, "status", None) or READY),
+
+        def build() -> dict[str, LiveModel]:  # checked as the JSON reads are (rest_reads)
+            for mv in versions:
+                if mv.name in by_model:
+                    lv = rest_reads.live_version(
+                        mv.name,
+                        version=mv.version,
+                        stage=mv.current_stage,
+                        run_id=mv.run_id,
+                        tags=(mv.tags or {}).items(),
+                        source=mv.source,
+                        created=mv.creation_timestamp,
+                        status=getattr(mv, "status", None),
+                        has_stages=self.has_stages,
+                    )
+                    by_model[mv.name][lv.version] = lv
+            out = {}
+            for m in models:
+                fields = rest_reads.live_model_fields(
+                    rest_reads.model_name(m.name),
+                    m.description,
+                    (m.tags or {}).items(),
+                    alias_of[m.name].items(),
                 )
-        models_ = {
-            m.name: LiveModel(
-                name=m.name,
-                versions=MappingProxyType(by_model[m.name]),
-                aliases=MappingProxyType({a: str(v) for a, v in alias_of[m.name].items()}),
-                description=m.description or None,
-                tags=MappingProxyType({str(k): str(v) for k, v in (m.tags or {}).items()}),
-            )
-            for m in models
-        }
+                out[m.name] = LiveModel(
+                    versions=MappingProxyType(by_model[m.name]),
+                    **{**fields, "aliases": MappingProxyType(fields["aliases"])},
+                )
+            return out
+
+        models_ = self._read(build)
         warnings_ = tuple(w for m in models_.values() for w in tag_problems(m))
         return LiveState(
             models=MappingProxyType(models_), has_stages=self.has_stages, warnings=warnings_

@@ -17,6 +17,18 @@ MLflow's client does (`mlflow.utils.rest_utils.http_request` with the host crede
 - an answer other than 200 raises RestError carrying MLflow's error code (the server's,
   or the one MLflow derives from the HTTP status) and MLflow's wording.
 
+The server's answers are untrusted input (issue 17), on this path and on MLflow's:
+
+- time: each call (with MLflow's retries) ends within its budget, `call_budget`:
+  MLFLOW_HTTP_REQUEST_TIMEOUT per try plus the backoff between tries (and a second's
+  grace), however slowly the
+  server drips its headers or body (`requests`' timeout bounds each socket read only);
+  past it, AnswerTooSlow (reported as an unreachable registry);
+- size: an answer's body is read up to MAX_ANSWER_BYTES (else AnswerError, nothing
+  parsed) and an error answer's up to MAX_ERROR_BYTES (cut, then shown and masked);
+- the URI's path prefix is kept and its query parameters are sent with every request:
+  `https://h/prefix/?x=1` reads `https://h/prefix/api/2.0/mlflow/...?x=1&...`.
+
 Everything else stays MLflow's (`plain_login` is False): an auth plugin
 (MLFLOW_TRACKING_AUTH), AWS SigV4, a credentials file, a workspace, request-header
 plugins, Databricks and every other scheme. Writes always go through MLflow.
@@ -27,14 +39,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from regops.rest_reads import API, Get
+from regops.rest_reads import API, AnswerError, Get
+
+T = TypeVar("T")
 
 # Any of these makes the login or the request MLflow's own business.
 MLFLOW_ONLY_ENV = ("MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE", "_MLFLOW_DATABRICKS_TRAFFIC_ID")
@@ -63,6 +78,15 @@ DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "120",
 }
+# An answer's body is read up to this (a page of 10,000 versions with tags is a few MB).
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+# An error answer's body is cut here before it is parsed, shown or masked.
+MAX_ERROR_BYTES = 64 * 1024
+CHUNK_BYTES = 64 * 1024
+BACKOFF_MAX = 120.0  # urllib3's cap on one backoff sleep (Retry.DEFAULT_BACKOFF_MAX)
+# Over the tries' timeouts: a server that says nothing is reported by `requests`' own
+# timeout ("no answer"), one that drips by the budget ("no complete answer").
+BUDGET_GRACE_S = 1.0
 
 
 class RestError(Exception):
@@ -71,6 +95,102 @@ class RestError(Exception):
     def __init__(self, message: str, error_code: str) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+class AnswerTooSlow(Exception):  # noqa: N818 - what the user reads: the answer was too slow
+    """No complete answer within the call's budget (the server stalled or dripped)."""
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"no complete answer within {budget:g} s")
+        self.budget = budget
+
+
+def call_budget(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a call may take with MLflow's retries: MLFLOW_HTTP_REQUEST_TIMEOUT per try,
+    plus each backoff sleep (factor x 2^n, capped as urllib3 caps it) and its jitter, and
+    BUDGET_GRACE_S."""
+    env = os.environ if environ is None else environ
+    timeout = float(_setting(env, "MLFLOW_HTTP_REQUEST_TIMEOUT"))
+    retries = max(0, int(_setting(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES")))
+    factor = float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"))
+    jitter = float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"))
+    sleeps = sum(min(BACKOFF_MAX, factor * (1 << n)) + jitter for n in range(retries))
+    return timeout * (1 + retries) + sleeps + BUDGET_GRACE_S
+
+
+def within(budget: float, call: Callable[[threading.Event], T]) -> T:
+    """`call(expired)` in a worker thread; AnswerTooSlow if it has not returned after
+    `budget` seconds. `expired` is set then: a call reading a body stops at its next chunk
+    (a call stalled in a socket read ends at `requests`' own per-read timeout; the daemon
+    worker never holds the process)."""
+    expired = threading.Event()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call(expired)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="regops-http", daemon=True).start()
+    if not done.wait(budget):
+        expired.set()
+        raise AnswerTooSlow(budget)
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def read_body(response: Any, expired: threading.Event, endpoint: str) -> bytes:
+    """A streamed answer's body: an error's cut at MAX_ERROR_BYTES, a success's refused
+    past MAX_ANSWER_BYTES; reading stops as soon as the call's budget is spent."""
+    limit = MAX_ANSWER_BYTES if response.status_code == 200 else MAX_ERROR_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(CHUNK_BYTES):
+            if expired.is_set():
+                return b""  # the caller has already reported AnswerTooSlow
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    finally:
+        response.close()
+    body = b"".join(chunks)
+    if size <= limit:
+        return body
+    if response.status_code == 200:
+        raise AnswerError(
+            f"{endpoint}: the answer is larger than {MAX_ANSWER_BYTES // 2**20} MiB; "
+            "not read (regops reads pages of at most 10,000 versions)"
+        )
+    return body[:limit] + f" [... cut at {limit // 1024} KiB]".encode()
+
+
+def parse_answer(content: bytes, endpoint: str) -> dict[str, Any]:
+    """A 200 answer's JSON object, or AnswerError saying why it is not one."""
+    try:
+        doc = json.loads(content or b"{}")
+    except RecursionError:
+        raise AnswerError(f"{endpoint}: the answer nests too deep to read") from None
+    except ValueError as exc:
+        raise AnswerError(f"{endpoint}: the answer is not JSON ({str(exc)[:80]})") from None
+    if not isinstance(doc, dict):
+        raise AnswerError(f"{endpoint}: the answer is a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def split_uri(uri: str) -> tuple[str, list[tuple[str, str]]]:
+    """(the base URL the API paths follow, the URI's own query parameters): the path
+    prefix is kept, its trailing '/' dropped; the fragment is not sent."""
+    parts = urlsplit(uri)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return base, parse_qsl(parts.query, keep_blank_values=True)
 
 
 def _flag(value: str | None) -> bool:
@@ -193,8 +313,8 @@ def check(status: int, text: str, endpoint: str) -> None:
 
 def json_getter(uri: str) -> Get:
     """GET an endpoint of the registry at `uri` and return its JSON (settings are read from
-    the environment at each call, as MLflow reads them)."""
-    host = uri.rstrip("/")
+    the environment at each call, as MLflow reads them), within the call's budget."""
+    host, own_query = split_uri(uri)
 
     def get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
         env = os.environ
@@ -205,9 +325,15 @@ def json_getter(uri: str) -> Get:
             _flag(env.get("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "true")),
         )
         path = f"{API}/{endpoint}"
-        response = session.get(f"{host}{path}", params=params, **request_options(env))
-        check(response.status_code, response.text, path)
-        doc: dict[str, Any] = json.loads(response.content or b"{}")
-        return doc
+        query: list[tuple[str, Any]] = [*own_query, *params.items()]
+        options = request_options(env)
+
+        def call(expired: threading.Event) -> tuple[int, bytes]:
+            response = session.get(f"{host}{path}", params=query, stream=True, **options)
+            return response.status_code, read_body(response, expired, path)
+
+        status, content = within(call_budget(env), call)
+        check(status, content.decode("utf-8", errors="replace"), path)
+        return parse_answer(content, path)
 
     return get

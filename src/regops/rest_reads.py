@@ -12,17 +12,26 @@ filters at once, each in pages of VERSIONS_PAGE: memory stays bounded by a few p
 JSON whatever the registry's size. The server builds most of the answer's time: MLflow's
 default server runs 4 workers, which answer the filters side by side (20,000 versions:
 ~3.9 s instead of ~6.9 s read one page after another, bench/bench_scale.py).
+
+The answers are untrusted input: a listing stops with AnswerError (exit 1) when its page
+token repeats or its pages exceed `max_pages` (MAX_ITEMS items: far beyond any registry
+regops is meant for), and every value is checked where the live state is built
+(`live_version`, `live_model_fields`, both read paths): a version number that is not a
+number, a stage outside MLflow's, a wrong JSON type is an AnswerError naming the model,
+the version and the field, never a traceback.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from regops.audit import STAGES
+from regops.errors import RegistryError
 from regops.live import READY, LiveModel, LiveState, LiveVersion
 
 API = "/api/2.0/mlflow"
@@ -31,8 +40,28 @@ VERSIONS_PAGE = 10_000  # bounds the JSON held at once; the server allows 200,00
 NAMES_PER_FILTER = 100  # keeps the GET query string under URL limits
 READ_WORKERS = 4  # version filters read at once: as many as a stock `mlflow server` has workers
 PROMPT_TAG = "mlflow.prompt.is_prompt"
+# A listing (the registered models, or the versions of one filter) longer than this is
+# refused: a server whose pages never end stops after max_pages(page size) pages.
+MAX_ITEMS = 1_000_000
+MAX_VERSION_DIGITS = 18  # MLflow's version numbers are 64-bit integers
+MAX_TIMESTAMP_MS = 2**63 - 1
 
 Get = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class AnswerError(RegistryError):
+    """The registry answered something regops cannot use (wrong types, endless pages, ...)."""
+
+
+def max_pages(page_size: int) -> int:
+    """Pages a listing may take: MAX_ITEMS full pages, and one more."""
+    return MAX_ITEMS // max(1, page_size) + 1
+
+
+def _shown(value: Any) -> str:
+    """A value from the server, short and escaped, for a message."""
+    text = ascii(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def supports(store: Any) -> bool:
@@ -44,8 +73,13 @@ def supports(store: Any) -> bool:
 
 
 def json_getter(store: Any) -> Get:
-    """GET an endpoint of the store's server and return its JSON, MLflow's way."""
+    """GET an endpoint of the store's server and return its JSON, MLflow's way, within the
+    same budget and size bounds as rest_http's reads."""
+    import threading
+
     from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    from regops.rest_http import call_budget, parse_answer, read_body, within
 
     def get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
         check = getattr(store, "_validate_workspace_support_if_specified", None)
@@ -53,26 +87,173 @@ def json_getter(store: Any) -> Get:
             check()
         path = f"{API}/{endpoint}"
         creds = store.get_host_creds()
-        response = http_request(host_creds=creds, endpoint=path, method="GET", params=params)
+
+        def call(expired: threading.Event) -> Any:
+            response = http_request(
+                host_creds=creds, endpoint=path, method="GET", params=params, stream=True
+            )
+            response._content = read_body(response, expired, path)  # what MLflow reads next
+            return response
+
+        response = within(call_budget(), call)
         verify_rest_response(response, path)
-        doc: dict[str, Any] = json.loads(response.content or b"{}")
-        return doc
+        return parse_answer(response.content, path)
 
     return get
 
 
 def _paged(get: Get, endpoint: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a listing, page after page, until the server sends no page token.
+
+    A token seen before (the pages would loop) stops it at once; more than
+    max_pages(page size) pages or MAX_ITEMS items stops it too (AnswerError).
+    """
     token: str | None = None
-    while True:
+    seen: set[bytes] = set()  # digests: a hostile token may be long
+    limit = max_pages(int(params.get("max_results") or 1))
+    items = 0
+    for page in range(1, limit + 1):
         doc = get(endpoint, {**params, **({"page_token": token} if token else {})})
-        yield from doc.get(key) or ()
+        got = doc.get(key) or []
+        if not isinstance(got, list):
+            raise AnswerError(f"{endpoint}: '{key}' is a {type(got).__name__}, not a list")
+        items += len(got)
+        if items > MAX_ITEMS:
+            raise AnswerError(
+                f"{endpoint}: more than {MAX_ITEMS:,} items in one listing; stopped reading"
+            )
+        yield from got
         token = doc.get("next_page_token") or None
-        if not token:
+        if token is None:
             return
+        if not isinstance(token, str):
+            raise AnswerError(f"{endpoint}: next_page_token is a {type(token).__name__}")
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        if digest in seen:
+            raise AnswerError(
+                f"{endpoint}: page {page} gave a page token the server had sent before: "
+                "its pages would never end; stopped reading"
+            )
+        seen.add(digest)
+    raise AnswerError(
+        f"{endpoint}: still more pages after {limit:,} (at most {MAX_ITEMS:,} items are "
+        "read); stopped reading"
+    )
 
 
-def _tags(raw: Any) -> MappingProxyType[str, str]:
-    return MappingProxyType({t["key"]: t.get("value", "") for t in raw or ()})
+def _json_pairs(raw: Any, where: str, field: str, key: str, value: str) -> list[tuple[Any, Any]]:
+    """[{key: k, value: v}, ...] from a JSON answer as (k, v) pairs (types checked later)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        raise AnswerError(f"{where}: field '{field}' is not a list of objects")
+    return [(t.get(key), t.get(value, "")) for t in raw]
+
+
+def _tag_map(pairs: Iterable[tuple[Any, Any]], where: str, field: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in pairs:
+        if not isinstance(k, str) or not isinstance(v, str):
+            bad = k if not isinstance(k, str) else v
+            raise AnswerError(f"{where}: field '{field}' holds a {_shown(bad)}, not a string")
+        out[k] = v
+    return out
+
+
+def version_number(value: Any, where: str, field: str = "version") -> str:
+    """A version number as regops keys it ("7"), from a JSON string or integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    ok = (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= MAX_VERSION_DIGITS
+        and (value == "0" or value[0] != "0")
+    )
+    if not ok:
+        raise AnswerError(f"{where}: field '{field}' is not a version number ({_shown(value)})")
+    number: str = value
+    return number
+
+
+def _optional_str(value: Any, where: str, field: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise AnswerError(f"{where}: field '{field}' is a {_shown(value)}, not a string")
+    return value
+
+
+def live_version(
+    model: str,
+    *,
+    version: Any,
+    stage: Any,
+    run_id: Any,
+    tags: Iterable[tuple[Any, Any]],
+    source: Any,
+    created: Any,
+    status: Any,
+    has_stages: bool,
+) -> LiveVersion:
+    """The one place a registry's version becomes a LiveVersion (JSON and store reads):
+    every field checked, AnswerError naming the model, version and field otherwise."""
+    where = f"model {ascii(model)}"
+    number = version_number(version, where)
+    where = f"{where} version {number}"
+    current = "None"
+    if has_stages:
+        current = stage if stage not in (None, "") else "None"
+        if current not in STAGES:
+            raise AnswerError(
+                f"{where}: field 'current_stage' is {_shown(current)}, not one of MLflow's "
+                f"stages ({', '.join(STAGES)})"
+            )
+    if created in (None, "", 0):
+        created_ms = None
+    else:
+        if isinstance(created, str) and created.isascii() and created.isdigit():
+            created = int(created[:20])
+        if not isinstance(created, int) or isinstance(created, bool):
+            raise AnswerError(f"{where}: field 'creation_timestamp' is {_shown(created)}")
+        if not 0 < created <= MAX_TIMESTAMP_MS:
+            raise AnswerError(f"{where}: field 'creation_timestamp' is out of range")
+        created_ms = created
+    return LiveVersion(
+        version=number,
+        stage=current,
+        run_id=_optional_str(run_id, where, "run_id"),
+        tags=MappingProxyType(_tag_map(tags, where, "tags")),
+        source=_optional_str(source, where, "source"),
+        created_ms=created_ms,
+        status=_optional_str(status, where, "status") or READY,
+    )
+
+
+def model_name(value: Any) -> str:
+    """A registered model's name from an answer: a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise AnswerError(f"a registered model's field 'name' is {_shown(value)}")
+    return value
+
+
+def live_model_fields(
+    name: str, description: Any, tags: Iterable[tuple[Any, Any]], aliases: Iterable[tuple[Any, Any]]
+) -> dict[str, Any]:
+    """A registered model's description, tags and aliases, checked (both read paths)."""
+    where = f"model {ascii(name)}"
+    held: dict[str, str] = {}
+    for alias, version in aliases:
+        if not isinstance(alias, str) or not alias:
+            raise AnswerError(f"{where}: field 'aliases' holds an alias {_shown(alias)}")
+        held[alias] = version_number(version, f"{where} alias {ascii(alias)}")
+    return {
+        "name": name,
+        "description": _optional_str(description, where, "description"),
+        "tags": MappingProxyType(_tag_map(tags, where, "tags")),
+        "aliases": held,
+    }
 
 
 def quote_name(name: str) -> str:
@@ -101,18 +282,20 @@ def read_models(get: Get) -> list[dict[str, Any]]:
     )
     out = []
     for m in models:
-        tags = {t["key"]: t.get("value", "") for t in m.get("tags") or ()}
-        if tags.get(PROMPT_TAG, "").lower() == "true":
-            continue
-        # latest_versions is the heaviest part of the answer and unused: drop it now.
-        out.append(
-            {
-                "name": m["name"],
-                "description": m.get("description") or None,
-                "tags": MappingProxyType(tags),
-                "aliases": {a["alias"]: str(a["version"]) for a in m.get("aliases") or ()},
-            }
+        if not isinstance(m, dict):
+            raise AnswerError(f"registered-models/search: a model is a {type(m).__name__}")
+        name = model_name(m.get("name"))
+        where = f"model {ascii(name)}"
+        fields = live_model_fields(
+            name,
+            m.get("description"),
+            _json_pairs(m.get("tags"), where, "tags", "key", "value"),
+            _json_pairs(m.get("aliases"), where, "aliases", "alias", "version"),
         )
+        if fields["tags"].get(PROMPT_TAG, "").lower() == "true":
+            continue
+        # latest_versions is the heaviest part of the answer and unused: it is dropped here.
+        out.append(fields)
     return out
 
 
@@ -134,19 +317,27 @@ def read_versions(
             "filter": f"name IN ({', '.join(map(quote_name, chunk))})",
         }
         for mv in _paged(get, "model-versions/search", "model_versions", params):
-            if mv["name"] not in own:
+            if not isinstance(mv, dict):
+                raise AnswerError(f"model-versions/search: a version is a {type(mv).__name__}")
+            name = mv.get("name")
+            if not isinstance(name, str):
+                raise AnswerError(
+                    f"model-versions/search: a version's field 'name' is {_shown(name)}"
+                )
+            if name not in own:
                 continue
-            number = str(mv["version"])
-            created = mv.get("creation_timestamp")
-            by_model[mv["name"]][number] = LiveVersion(
-                version=number,
-                stage=(mv.get("current_stage") or "None") if has_stages else "None",
-                run_id=mv.get("run_id") or None,
-                tags=_tags(mv.get("tags")),
-                source=mv.get("source") or None,
-                created_ms=int(created) if created else None,
-                status=str(mv.get("status") or READY),
+            lv = live_version(
+                name,
+                version=mv.get("version"),
+                stage=mv.get("current_stage"),
+                run_id=mv.get("run_id"),
+                tags=_json_pairs(mv.get("tags"), f"model {ascii(name)}", "tags", "key", "value"),
+                source=mv.get("source"),
+                created=mv.get("creation_timestamp"),
+                status=mv.get("status"),
+                has_stages=has_stages,
             )
+            by_model[name][lv.version] = lv
 
     chunks = [names[i : i + NAMES_PER_FILTER] for i in range(0, len(names), NAMES_PER_FILTER)]
     each(read, chunks, READ_WORKERS)
