@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from regops import gitio
+from regops import gitio, jsonio
 
 AUDIT_TAG = "regops.audit"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -97,9 +97,11 @@ class Stamp:
         stamp: Stamp | None = None
         raw = tags.get(AUDIT_TAG)
         if raw is not None:
-            stamp = cls._parse(raw)
+            stamp, why = cls._parse(raw)
             if stamp is None:
-                problems.append(f"tag {AUDIT_TAG} is not a stamp regops wrote ({raw[:60]!r})")
+                problems.append(
+                    f"tag {AUDIT_TAG} is not a stamp regops wrote ({why}: {raw[:60]!r})"
+                )
         if stamp is None and any(k in tags for k in _LEGACY):
             stamp = cls.from_fields({k: v for k, v in tags.items() if k in _LEGACY})
         if stamp is None:
@@ -109,31 +111,33 @@ class Stamp:
         return stamp, problems
 
     @classmethod
-    def _parse(cls, raw: str) -> Stamp | None:
+    def _parse(cls, raw: str) -> tuple[Stamp | None, str]:
+        """The stamp in the tag's text, or None and why not (anyone can write the tag)."""
         try:
-            doc = json.loads(raw)
-        except ValueError:
-            return None
+            doc = jsonio.parse_tag(raw, max_chars=MAX_TAG_CHARS)  # what dump() writes at most
+        except jsonio.JsonInputError as exc:
+            return None, str(exc)
         if not isinstance(doc, dict):
-            return None
+            return None, "not a JSON object"
         text = {k: doc.get(k) for k in _FIELDS}
         held, stage, aliases = doc.get("held", []), doc.get("stage"), doc.get("aliases")
         if not all(v is None or isinstance(v, str) for v in text.values()):
-            return None
+            return None, f"{', '.join(_FIELDS)} must be strings"
         if not (isinstance(held, list) and all(_held_entry(h) for h in held)):
-            return None
+            return None, "held must list stages and @aliases"
         if not (stage is None or stage in STAGES):
-            return None
+            return None, "stage is not a stage"
         if aliases is not None and not (
             isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)
         ):
-            return None
-        return cls(
+            return None, "aliases must list strings"
+        stamp = cls(
             **{k: v for k, v in text.items() if v},
             held=frozenset(held),
             stage=stage,
             aliases=None if aliases is None else tuple(aliases),
         )
+        return stamp, ""
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

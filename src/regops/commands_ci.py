@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from regops import audit, fileio, reports, service
+from regops import audit, fileio, jsonio, reports, service
 from regops.errors import RegistryError, RegopsError, StateError, UsageError
 from regops.options import (
     REGISTRY_NAME_ENV,
@@ -34,6 +33,7 @@ from regops.options import (
 from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+from regops.state import STAGES
 from regops.tracking import resolve_tracking_uri
 
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
@@ -108,8 +108,14 @@ def run_plan_command(
             footer=_footer(),
             **fields,  # type: ignore[arg-type]
         )
-        text = reports.redact(reports.render_plan_report(doc), _secrets(s))
-        fileio.write_atomic(report, text)
+        secrets = _secrets(s)
+
+        def summary(full: str) -> str:  # when the report is too long for one comment
+            return reports.redact(reports.render_plan_report(doc, full), secrets)
+
+        reports.write_report(
+            report, reports.redact(reports.render_plan_report(doc), secrets), summary
+        )
 
     try:
         source: SnapshotSource | None = None
@@ -191,12 +197,44 @@ def _required(tags: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+def _version_of(value: object) -> str | None:
+    """A version number as a manifest or candidates file may write it ("3" or 3)."""
+    if isinstance(value, bool):
+        return None
+    text = str(value) if isinstance(value, int) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 19:
+        return text
+    return None
+
+
+def _pairs(source: str, rows: object, model_key: str, where: str) -> list[tuple[str, str]]:
+    """(model, version) per `{model_key: NAME, "version": N}`; RegopsError naming the field."""
+    if not isinstance(rows, list):
+        raise RegopsError(f"{source}: {where or '(top level)'}: a JSON array is expected")
+    out = []
+    for i, row in enumerate(rows):
+        at = f"{where}[{i}]"
+        if not isinstance(row, dict):
+            raise RegopsError(f"{source}: {at}: an object is expected")
+        name, version = row.get(model_key), _version_of(row.get("version"))
+        if not (isinstance(name, str) and name.strip() and len(name) <= MAX_NAME_CHARS):
+            raise RegopsError(f"{source}: {at}.{model_key}: a model name is expected")
+        if version is None:
+            raise RegopsError(f"{source}: {at}.version: a version number is expected")
+        out.append((name, version))
+    return out
+
+
 def _read_manifest(path: Path) -> list[tuple[str, str]]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return [(str(m["registered_model"]), str(m["version"])) for m in doc["models"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RegopsError(f"{path}: no training manifest ({exc}); run the training first") from exc
+        doc = jsonio.read_file(
+            path, what="training manifest", max_bytes=jsonio.MANIFEST_MAX_BYTES, top=dict
+        )
+    except FileNotFoundError:
+        raise RegopsError(f"{path}: no training manifest; run the training first") from None
+    if "models" not in doc:
+        raise RegopsError(f"{path}: models: missing (not a training manifest)")
+    return _pairs(str(path), doc["models"], "registered_model", "models")
 
 
 def find_candidates(
@@ -269,11 +307,13 @@ def candidates(
 
 
 def _read_candidates(path: Path) -> list[Candidate]:
+    """The file `regops candidates --out` wrote: `[{"model": NAME, "version": "N"}, ...]`."""
+    source = "stdin" if str(path) == "-" else str(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-        doc = json.loads(text)
-        return [Candidate(str(d["model"]), str(d["version"]), True, "passed") for d in doc]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        doc = jsonio.read_file(
+            path, what="candidates file", max_bytes=jsonio.CANDIDATES_MAX_BYTES, top=list
+        )
+    except FileNotFoundError:
         raise RegopsError(
             f"{path}: not a candidates file ({exc}); see `regops candidates --out`"
         ) from exc

@@ -61,6 +61,9 @@ def history(
     h = build_history(
         s.state_dir, None if git_only else s.tracking_uri, model=model, version=version
     )
+    from regops.cli import warn  # loaded already: it loads this module
+
+    warn(h.warnings)  # a hostile stamp is shown as absent in the history: say which
     lineage = _lineage(s, h, model) if h.registry else []
     if s.fmt == "json" and lineage:
         doc = h.to_dict()

@@ -93,4 +93,5 @@ def build_history(
         registry=mask_uri(tracking_uri),
         filters=filters,
         truncated=truncated,
+        warnings=live.warnings,
     )

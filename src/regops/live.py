@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from regops import jsonio
 from regops.audit import STAGES, Stamp
 
 AUDIT_PREFIX = "regops."
@@ -115,14 +116,14 @@ class AppliedRecord:
     def parse(cls, raw: str) -> AppliedRecord | None:
         """The record, or None for a hand-edited or foreign tag (no drift knowledge, no crash)."""
         try:
-            doc = json.loads(raw)
-        except ValueError:
+            doc = jsonio.parse_tag(raw)
+        except jsonio.JsonInputError:
             return None
         if not isinstance(doc, dict):
             return None
         out: dict[str, tuple[str | None, tuple[str, ...]]] = {}
         for v, entry in doc.items():
-            if not (isinstance(v, str) and v.isascii() and v.isdigit() and v[0] != "0"):
+            if not (v.isascii() and v.isdigit() and v[0] != "0" and len(v) <= 19):
                 return None
             if not isinstance(entry, list) or not entry:
                 return None
@@ -173,7 +174,16 @@ def tag_problems(model: LiveModel) -> list[str]:
             f"model {model.name!r}: tag {APPLIED_TAG} is not a record regops wrote "
             f"({raw[:60]!r}); treated as absent (no drift detection until the next reconcile)"
         )
+    from regops.promotion import LINEAGE_TAG, Lineage  # promotion builds on this module
+
     for v in sorted(model.versions, key=lambda x: (len(x), x)):
-        for problem in Stamp.from_tags(model.versions[v].tags)[1]:
+        tags = model.versions[v].tags
+        for problem in Stamp.from_tags(tags)[1]:
             problems.append(f"model {model.name!r} version {v}: {problem}; treated as absent")
+        lineage = tags.get(LINEAGE_TAG)
+        if lineage and (why := Lineage.parse_checked(lineage)[1]):
+            problems.append(
+                f"model {model.name!r} version {v}: tag {LINEAGE_TAG} is not a lineage regops "
+                f"wrote ({why}: {lineage[:60]!r}); treated as absent (not a copy)"
+            )
     return problems

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from regops import jsonio
 from regops.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
 from regops.plan import COPY, Change, Plan
 from regops.state import DesiredState, ModelSpec, VersionSpec, version_key
@@ -94,15 +95,27 @@ class Lineage:
 
     @classmethod
     def parse(cls, raw: str | None) -> Lineage | None:
-        if not raw:
-            return None
+        """The lineage in the tag's text; None when it is not one regops wrote."""
+        return cls.parse_checked(raw)[0] if raw else None
+
+    @classmethod
+    def parse_checked(cls, raw: str) -> tuple[Lineage | None, str]:
+        """The lineage, or None and why not: anyone who can write the registry writes tags."""
         try:
-            d = json.loads(raw)
-            return cls(
-                str(d["env"]), str(d["model"]), str(d["version"]), d.get("run_id"), d.get("commit")
-            )
-        except (ValueError, TypeError, KeyError):
-            return None  # written by hand or by something else: not a regops copy
+            d = jsonio.parse_tag(raw)
+        except jsonio.JsonInputError as exc:
+            return None, str(exc)
+        if not isinstance(d, dict):
+            return None, "not a JSON object"
+        env, model, version = d.get("env"), d.get("model"), d.get("version")
+        run_id, commit = d.get("run_id"), d.get("commit")
+        if not (isinstance(env, str) and isinstance(model, str) and isinstance(version, str)):
+            return None, "env, model and version must be strings"
+        if not (env and model and version):
+            return None, "env, model and version must not be empty"
+        if not all(x is None or isinstance(x, str) for x in (run_id, commit)):
+            return None, "run_id and commit must be strings or null"
+        return cls(env, model, version, run_id, commit), ""
 
     def matches(self, ref: CopyRef) -> bool:
         return (self.env, self.model, self.version) == (ref.env, ref.model, ref.version)

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from regops import audit, promotion
+from regops import audit, jsonio, promotion
 from regops.environments import Config
 from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
 from regops.executor import ApplyResult, apply
@@ -268,6 +268,26 @@ def _copier(
 PLAN_SCHEMA = Path(__file__).parent / "schemas" / "plan.schema.json"
 
 
+def _bad_versions(doc: dict[str, Any]) -> list[str]:
+    """Version fields that are not a version number (or `ENV@N`) the registry could hold."""
+
+    def bad(v: object) -> bool:
+        number = v.rpartition("@")[2] if isinstance(v, str) else ""
+        return not (number.isascii() and number.isdigit() and len(number) <= 19)
+
+    found = [
+        f"  changes.{i}.version: {repr(c['version'])[:60]} is not a version number"
+        for i, c in enumerate(doc["changes"])
+        if c["version"] is not None and bad(c["version"])
+    ]
+    found += [
+        f"  restamps.{i}.1: {repr(r[1])[:60]} is not a version number"
+        for i, r in enumerate(doc.get("restamps", ()))
+        if bad(r[1])
+    ]
+    return found[:20]
+
+
 def load_plan_file(path: Path) -> Plan:
     """A saved plan, checked against schemas/plan.schema.json before anything uses it."""
     from jsonschema import Draft202012Validator
@@ -275,18 +295,16 @@ def load_plan_file(path: Path) -> Plan:
     from regops.plan import FORMAT_VERSION
 
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegopsError(f"{path}: cannot read the plan: {exc.strerror or exc}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RegopsError(f"{path}: not a regops plan file (not JSON: {exc})") from exc
-    if not isinstance(doc, dict):
-        raise RegopsError(
-            f"{path}: not a regops plan file (a JSON {type(doc).__name__}, not an object)"
-        )
+        doc = jsonio.read_file(
+            path, what="plan", max_bytes=jsonio.PLAN_MAX_BYTES, top=dict,
+            refusal="not a regops plan file",
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise RegopsError(f"{path}: no such plan file (`regops plan --out` writes one)") from None
     if doc.get("format_version") != FORMAT_VERSION:
         raise RegopsError(
-            f"{path}: plan format_version {doc.get('format_version')!r} is not {FORMAT_VERSION}"
+            f"{path}: plan format_version {repr(doc.get('format_version'))[:60]} "
+            f"is not {FORMAT_VERSION}"
         )
     schema = json.loads(PLAN_SCHEMA.read_text(encoding="utf-8"))
     errors = sorted(
@@ -302,6 +320,9 @@ def load_plan_file(path: Path) -> Plan:
             f"{path}: not a valid regops plan (schemas/plan.schema.json):\n"
             + "\n".join(shown + more)
         )
+    bad = _bad_versions(doc)
+    if bad:
+        raise RegopsError(f"{path}: not a valid regops plan:\n" + "\n".join(bad))
     try:
         return Plan.from_dict(doc)
     except (ValueError, KeyError, TypeError) as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from regops import jsonio
 from regops.errors import RegopsError
 from regops.live import LiveModel, LiveState, LiveVersion
 
@@ -112,19 +113,20 @@ def load_snapshot(path: Path) -> Snapshot:
     import jsonschema
 
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = jsonio.read_file(
+            path, what="snapshot", max_bytes=jsonio.SNAPSHOT_MAX_BYTES, top=dict,
+            refusal="not a readable snapshot", error=SnapshotError,
+        )  # fmt: skip
     except FileNotFoundError:
         raise SnapshotError(
             f"{path}: no snapshot file (has the trusted workflow published one yet?)"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise SnapshotError(f"{path}: not a readable snapshot ({exc})") from exc
     problems = sorted(
         jsonschema.Draft202012Validator(_schema()).iter_errors(doc), key=lambda e: list(e.path)
     )
     if problems:
         where = "/".join(str(p) for p in problems[0].absolute_path) or "(top)"
-        raise SnapshotError(f"{path}: not a regops snapshot: {where}: {problems[0].message}")
+        raise SnapshotError(f"{path}: not a regops snapshot: {where}: {problems[0].message[:200]}")
     live = _live_from_doc(doc)
     if live.fingerprint(live.models) != doc["live_fingerprint"]:
         raise SnapshotError(f"{path}: its content does not match its live_fingerprint (edited?)")

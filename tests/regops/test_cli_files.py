@@ -240,8 +240,8 @@ def test_markdown_plan_escapes_what_it_shows(repo: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("[1, 2]", "not a regops plan file (a JSON list, not an object)"),
-        ('"plan"', "not a regops plan file (a JSON str, not an object)"),
+        ("[1, 2]", "not a regops plan file (a JSON array, not an object)"),
+        ('"plan"', "not a regops plan file (a JSON string, not an object)"),
         ("{not json", "not a regops plan file (not JSON"),
         ('{"format_version": "1", "changes": "all"}', "not a valid regops plan"),
     ],
