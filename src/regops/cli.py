@@ -67,6 +67,15 @@ LAZY_COMMANDS = {
 _MODULE_OF = {name: module for module, names in LAZY_COMMANDS.items() for name in names}
 
 
+def limit_message(exc: BaseException) -> str:
+    """What a RecursionError, OverflowError or MemoryError means to the user."""
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to read (RecursionError)"
+    if isinstance(exc, OverflowError):
+        return f"a number or a date in the input is out of range (OverflowError: {exc})"
+    return "out of memory: the input is too large to read (MemoryError)"
+
+
 class RegopsGroup(click.Group):
     """Maps every outcome to the documented exit codes (console script and CliRunner),
     and loads the commands of LAZY_COMMANDS on first use."""
@@ -112,6 +121,10 @@ class RegopsGroup(click.Group):
         except RegopsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except (RecursionError, OverflowError, MemoryError) as exc:
+            # The last line of defence: input past a limit where no check caught it first.
+            click.echo(f"error: {limit_message(exc)}; nothing was changed by this step", err=True)
+            sys.exit(1)
         except Exception:
             click.echo(traceback.format_exc(), err=True)
             click.echo(

@@ -34,6 +34,7 @@ from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
 from regops.state import STAGES
+from regops.state import STAGES
 from regops.tracking import resolve_tracking_uri
 
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
@@ -331,6 +332,7 @@ def _read_candidates(path: Path) -> list[Candidate]:
 @click.option(
     "--stage",
     default=None,
+    type=click.Choice(STAGES),
     help="Stage to propose them for. Default: Staging; with an alias-only state "
     "(policy.use_stages: false) the alias challenger instead.",
 )

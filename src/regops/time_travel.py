@@ -11,7 +11,7 @@ by render.render_history_at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +102,20 @@ def parse_time(text: str) -> datetime:
     try:
         if len(raw) == 10:
             day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-            return day + timedelta(days=1, microseconds=-1)
+            # The last microsecond of the day, built in place: `+ 1 day` overflows 9999-12-31.
+            return day.replace(hour=23, minute=59, second=59, microsecond=999_999)
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59-05:00 is past year 9999 in UTC
+        raise UsageError(
+            f"--at {text!r}: out of range once converted to UTC (years 1 to 9999)"
+        ) from None
     except ValueError:
         raise UsageError(
             f"--at {text!r}: expected an ISO 8601 time such as 2026-12-01 or 2026-12-01T10:00:00Z"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 def _when(stamp: str | None) -> datetime | None:
@@ -118,7 +123,7 @@ def _when(stamp: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):  # a stamp another client wrote: unreadable = unknown
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
