@@ -34,10 +34,10 @@ from regops.plan import Plan
 from regops.reports import Candidate, PlanReport, SnapshotNotice
 from regops.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
 from regops.state import STAGES
-from regops.state import STAGES
 from regops.tracking import resolve_tracking_uri
 
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
+MAX_NAME_CHARS = 256  # MLflow stores a registered model name in 256 characters
 DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
 CREDENTIAL_ENV = (
     "MLFLOW_TRACKING_USERNAME",
@@ -316,8 +316,9 @@ def _read_candidates(path: Path) -> list[Candidate]:
         )
     except FileNotFoundError:
         raise RegopsError(
-            f"{path}: not a candidates file ({exc}); see `regops candidates --out`"
-        ) from exc
+            f"{path}: no candidates file; `regops candidates --out` writes one"
+        ) from None
+    return [Candidate(m, v, True, "passed") for m, v in _pairs(source, doc, "model", "")]
 
 
 @click.command()
