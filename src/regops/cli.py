@@ -112,21 +112,22 @@ class RegopsGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_SIGNAL["SIGTERM"])
+        # What the handler prints quotes files and servers: shown, never obeyed (render.safe).
         except StateError as exc:
             for d in exc.diagnostics:
-                click.echo(str(d), err=True)
+                click.echo(render.safe(d), err=True)
             n = len(exc.diagnostics)
             click.echo(f"error: {n} problem(s) in the state files; nothing was changed", err=True)
             sys.exit(exc.exit_code)
         except RegopsError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(render.safe(f"error: {exc}"), err=True)
             sys.exit(exc.exit_code)
         except (RecursionError, OverflowError, MemoryError) as exc:
             # The last line of defence: input past a limit where no check caught it first.
             click.echo(f"error: {limit_message(exc)}; nothing was changed by this step", err=True)
             sys.exit(1)
         except Exception:
-            click.echo(traceback.format_exc(), err=True)
+            click.echo(render.safe(traceback.format_exc()), err=True)
             click.echo(
                 "error: unexpected internal error (a bug in regops): please report it "
                 "with the traceback above",
@@ -247,7 +248,11 @@ def plan(
         if out is not None:
             fileio.write_atomic(out, render.render_json(render.environments_doc(docs)) + "\n")
         if report is not None:  # the PR comment: every environment's plan, one section each
-            fileio.write_atomic(report, service.environments_report(s.config, docs))
+            from regops.reports import write_report
+
+            config = s.config
+            text = service.environments_report(config, docs)
+            write_report(report, text, lambda full: service.environments_report(config, docs, full))
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
@@ -320,7 +325,9 @@ def reconcile(
         click.echo("")
         click.echo(render.render_result(result.to_dict(), s.fmt))
     if result.restamped:
-        click.echo(f"restored lost audit stamps: {', '.join(result.restamped)}", err=True)
+        click.echo(
+            render.safe(f"restored lost audit stamps: {', '.join(result.restamped)}"), err=True
+        )
     if result.interrupted:
         click.echo(
             f"interrupted by {result.interrupted}: stopped after the write in flight and its "
@@ -334,7 +341,7 @@ def reconcile(
 def warn(messages: Sequence[str]) -> None:
     """What was read but could not be used: one line each on stderr."""
     for m in messages:
-        click.echo(f"warning: {m}", err=True)
+        click.echo(render.safe(f"warning: {m}"), err=True)
 
 
 @cli.command()

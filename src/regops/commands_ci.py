@@ -109,8 +109,14 @@ def run_plan_command(
             footer=_footer(),
             **fields,  # type: ignore[arg-type]
         )
-        text = reports.redact(reports.render_plan_report(doc), _secrets(s))
-        fileio.write_atomic(report, text)
+        secrets = _secrets(s)
+
+        def summary(full: str) -> str:  # when the report is too long for one comment
+            return reports.redact(reports.render_plan_report(doc, full), secrets)
+
+        reports.write_report(
+            report, reports.redact(reports.render_plan_report(doc), secrets), summary
+        )
 
     try:
         source: SnapshotSource | None = None

@@ -9,6 +9,7 @@ import click
 
 from regops.errors import UsageError
 from regops.history import History, build_history
+from regops.mdsafe import md_fence
 from regops.options import Settings, common_options, settings
 from regops.promotion import lineage_rows, render_lineage
 from regops.render import render_history, render_history_at
@@ -74,7 +75,7 @@ def history(
     if lineage and s.fmt == "text":
         click.echo("\n" + render_lineage(lineage))
     elif lineage:
-        click.echo("\n```\n" + render_lineage(lineage) + "\n```")
+        click.echo("\n" + "\n".join(md_fence(render_lineage(lineage))))
     return 0
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from regops import jsonio
 from regops.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
+from regops.mdsafe import safe
 from regops.plan import COPY, Change, Plan
 from regops.state import DesiredState, ModelSpec, VersionSpec, version_key
 
@@ -172,10 +173,12 @@ def render_lineage(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         run = f"run {r['source_run_id']}" if r["source_run_id"] else "no run"
         commit = f"asked for by commit {(r['commit'] or 'unknown')[:7]}"
-        lines.append(
+        line = (
             f"  {r['model']} v{r['version']} <- {r['source_env']} {r['source_model']} "
             f"v{r['source_version']} ({run}, {commit})"
         )
+        # The lineage tag is registry data: shown, not obeyed, one line per copy.
+        lines.append(safe(line, oneline=True))
     return "\n".join(lines)
 
 

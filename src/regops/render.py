@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from regops.mdsafe import ljust, md, md_code, md_fence, safe, width
+
+__all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one escaping home
 
 if TYPE_CHECKING:  # annotations only: `regops validate` does not load the history modules
     from regops.time_travel import Holding, StateAt
@@ -27,29 +30,7 @@ NOTE = {
 
 
 # ---- escaping: every renderer passes untrusted text (names, descriptions, commit
-# messages, gate details) through one of these -------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def safe(text: Any) -> str:
-    """Text for a terminal or log: control characters shown as escapes, not obeyed."""
-    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], str(text))
-
-
-def md(text: Any) -> str:
-    """Text for a markdown table cell or list item: one line, no markup taking effect
-    (`_` is left alone: GitHub never reads it as emphasis inside a word, and names have it)."""
-    out = safe(str(text).replace("\r\n", "\n").replace("\n", " ").replace("\t", " "))
-    return re.sub(r"([\\`*\[\]<|~])", r"\\\1", out)
-
-
-def md_code(text: Any) -> str:
-    """Text as a markdown code span, safe in a table cell (backticks and pipes kept)."""
-    body = safe(str(text).replace("\n", " ")).replace("|", "\\|")
-    fence = "`" * (max((len(m) for m in re.findall(r"`+", body)), default=0) + 1)
-    pad = " " if body.startswith("`") or body.endswith("`") else ""
-    return f"{fence}{pad}{body}{pad}{fence}"
+# messages, gate details, server errors) through one of these (see regops.mdsafe) ------------
 
 
 def md_row(cells: Iterable[str]) -> str:
@@ -125,8 +106,9 @@ def render_text(d: Mapping[str, Any]) -> str:
     lines.append(summary_line(d))
     if d["summary"]["blocked"]:
         lines.append("A gate failed: reconcile will apply nothing until the evidence is there.")
-    # Names, descriptions and gate details come from the registry and the files: shown, not obeyed.
-    return "\n".join(safe(line) for line in lines)
+    # Names, descriptions and gate details come from the registry and the files: shown, not
+    # obeyed, and a newline inside one cannot forge a line of its own.
+    return "\n".join(safe(line, oneline=True) for line in lines)
 
 
 def render_markdown(d: Mapping[str, Any]) -> str:
@@ -184,14 +166,14 @@ def render_environments(docs: Mapping[str, Mapping[str, Any]], fmt: str) -> str:
     out = []
     for name, d in docs.items():
         if fmt == "markdown":
-            body = f"**error:** {d['error']}" if "error" in d else render_markdown(d)
-            body = body.replace("### regops plan", f"### regops plan: `{name}`", 1)
-            if "error" in d:
-                body = f"### regops plan: `{name}`\n\n" + body
-            out.append(body)
+            head = f"### regops plan: {md_code(name)}"
+            if "error" in d:  # quotes the files and the server: a code block, never markup
+                out.append("\n".join([head, "", "**error:**", "", *md_fence(d["error"])]))
+            else:
+                out.append(render_markdown(d).replace("### regops plan", head, 1))
         else:
-            body = f"error: {d['error']}" if "error" in d else render_text(d)
-            out.append(f"== Environment {name} ==\n{body}")
+            body = f"error: {safe(d['error'])}" if "error" in d else render_text(d)
+            out.append(f"== Environment {safe(name, oneline=True)} ==\n{body}")
     return "\n\n".join(out)
 
 
@@ -247,7 +229,7 @@ def render_result(d: Mapping[str, Any], fmt: str) -> str:
             f"{o['status']:>8}  {c['model']}: {describe(c)}" + (f"  ({detail})" if detail else "")
         )
     out.append(line)
-    return "\n".join(safe(x) for x in out)
+    return "\n".join(safe(x, oneline=True) for x in out)
 
 
 # ---- history ------------------------------------------------------------------------------
@@ -304,11 +286,11 @@ def history_text(h: History) -> str:
             lines.append(safe(f"    note: {e.note}"))
         if not e.changes and not e.note:
             lines.append("    (no stage or alias change)")
-        described = [safe(c.describe()) for c in e.changes]
-        width = max(map(len, described), default=0)
+        described = [safe(c.describe(), oneline=True) for c in e.changes]
+        columns = max(map(width, described), default=0)
         for c, text in zip(e.changes, described, strict=True):
-            applied = safe(_applied_text(c.applied))
-            lines.append(f"    {text:<{width}}   {applied}".rstrip())
+            applied = safe(_applied_text(c.applied), oneline=True)
+            lines.append(f"    {ljust(text, columns)}   {applied}".rstrip())
     return "\n".join(lines)
 
 
@@ -373,8 +355,9 @@ def history_at_text(s: StateAt) -> str:
         if h.model != current:
             current = h.model
             lines += ["", safe(h.model)]
-        what = safe(f"{h.kind} {h.name}")
-        lines.append(f"  {what:<22} v{h.version:<5} from {safe(_holding_from(h))}")
+        what = safe(f"{h.kind} {h.name}", oneline=True)
+        version = safe(f"v{h.version}", oneline=True)
+        lines.append(f"  {ljust(what, 22)} {ljust(version, 6)} from {safe(_holding_from(h))}")
         lines.append(f"  {'':<22} {'':<6} {safe(_holding_effect(h))}")
     if not s.holdings:
         lines += ["", "No stage or alias was declared."]
@@ -458,7 +441,7 @@ def render_export(
         doc = {"format_version": "1", "yaml": text, "written": written, "skipped": list(skipped)}
         return render_json(doc)
     if text is not None:
-        return text if fmt == "text" else f"```yaml\n{text.replace('```', '` ` `')}```"
+        return text if fmt == "text" else "\n".join(md_fence(text, "yaml"))
     if fmt == "text":
         return "\n".join(safe(f"wrote {w['file']} ({w['versions']} versions)") for w in written)
     out = ["### regops export", "", "| File | Model | Versions |", "|---|---|---|"]
@@ -484,10 +467,10 @@ def render_edit(d: Mapping[str, Any], fmt: str) -> str:
             out.append("Already so; nothing changed.")
         out += [f"- {md(what)}" for what in d["summary"]]
         if d["lines"]:
-            body = "\n".join(f"{ln['op']} {ln['text']}" for ln in d["lines"]).replace(
-                "```", "` ` `"
-            )
-            out += ["", "```diff", body, "```"]
+            out += [
+                "",
+                *md_fence("\n".join(f"{ln['op']} {ln['text']}" for ln in d["lines"]), "diff"),
+            ]
         if d.get("apply") is not None:
             out += ["", render_result(d["apply"], "markdown")]
         if d.get("outcome"):
@@ -566,10 +549,11 @@ def render_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str, key: s
         out = [md_row(c for c in columns), "|" + "---|" * len(columns)]
         out += [md_row(md(v) for v in row) for row in data]
         return "\n".join(out)
-    data = [[safe(v).replace("\n", "\\n").replace("\t", "\\t") for v in row] for row in data]
-    widths = [max([len(c)] + [len(row[i]) for row in data]) for i, c in enumerate(columns)]
+    # One line per row, aligned by display width (a CJK or emoji name takes two columns).
+    data = [[safe(v, oneline=True) for v in row] for row in data]
+    widths = [max([len(c)] + [width(row[i]) for row in data]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in data]
+    lines += ["  ".join(ljust(v, w) for v, w in zip(row, widths, strict=True)) for row in data]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -581,4 +565,6 @@ def render_record(row: Mapping[str, Any], fmt: str) -> str:
         out = ["| Field | Value |", "|---|---|"]
         out += [md_row([md(k), md(_cell(v))]) for k, v in row.items()]
         return "\n".join(out)
-    return "\n".join(safe(f"{key + ':':<19} {_cell(value)}") for key, value in row.items())
+    return "\n".join(
+        safe(f"{key + ':':<19} {_cell(value)}", oneline=True) for key, value in row.items()
+    )

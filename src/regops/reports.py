@@ -9,14 +9,25 @@ through `redact`, so no registry URI or credential reaches a comment, issue or s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from regops import render
+from regops import fileio, render
+from regops.render import md, md_code, md_fence
 
 MARKER = "<!-- regops-plan -->"
+
+# GitHub refuses a comment, issue or pull-request body over 65,536 characters. A report
+# longer than BUDGET (room left for the marker, a footer and what `gh-sync.sh` adds) is
+# posted as a summary, and the whole report is written next to it as FULL_SUFFIX (e.g.
+# report.md -> report.full.md), which the workflow uploads with the run's artifacts.
+GITHUB_LIMIT = 65_536
+BUDGET = 60_000
+FULL_SUFFIX = ".full"
 
 # Why a run could not plan, said so a reader knows what to fix.
 INVALID = "invalid"  # the state files do not validate
@@ -55,10 +66,8 @@ class PlanReport:
 
 
 def fence(text: str) -> list[str]:
-    """`text` in a code block that no backtick run inside it can close."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return [ticks, text.rstrip("\n"), ticks]
+    """`text` in a code block that no line inside it can close (see mdsafe.md_fence)."""
+    return md_fence(text)
 
 
 def age(seconds: float) -> str:
@@ -73,10 +82,14 @@ def age(seconds: float) -> str:
     return f"{mins} min"
 
 
-def render_plan_report(r: PlanReport) -> str:
-    """The pull-request comment (and job summary): validation, plan, gates, provenance."""
-    where = f" · registry `{r.registry}`" if r.registry else ""
-    called = f"`{r.registry}`" if r.registry else "(named by MLFLOW_TRACKING_URI)"
+def render_plan_report(r: PlanReport, full_report: str | None = None) -> str:
+    """The pull-request comment (and job summary): validation, plan, gates, provenance.
+
+    `full_report`: the file holding the whole report; the plan is then summarised (counts
+    per model, blocked first) so the comment fits GitHub's limit.
+    """
+    where = f" · registry {md_code(r.registry)}" if r.registry else ""
+    called = md_code(r.registry) if r.registry else "(named by MLFLOW_TRACKING_URI)"
     if r.failure_kind is not None:
         head = f"### ❌ regops plan: {HEADLINE[r.failure_kind]}{where}"
     elif r.plan is not None and r.plan["summary"]["blocked"]:
@@ -86,17 +99,20 @@ def render_plan_report(r: PlanReport) -> str:
     lines = [MARKER, head, ""]
     if r.snapshot is not None:
         lines += [
-            f"> Planned against the registry snapshot taken {r.snapshot.created_at} "
+            f"> Planned against the registry snapshot taken {md(r.snapshot.created_at)} "
             f"({age(r.snapshot.age_seconds)} old), not the live registry: pull requests "
             "from forks get no registry credentials. The registry may have moved since; "
             "applying after merge re-reads the live registry.",
             "",
         ]
     if r.validation is not None:
-        lines += [f"✅ State files: {r.validation}", ""]
+        lines += [f"✅ State files: {md(r.validation)}", ""]
     if r.diagnostics:
         lines += ["The state files do not validate; nothing was planned:", ""]
-        lines += fence("\n".join(r.diagnostics)) + [""]
+        shown = _fitting(r.diagnostics, BUDGET // 2) if full_report else list(r.diagnostics)
+        if len(shown) < len(r.diagnostics):
+            shown.append(f"... and {len(r.diagnostics) - len(shown)} more: see {full_report}")
+        lines += fence("\n".join(shown)) + [""]
     elif r.failure_kind == REGISTRY:
         lines += [
             f"The state files are fine, but the registry {called} could not be read, "
@@ -110,8 +126,11 @@ def render_plan_report(r: PlanReport) -> str:
             "",
         ]
     if r.failure and not r.diagnostics:
-        lines += fence(r.failure) + [""]
-    if r.plan is not None:
+        failure = r.failure if not full_report else r.failure[: BUDGET // 2]
+        lines += fence(failure) + [""]
+    if r.plan is not None and full_report:
+        lines += plan_summary(r.plan, full_report)
+    elif r.plan is not None:
         body = render.render_markdown(r.plan).split("\n")
         # Our own heading and registry line replace the plain plan's.
         body = [x for x in body if x != "### regops plan" and not x.startswith("Registry `")]
@@ -130,6 +149,96 @@ def render_plan_report(r: PlanReport) -> str:
     return text.strip("\n") + "\n"
 
 
+# ---- reports too long for one comment -------------------------------------------------------
+
+
+def full_report_path(report: Path) -> Path:
+    """Where the whole report goes when the comment is a summary: report.full.md."""
+    return report.with_name(report.stem + FULL_SUFFIX + report.suffix)
+
+
+def write_report(report: Path, text: str, summary: Callable[[str], str]) -> None:
+    """Write `text` to `report`; over BUDGET, write it to full_report_path(report) and the
+    comment `summary(name of that file)` to `report` (both whole, or neither replaced)."""
+    if len(text) <= BUDGET:
+        fileio.write_atomic(report, text)
+        return
+    full = full_report_path(report)
+    short = summary(full.name)
+    if len(short) > BUDGET:  # a summary of a summary: cut, saying where the rest is
+        short = short[: BUDGET - 200].rsplit("\n", 1)[0] + f"\n\n(cut: see {full.name})\n"
+    fileio.write_all({full: text, report: short})
+
+
+def _fitting(items: Sequence[str], budget: int) -> list[str]:
+    """The first items whose lines fit in `budget` characters."""
+    out, used = [], 0
+    for item in items:
+        used += len(item) + 1
+        if used > budget:
+            break
+        out.append(item)
+    return out
+
+
+def too_long(full_report: str) -> list[str]:
+    """The notice a summarised report starts with: why, and where the whole report is."""
+    return [
+        f"> **This report is too long for one comment** (GitHub takes {GITHUB_LIMIT:,} "
+        f"characters): below are the counts per model, blocked ones first. The whole report "
+        f"is {md_code(full_report)}, uploaded with this workflow run's artifacts.",
+        "",
+    ]
+
+
+def plan_summary(d: Mapping[str, Any], full_report: str, budget: int = BUDGET // 2) -> list[str]:
+    """A plan's changes as counts per model (blocked first), for a report over BUDGET."""
+    lines = too_long(full_report) + [f"**{md(render.summary_line(d))}**", ""]
+    if d["errors"]:
+        shown = _fitting([f"- {md(e)}" for e in d["errors"]], budget // 4)
+        lines += ["#### Errors", "", *shown]
+        if len(shown) < len(d["errors"]):
+            lines.append(f"- ... and {len(d['errors']) - len(shown)} more")
+        lines.append("")
+    per: dict[str, Counter[str]] = {}
+    for c in d["changes"]:
+        n = per.setdefault(c["model"], Counter())
+        n["blocked" if c["action"] == "blocked" else "to apply"] += 1
+        n["drift"] += bool(c["drift"])
+        n[f"kind:{c['kind']}"] += 1
+    order = sorted(per, key=lambda m: (-per[m]["blocked"], m))
+    rows = []
+    for model in order:
+        n = per[model]
+        kinds = ", ".join(f"{k[5:]} {v}" for k, v in sorted(n.items()) if k.startswith("kind:"))
+        cells = [md_code(model), str(n["blocked"]), str(n["to apply"]), str(n["drift"]), kinds]
+        rows.append(render.md_row(cells))
+    if rows:
+        shown = _fitting(rows, budget)
+        lines += ["| Model | Blocked | To apply | Drift | Changes |", "|---|---|---|---|---|"]
+        lines += shown
+        if len(shown) < len(rows):
+            lines += ["", f"... and {len(rows) - len(shown)} more model(s): see {full_report}"]
+        lines.append("")
+    if d["summary"]["blocked"]:
+        lines.append("> A gate failed: reconcile will apply nothing until the evidence is there.")
+    return lines
+
+
+def environments_summary(docs: Mapping[str, Mapping[str, Any]], full_report: str) -> str:
+    """`plan --all-envs` over BUDGET: each environment's counts (its error cut short)."""
+    out = []
+    share = BUDGET // (2 * max(1, len(docs)))
+    for name, d in docs.items():
+        lines = [f"### regops plan: {md_code(name)}", ""]
+        if "error" in d:
+            lines += ["**error:**", "", *md_fence(str(d["error"])[:share])]
+        else:
+            lines += plan_summary(d, full_report, budget=share)
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 # ---- candidates and the proposal --------------------------------------------------------
 
 
@@ -146,10 +255,12 @@ def render_candidates(rows: Sequence[Candidate], fmt: str) -> str:
     if fmt == "markdown":
         lines = [f"### Candidates: {len(passed)} of {len(rows)} passed their gates", ""]
         lines += [
-            f"- {'✅' if c.passed else '❌'} `{c.model}` version {c.version}: {c.why}" for c in rows
+            f"- {'✅' if c.passed else '❌'} {md_code(c.model, table=False)} "
+            f"version {md(c.version)}: {md(c.why)}"
+            for c in rows
         ]
         return "\n".join(lines)
-    lines = [f"{c.model} v{c.version}: {c.why}" for c in rows]
+    lines = [render.safe(f"{c.model} v{c.version}: {c.why}", oneline=True) for c in rows]
     lines.append(f"{len(passed)} of {len(rows)} candidate(s) passed")
     return "\n".join(lines)
 
@@ -157,13 +268,25 @@ def render_candidates(rows: Sequence[Candidate], fmt: str) -> str:
 def render_proposal(rows: Sequence[Candidate], stage: str, changed: Sequence[str]) -> str:
     """The proposal pull request's body: which versions of which models, and why."""
     lines = [
-        f"Freshly trained versions that passed their gates, proposed as **{stage}**:",
+        f"Freshly trained versions that passed their gates, proposed as **{md(stage)}**:",
         "",
     ]
-    lines += [f"- `{c.model}` version {c.version} ({c.why})" for c in rows if c.passed]
+    listed = [
+        f"- {md_code(c.model, table=False)} version {md(c.version)} ({md(c.why)})"
+        for c in rows
+        if c.passed
+    ]
+    shown = _fitting(listed, BUDGET // 2)  # a pull request's body has the comment's limit
+    lines += shown
+    if len(shown) < len(listed):
+        lines.append(f"- ... and {len(listed) - len(shown)} more (see the diff)")
+    edited = [md_code(p, table=False) for p in changed]
+    named = _fitting(edited, BUDGET // 4)
+    if len(named) < len(edited):
+        named.append(f"and {len(edited) - len(named)} more")
     lines += [
         "",
-        "Edited: " + (", ".join(f"`{p}`" for p in changed) or "nothing (already so)"),
+        "Edited: " + (", ".join(named) or "nothing (already so)"),
         "",
         "The registry-plan check shows what merging would change; this pull request is "
         "updated in place by the next training run.",

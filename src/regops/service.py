@@ -390,9 +390,12 @@ def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
     return out
 
 
-def environments_report(config: Config, docs: dict[str, dict[str, object]]) -> str:
+def environments_report(
+    config: Config, docs: dict[str, dict[str, object]], full_report: str | None = None
+) -> str:
     """The pull-request comment for `plan --all-envs`: one section per environment,
-    with every environment's URI and credentials redacted."""
+    with every environment's URI and credentials redacted (`full_report`: the file with
+    the whole report; each environment's plan is then summarised, see reports.BUDGET)."""
     import contextlib
     import os
 
@@ -406,5 +409,9 @@ def environments_report(config: Config, docs: dict[str, dict[str, object]]) -> s
         with contextlib.suppress(RegopsError):
             uris.append(env.tracking_uri)
         others.extend(os.environ.get(var) for var in env.credentials.values())
-    text = f"{reports.MARKER}\n{render_environments(docs, 'markdown')}\n"
-    return reports.redact(text, reports.secret_values(uris, others))
+    body = (
+        render_environments(docs, "markdown")
+        if full_report is None
+        else reports.environments_summary(docs, full_report)
+    )
+    return reports.redact(f"{reports.MARKER}\n{body}\n", reports.secret_values(uris, others))
