@@ -48,8 +48,9 @@ MAX_FILE_BYTES = 1 << 20
 # can escape all of: a leading `#` or `!`, `[ ]`, `*`, `?`, `\\`, whitespace, control
 # characters, a leading `-` or `.`. The names allowed need no escaping anywhere.
 NAME_CHARS = "ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
-STATE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.ya?ml")
-PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+STATE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
+PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+MAX_NAME_CHARS = 255  # what most filesystems take (and `export` writes `<model>.yaml`)
 MAX_MESSAGE_CHARS = 300
 RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "registry-state.schema.json"
@@ -73,10 +74,11 @@ def _validator() -> Draft202012Validator:
 
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a state file's name (None when it can)."""
-    if STATE_FILE_NAME.fullmatch(name):
+    if STATE_FILE_NAME.fullmatch(name) and len(name) <= MAX_NAME_CHARS:
         return None
     return (
-        f"state file name {ascii(name)} is not allowed: use {NAME_CHARS}, "
+        f"state file name {ascii(name)} is not allowed: use {NAME_CHARS} "
+        f"(at most {MAX_NAME_CHARS} characters), "
         "ending in .yaml or .yml (the name goes into CODEOWNERS and reports unescaped)"
     )
 
