@@ -151,8 +151,10 @@ def read_body(response: Any, expired: threading.Event, endpoint: str) -> bytes:
     limit = MAX_ANSWER_BYTES if response.status_code == 200 else MAX_ERROR_BYTES
     chunks: list[bytes] = []
     size = 0
+    preset = getattr(response, "_content", False)  # MLflow builds some answers whole
+    stream = [preset] if isinstance(preset, bytes) else response.iter_content(CHUNK_BYTES)
     try:
-        for chunk in response.iter_content(CHUNK_BYTES):
+        for chunk in stream:
             if expired.is_set():
                 return b""  # the caller has already reported AnswerTooSlow
             chunks.append(chunk)

@@ -230,3 +230,23 @@ def test_plan_reads_a_server_without_importing_mlflow(
     assert [(ch["model"], ch["kind"], ch.get("alias")) for ch in plan["changes"]] == [
         (name, "alias_set", "shadow")
     ]
+
+
+@pytest.mark.parametrize("suffix", ["/prefix", "/prefix/", "/a/b/"])
+def test_a_path_prefix_is_kept_as_mlflow_keeps_it(recorder: Recorder, suffix: str) -> None:
+    theirs, ours = both_getters(recorder.url + suffix)
+    assert theirs("registered-models/search", PARAMS) == ours("registered-models/search", PARAMS)
+    want, got = recorder.requests[-2]["path"], recorder.requests[-1]["path"]
+    assert got == want
+    assert got.startswith(suffix.rstrip("/") + "/api/2.0/mlflow/registered-models/search?")
+
+
+def test_a_query_string_in_the_uri_is_sent_with_every_read(recorder: Recorder) -> None:
+    """MLflow appends the API path after the whole URI (`...?x=1/api/2.0/...`, a path the
+    server never sees); regops' reads keep the path prefix and send the URI's parameters
+    before their own."""
+    ours = rest_http.json_getter(recorder.url + "/prefix/?x=1&y=")
+    ours("registered-models/search", PARAMS)
+    path, _, query = recorder.requests[-1]["path"].partition("?")
+    assert path == "/prefix/api/2.0/mlflow/registered-models/search"
+    assert query.startswith("x=1&y=&max_results=1000&order_by=")

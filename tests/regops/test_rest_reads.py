@@ -176,3 +176,56 @@ def test_reads_not_started_when_one_fails_never_start() -> None:
     done: list[str] = []
     rest_reads.each(lambda c: done.append(c[0]), items, workers=1)
     assert done == list("abcdefgh")
+
+
+# ---- untrusted pages: the store path's pager is bounded like the JSON one -------------------
+def test_store_pager_stops_on_a_repeated_token_and_after_max_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`registry.paged` (MLflow's store reads: sqlite, databases, Unity Catalog) gets
+    MLflow's own PagedList pages; a token seen before, or pages past the cap, stop it."""
+    from mlflow.store.entities.paged_list import PagedList
+
+    from regops.registry import RetryPolicy, paged
+
+    run = RetryPolicy(attempts=1).run
+    calls: list[str | None] = []
+
+    def looping(page_token: str | None = None, max_results: int = 0) -> PagedList[int]:
+        calls.append(page_token)
+        return PagedList([1], "same")
+
+    with pytest.raises(rest_reads.AnswerError, match="page token .* sent before"):
+        paged(looping, run, max_results=1000)
+    assert calls == [None, "same"]
+
+    monkeypatch.setattr(rest_reads, "MAX_ITEMS", 2_500)
+    count = iter(range(10**6))
+
+    def endless(page_token: str | None = None, max_results: int = 0) -> PagedList[int]:
+        return PagedList([], f"t{next(count)}")
+
+    with pytest.raises(rest_reads.AnswerError, match="still more pages after 3"):
+        paged(endless, run, max_results=1000)
+    assert next(count) == 3
+
+    def ends(page_token: str | None = None, max_results: int = 0) -> PagedList[int]:
+        return PagedList(
+            [1, 2], None if page_token == "t2" else f"t{int((page_token or 't0')[1:]) + 1}"
+        )
+
+    assert paged(ends, run, max_results=2) == [1, 2] * 3
+
+
+def test_one_checked_builder_for_both_readers() -> None:
+    """`live_version` is what both readers call: it keys MLflow's integer or string
+    numbers alike, and names the model, version and field of a bad value."""
+    common = {"run_id": None, "tags": [], "source": None, "status": None, "has_stages": True}
+    a = rest_reads.live_version("M", version=3, stage=None, created=17, **common)
+    b = rest_reads.live_version("M", version="3", stage="", created="17", **common)
+    assert a == b
+    assert (a.version, a.stage, a.created_ms, a.status) == ("3", "None", 17, "READY")
+    with pytest.raises(rest_reads.AnswerError, match=r"model 'M' version 3: field 'current_stage'"):
+        rest_reads.live_version("M", version="3", stage="Prod", created=None, **common)
+    with pytest.raises(rest_reads.AnswerError, match=r"model 'M\\n': field 'version'"):
+        rest_reads.live_version("M\n", version=True, stage=None, created=None, **common)
