@@ -160,6 +160,13 @@ def compute(desired: DesiredState, state_dir: Path, file: Path | None = None) ->
     """What `.github/CODEOWNERS` (or `file`) should say for these state files."""
     root = repo_root(state_dir)
     path = file if file is not None else root / DEFAULT_FILE
+    real = Path(os.path.realpath(path))
+    if file is None and not real.is_relative_to(Path(os.path.realpath(root))):
+        # `.github` a symlink out of the checkout: never read or write through it.
+        raise CodeownersError(
+            f"{DEFAULT_FILE} leads to {fileio.shown(str(real))}, outside the repository "
+            f"({fileio.shown(str(root))}); nothing was written"
+        )
     before = read_existing(path, root)
     lines, problems = rules(desired, root)
     # No owners anywhere and no block yet: nothing to write (not even a new file).

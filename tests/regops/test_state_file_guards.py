@@ -480,8 +480,16 @@ def test_codeowners_refuses_a_fifo_or_symlink_out_as_codeowners(tmp_path: Path) 
     (root / ".github" / "CODEOWNERS").symlink_to(tmp_path / "victim")
     run = regops(["codeowners"], root)
     assert run.code == 1, run.out
-    assert "it is a symlink to" in run.out
+    assert f"leads to {tmp_path / 'victim'}, outside the repository" in run.out
     assert (tmp_path / "victim").read_text() == "* @acme/maintainers\n"
+    (root / ".github" / "CODEOWNERS").unlink()
+    (root / ".github").rmdir()
+    (tmp_path / "victim-dir").mkdir()
+    (root / ".github").symlink_to(tmp_path / "victim-dir")
+    run = regops(["codeowners"], root)
+    assert run.code == 1, run.out
+    assert "outside the repository" in run.out
+    assert list((tmp_path / "victim-dir").iterdir()) == []
 
 
 def test_migrate_refuses_an_alias_bomb_without_expanding_it(tmp_path: Path) -> None:
