@@ -6,6 +6,7 @@ import json
 
 import click
 
+from regops.mdsafe import safe
 from regops.options import common_options, settings
 
 
@@ -25,10 +26,11 @@ def environments(ctx: click.Context) -> int:
         click.echo(json.dumps([e.name for e in envs]))
         return 0
     for e in envs:
-        click.echo(
+        line = (
             f"{e.name}: state {e.state_dir}, registry {e.tracking_uri_template}, "
             f"login from {e.describe_credentials()}"
         )
+        click.echo(safe(line, oneline=True))  # regops.yaml's text: shown, not obeyed
     return 0
 
 
