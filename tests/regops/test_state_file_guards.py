@@ -47,7 +47,8 @@ SECRET = "hunter2-outside-the-repository"
 @dataclass
 class Run:
     code: int
-    out: str
+    out: str  # stdout then stderr
+    stdout: str = ""
 
 
 def regops(args: list[str], cwd: Path) -> Run:
@@ -66,7 +67,7 @@ def regops(args: list[str], cwd: Path) -> Run:
         env={**os.environ, "REGOPS_CONFIG": ""},
         check=False,
     )
-    return Run(proc.returncode, proc.stdout + proc.stderr)
+    return Run(proc.returncode, proc.stdout + proc.stderr, proc.stdout)
 
 
 # ---- hostile state files: each kind makes registry-state/<name> in the repository -----------
@@ -313,7 +314,7 @@ def test_history_shows_hostile_commits_as_unreadable_or_refused(tmp_path: Path) 
     repo.commit("hostile", "bob")
     run = regops(["history", "--format", "json"], root)
     assert run.code == 0, run.out
-    doc = json.loads(run.out)
+    doc = json.loads(run.stdout)  # stderr may carry a warning about the registry
     note = doc["entries"][0]["note"]
     assert "unreadable at this commit: big.yaml, deep.yaml, m.yaml" in note, note
     assert "refused at this commit (not a state file name regops accepts): x\\t@evil\\n*.yaml" in (
