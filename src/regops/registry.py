@@ -584,10 +584,7 @@ class MlflowRegistry:
                     (m.tags or {}).items(),
                     alias_of[m.name].items(),
                 )
-                out[m.name] = LiveModel(
-                    versions=MappingProxyType(by_model[m.name]),
-                    **{**fields, "aliases": MappingProxyType(fields["aliases"])},
-                )
+                out[m.name] = rest_reads.live_model(fields, by_model[m.name])
             return out
 
         models_ = self._read(build)

@@ -169,7 +169,7 @@ def version_number(value: Any, where: str, field: str = "version") -> str:
         and value.isascii()
         and value.isdigit()
         and len(value) <= MAX_VERSION_DIGITS
-        and (value == "0" or value[0] != "0")
+        and value[0] != "0"  # MLflow numbers versions from 1
     )
     if not ok:
         raise AnswerError(f"{where}: field '{field}' is not a version number ({_shown(value)})")
@@ -228,6 +228,25 @@ def live_version(
         source=_optional_str(source, where, "source"),
         created_ms=created_ms,
         status=_optional_str(status, where, "status") or READY,
+    )
+
+
+def live_model(fields: dict[str, Any], versions: dict[str, LiveVersion]) -> LiveModel:
+    """The one place a registry's model becomes a LiveModel (both read paths): `fields`
+    from live_model_fields, its versions from live_version. An alias must hold one of the
+    model's versions (MLflow deletes a version's aliases with it)."""
+    for alias, number in fields["aliases"].items():
+        if number not in versions:
+            raise AnswerError(
+                f"model {ascii(fields['name'])} alias {ascii(alias)}: version {number} is not "
+                "one of the model's versions"
+            )
+    return LiveModel(
+        name=fields["name"],
+        versions=MappingProxyType(versions),
+        aliases=MappingProxyType(fields["aliases"]),
+        description=fields["description"],
+        tags=fields["tags"],
     )
 
 
@@ -404,14 +423,5 @@ def snapshot(
         versions = {n: every[n] for n in names}
     else:
         versions = read_versions(get, names, has_stages=has_stages)
-    live = {
-        m["name"]: LiveModel(
-            name=m["name"],
-            versions=MappingProxyType(versions[m["name"]]),
-            aliases=MappingProxyType(m["aliases"]),
-            description=m["description"],
-            tags=m["tags"],
-        )
-        for m in chosen
-    }
+    live = {m["name"]: live_model(m, versions[m["name"]]) for m in chosen}
     return LiveState(models=MappingProxyType(live), has_stages=has_stages)

@@ -263,6 +263,7 @@ BAD_VERSIONS: list[tuple[str, dict[str, Any], str]] = [
     ("version-a-float", version("M", 1.5), "field 'version' is not a version number"),
     ("version-negative", version("M", -3), "field 'version' is not a version number"),
     ("version-huge", version("M", "9" * 5000), "field 'version' is not a version number"),
+    ("version-zero", version("M", 0), "field 'version' is not a version number"),
     ("stage-outside-enum", version("M", "1", current_stage="Deployed"), "'current_stage'"),
     ("tags-a-dict", version("M", "1", tags={"a": "b"}), "field 'tags' is not a list of objects"),
     ("tag-value-a-list", version("M", "1", tags=[{"key": "a", "value": [1]}]), "field 'tags'"),
@@ -291,6 +292,11 @@ BAD_MODELS: list[tuple[str, Any, str]] = [
     ("aliases-a-string", model("M", aliases="champion"), "field 'aliases'"),
     ("description-a-dict", model("M", description={"a": 1}), "field 'description'"),
     ("model-a-string", "M", "a model is a str"),
+    (
+        "alias-to-no-version",
+        model("M", aliases=[{"alias": "champion", "version": "99"}]),
+        "model 'M' alias 'champion': version 99 is not one of the model's versions",
+    ),
 ]
 
 
@@ -302,6 +308,11 @@ def test_a_wrong_model_value_names_the_field(
     server.handlers.update(registry([bad], [version("M", "1", current_stage="Production")]))
     code, out = regops(server.url, state_dir)
     failed_cleanly(code, out, says)
+    if "alias" in says:  # get-model read it as a holder once (exit 70)
+        code, out = regops(
+            server.url, state_dir, "get-model", "--model-name", "M", "--alias", "champion"
+        )
+        failed_cleanly(code, out, says)
 
 
 @pytest.mark.parametrize(
