@@ -106,3 +106,36 @@ def test_no_owners_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert regops("codeowners").exit_code == 0
     assert not (tmp_path / ".github").exists()
     assert regops("codeowners", "--check").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        "#x@example.com",  # a CODEOWNERS comment: the owners after it would be dropped
+        "a#b@example.com",
+        "!x@example.com",
+        "x@exa mple.com",
+        "x@example.com\u202e",
+        "x\x1b[2J@example.com",
+        "@acme/../../x",
+        "*@example.com",
+    ],
+    ids=repr,
+)
+def test_an_owner_that_codeowners_would_misread_is_refused(repo: Path, owner: str) -> None:
+    state = repo / "registry-state" / "fraud.yaml"
+    state.write_text(FRAUD.replace('"@alice"', f"{owner!r}".replace("'", '"')))
+    before = (repo / ".github" / "CODEOWNERS").read_text()
+    result = regops("codeowners")
+    assert result.exit_code == 1, result.output
+    assert "registry-state/fraud.yaml:4:" in result.output
+    assert (repo / ".github" / "CODEOWNERS").read_text() == before
+
+
+def test_a_plain_e_mail_owner_is_written_as_is(repo: Path) -> None:
+    state = repo / "registry-state" / "fraud.yaml"
+    state.write_text(FRAUD.replace('"@alice"', '"alice.o+ml@corp.example.com"'))
+    result = regops("codeowners")
+    assert result.exit_code == 0, result.output
+    text = (repo / ".github" / "CODEOWNERS").read_text()
+    assert "/registry-state/fraud.yaml @acme/fraud alice.o+ml@corp.example.com" in text
