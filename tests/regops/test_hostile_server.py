@@ -9,6 +9,7 @@ the read commands end with exit 1 and a message naming what was wrong, never a t
   (MLFLOW_HTTP_REQUEST_TIMEOUT with no retries), shown by a subprocess timeout;
 - a huge error body is cut before it is shown or masked; a huge answer is refused;
 - a wrong value (version, stage, types, nesting) names the model, version and field;
+- any JSON value in any field of a model or version (hypothesis) is exit 0-3, never 70;
 - an untrusted TLS certificate says so and how to trust it, unlike refused or timed out;
 - a tracking URI with a path prefix and a query string reads the right URLs.
 
@@ -28,6 +29,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from regops import rest_http, rest_reads
 from regops.cli import cli
@@ -417,3 +420,49 @@ def test_a_path_prefix_and_a_query_string_build_the_right_urls(
     for _path, query in server.requests:
         assert query["x"] == ["1"]
         assert "max_results" in query
+
+
+# ---- any JSON at any field: exit 0-3, never a traceback -----------------------------------
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+GOOD_VERSION = version("M", "1", current_stage="Production", tags=[{"key": "k", "value": "v"}])
+GOOD_MODEL = model("M", aliases=[{"alias": "champion", "version": "1"}], tags=[], description="d")
+
+
+@st.composite
+def spoiled(draw: st.DrawFn, good: dict[str, Any]) -> Any:
+    """`good` with some of its fields (or the whole item) replaced by any JSON value."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON)
+    doc = dict(good)
+    for key in draw(st.lists(st.sampled_from([*good, "extra"]), max_size=3)):
+        doc[key] = draw(JSON)
+    return doc
+
+
+@settings(
+    max_examples=int(os.environ.get("REGOPS_PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    models=st.lists(spoiled(GOOD_MODEL), min_size=1, max_size=2),
+    versions=st.lists(spoiled(GOOD_VERSION), max_size=3),
+)
+def test_property_any_json_in_any_field_is_never_a_traceback(
+    server: HostileServer, state_dir: Path, models: list[Any], versions: list[Any]
+) -> None:
+    server.handlers.update(registry(models, versions))
+    for args in (
+        ["plan", "--state-dir", str(state_dir)],
+        ["get-model", "--model-name", "M", "--alias", "champion"],
+        ["list-versions", "--model-name", "M"],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--tracking-uri", server.url])
+        assert result.exit_code in (0, 1, 2, 3), (args, result.output)
+        assert "Traceback" not in result.output
