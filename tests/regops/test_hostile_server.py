@@ -387,6 +387,23 @@ def test_an_untrusted_certificate_is_named_with_the_fix(
         assert code == 0, (trust, out)
 
 
+def test_an_untrusted_certificate_is_named_through_mlflows_client_too(
+    tls_server: tuple[HostileServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regops.registry import MlflowRegistry, RegistryUnreachable
+
+    server, cert = tls_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    reg = MlflowRegistry(server.url)
+    get = rest_reads.json_getter(reg._store)  # MLflow's http_request, not rest_http
+    reg._json_get = lambda e, p: reg._run(lambda: get(e, p))[0]
+    with pytest.raises(RegistryUnreachable, match="TLS certificate is not trusted") as failed:
+        reg.snapshot(["M"])
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in str(failed.value)
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+    assert set(reg.snapshot(["M"]).models) == {"M"}
+
+
 def test_refused_timed_out_and_untrusted_say_different_things(
     tls_server: tuple[HostileServer, Path], server: HostileServer, state_dir: Path
 ) -> None:
