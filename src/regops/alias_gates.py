@@ -6,7 +6,9 @@
   champion move works. Restoring a drifted alias skips the gate (as for stages).
 - `require_tags`: the version carries these tags (the evidence CI writes).
 - `protected`: the alias may move to another version but is never removed; a plan
-  that would remove it is refused at validation, with the file and line.
+  that would remove it is refused at validation, with the file and line. Held live by
+  a version no state file lists any more (which the plan leaves alone), it is named in
+  the plan's warnings: the state files no longer say who holds it.
 
 Verdicts read exactly like the stage gates' and a failed one blocks the whole plan.
 """
@@ -98,3 +100,22 @@ def protected_removals(spec: ModelSpec, changes: Iterable[Change]) -> list[str]:
                 "declare it on the version that should hold it)"
             )
     return errors
+
+
+def protected_unlisted(spec: ModelSpec, lm: LiveModel) -> list[str]:
+    """A warning per protected alias held live by a version the state does not list and
+    declared on no version: the plan leaves it alone, and git no longer names its holder."""
+    declared = spec.alias_owner()
+    removes_unlisted = spec.policy.unlisted_versions == "archive"
+    out = []
+    for alias, holder in sorted(lm.aliases.items()):
+        if alias in declared or holder in spec.versions or removes_unlisted:
+            continue  # moved, kept, or removed by the plan (which protected_removals refuses)
+        if spec.policy.for_alias(alias).protected:
+            out.append(
+                f"{spec.file}:{spec.line}: model {spec.name!r}: protected alias {alias!r} is "
+                f"held by version {holder}, which no state file lists any more: the state no "
+                f"longer says who holds {alias}; list version {holder} with aliases: [{alias}] "
+                f"(or declare {alias} on the version that should hold it)"
+            )
+    return out

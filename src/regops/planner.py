@@ -27,6 +27,12 @@ Rules, per managed model:
   differs from the model's record and whose audit stamp does not show that state, had
   a change land while its stamp was lost (a cut connection): the plan lists it in
   `restamps` and reconcile writes the stamp.
+- Protected aliases: one held live by a version no state file lists, and declared on no
+  version, is left alone (`unlisted_versions: ignore`) but named in the plan's warnings.
+- Copies planned against a snapshot (`plan --live`, `plan_snapshot`): the snapshot
+  holds no other environment, so a copy key (`dev@7`) not yet made here is a BLOCKED
+  copy whose `source` verdict says why (and so is each change that needs the copy);
+  one already made (found by its lineage) is planned as the version it became.
 - Order: versions enter Production/Staging first, aliases move next, versions
   leave to None/Archived last, so a stage is never left empty mid-reconcile.
 """
@@ -34,16 +40,18 @@ Rules, per managed model:
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from types import MappingProxyType
 
-from regops.alias_gates import gate_alias_change, protected_removals
-from regops.live import READY, AppliedRecord, LiveModel, LiveState
+from regops.alias_gates import gate_alias_change, protected_removals, protected_unlisted
+from regops.live import READY, AppliedRecord, LiveModel, LiveState, LiveVersion
 from regops.plan import (
     ALIAS_DELETE,
     ALIAS_MOVE,
     ALIAS_SET,
     APPLY,
     BLOCKED,
+    COPY,
     DESCRIPTION,
     STAGE,
     SUSPENDED,
@@ -52,7 +60,8 @@ from regops.plan import (
     GateVerdict,
     Plan,
 )
-from regops.state import DesiredState, ModelSpec, version_key
+from regops.promotion import find_copy, parse_key
+from regops.state import DesiredState, ModelSpec, VersionSpec, version_key
 
 STAGE_RANK = {"Production": 0, "Staging": 1, "None": 2, "Archived": 3}
 MAX_RECORD_CHARS = 5000  # MLflow's limit on a registered-model tag value
@@ -73,6 +82,7 @@ def plan(
     records: dict[str, str] = {}
     suspended: list[str] = []
     restamps: list[tuple[str, str]] = []
+    notes: list[str] = []
     for name in sorted(names):
         spec = desired.models[name]
         lm = live.models.get(name)
@@ -86,6 +96,7 @@ def plan(
         if problems:
             errors.extend(problems)
             continue
+        notes.extend(protected_unlisted(spec, lm))
         model_changes = _require_ready(
             _plan_model(spec, lm, live.has_stages and spec.policy.use_stages), lm
         )
@@ -115,8 +126,96 @@ def plan(
         created_at=created_at,
         suspended=tuple(suspended),
         restamps=tuple(restamps),
-        warnings=tuple(w for w in live.warnings if any(f"model {n!r}" in w for n in names)),
+        warnings=tuple(w for w in live.warnings if any(f"model {n!r}" in w for n in names))
+        + tuple(notes),
     )
+
+
+def plan_snapshot(
+    desired: DesiredState,
+    live: LiveState,
+    *,
+    env: str | None,
+    only: Collection[str] | None = None,
+    registry: str = "",
+    created_at: str = "",
+) -> Plan:
+    """`plan` against a snapshot of this environment alone (`plan --live`), for a state
+    that copies versions from other environments (`dev@7` keys).
+
+    The snapshot holds no other environment: a copy already made here (found by its
+    lineage) is planned as the version it became; every other one is a BLOCKED COPY
+    change whose `source` verdict says why, and so is each change that needs it (its
+    stage, an alias pointed at it), in place of gates that could not be judged.
+    """
+    names = [n for n in desired.models if only is None or n in only]
+    models = dict(desired.models)
+    live_models = dict(live.models)
+    unread: dict[tuple[str, str], str] = {}  # (model, key) -> why
+    copies: dict[str, list[Change]] = {}
+    for name in names:
+        spec, lm = desired.models[name], live.models.get(name)
+        versions: dict[str, VersionSpec] = {}
+        placeholders: dict[str, LiveVersion] = {}
+        for key, vs in spec.versions.items():
+            ref = parse_key(key, name)
+            found = find_copy(lm, ref) if ref is not None else None
+            if ref is None or (found is not None and found in spec.versions):
+                versions[key] = vs  # (a copy listed twice is reported by the real plan)
+                continue
+            if found is not None:
+                versions[found] = replace(vs, version=found, run_id=None)
+                continue
+            versions[key] = replace(vs, run_id=None)
+            placeholders[key] = LiveVersion(version=key, stage="None", origin=ref.describe())
+            unread[(name, key)] = (
+                f"{ref.describe()} cannot be read from a snapshot: --live holds "
+                f"{env or 'this environment'}'s registry only, not {ref.env}'s; the copy, "
+                "the source's evidence and the gates are checked when the plan reads both "
+                f"registries (regops plan --env {env or 'NAME'})"
+            )
+            copies.setdefault(name, []).append(
+                Change(
+                    name,
+                    key,
+                    COPY,
+                    before=ref.ref,
+                    after=env,
+                    action=SUSPENDED if spec.suspend else BLOCKED,
+                )
+            )
+        models[name] = replace(spec, versions=MappingProxyType(versions))
+        if placeholders:
+            base = lm or LiveModel(name=name, versions=MappingProxyType({}))
+            live_models[name] = replace(
+                base, versions=MappingProxyType({**base.versions, **placeholders})
+            )
+    p = plan(
+        replace(desired, models=MappingProxyType(models)),
+        replace(live, models=MappingProxyType(live_models)),
+        only=only,
+        registry=registry,
+        created_at=created_at,
+    )
+
+    def unread_by(c: Change) -> str | None:
+        targets = (c.version, c.after) if c.kind in (ALIAS_SET, ALIAS_MOVE) else (c.version,)
+        keys = [(c.model, t) for t in targets if t is not None]
+        return next((unread[k] for k in keys if k in unread), None)
+
+    changes: list[Change] = []
+    for name in sorted(names):
+        for c in copies.get(name, []):
+            why = unread[(name, c.version or "")]
+            changes.append(_with(c, gates=(GateVerdict("source", False, why),)))
+        for c in p.changes:
+            if c.model != name:
+                continue
+            why_ = unread_by(c)
+            if why_ is not None and c.action != SUSPENDED:  # gates it had were guesses
+                c = _with(c, action=BLOCKED, gates=(GateVerdict("source", False, why_),))
+            changes.append(c)
+    return replace(p, changes=tuple(changes), live_fingerprint=live.fingerprint(p.models))
 
 
 def _require_ready(changes: list[Change], lm: LiveModel) -> list[Change]:
@@ -173,8 +272,6 @@ def _lost_stamps(
 
 
 def _with(change: Change, **kw: object) -> Change:
-    from dataclasses import replace
-
     return replace(change, **kw)  # type: ignore[arg-type]
 
 

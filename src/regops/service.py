@@ -106,6 +106,12 @@ def run_plan(
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
         return compute_plan(desired, live, only=only, registry=shown, created_at=audit.now())
+    if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
+        from regops.planner import plan_snapshot
+
+        return plan_snapshot(
+            desired, live, env=settings.env_name, only=only, registry=shown, created_at=audit.now()
+        )
     res = _resolve_copies(settings, desired, live, refs)
     p = compute_plan(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
     return promotion.with_copies(p, res, live)

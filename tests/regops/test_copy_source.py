@@ -6,6 +6,7 @@ naming the model, version and source. Two real in-process sqlite registries."""
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -169,3 +170,42 @@ def test_reconcile_creates_a_missing_registry_and_says_so(
     assert result.exit_code == 0, result.output
     assert f"creating a new registry at {fresh}: the sqlite file did not exist" in result.stderr
     assert list(repo.versions(f"sqlite:///{fresh}", "Fraud")) == ["1"]
+
+
+# ---- plan --live: the snapshot holds no other environment ----------------------------------
+
+
+def test_plan_live_says_per_change_that_the_source_cannot_be_read(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = envs.run("--env", "prod", "snapshot", "--out", "prod.json")
+    assert snap.exit_code == 0, snap.output
+    # A fork's plan has no login to dev (nor any need of one): dev is never read.
+    monkeypatch.setenv("REGOPS_T_DEV_URI", "http://127.0.0.1:9")
+    result = envs.run("--env", "prod", "plan", "--live", "prod.json", "--format", "json")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    doc = json.loads(result.stdout)
+    why = (
+        "dev Fraud v1 cannot be read from a snapshot: --live holds prod's registry only, "
+        "not dev's; the copy, the source's evidence and the gates are checked when the plan "
+        "reads both registries (regops plan --env prod)"
+    )
+    got = [(c["version"], c["kind"], c["alias"], c["action"], c["gates"]) for c in doc["changes"]]
+    verdict = [{"gate": "source", "passed": False, "detail": why}]
+    assert got == [
+        ("dev@1", "copy", None, "blocked", verdict),
+        ("dev@1", "stage", None, "blocked", verdict),
+        ("dev@1", "alias_set", "champion", "blocked", verdict),
+    ]
+    text = envs.run("--env", "prod", "plan", "--live", "prod.json")
+    assert text.exit_code == 1
+    assert "cannot be read from a snapshot" in text.output
+
+
+def test_plan_live_plans_a_copy_already_made_as_its_version(repo: Repo) -> None:
+    assert envs.run("--env", "prod", "reconcile").exit_code == 0
+    assert envs.run("--env", "prod", "snapshot", "--out", "prod.json").exit_code == 0
+    result = envs.run("--env", "prod", "plan", "--live", "prod.json", "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "cannot be read" not in result.output
