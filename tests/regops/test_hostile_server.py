@@ -483,3 +483,12 @@ def test_property_any_json_in_any_field_is_never_a_traceback(
         result = CliRunner().invoke(cli, [*args, "--tracking-uri", server.url])
         assert result.exit_code in (0, 1, 2, 3), (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_https_to_a_plain_http_server_is_a_failed_handshake(
+    server: HostileServer, state_dir: Path
+) -> None:
+    code, out = regops(server.url.replace("http://", "https://"), state_dir)
+    failed_cleanly(code, out, "the TLS handshake failed", "scheme")
+    assert "certificate" not in out
+    assert "refused" not in out
