@@ -13,9 +13,16 @@
 #                                one pull request from BRANCH or update its title and body
 #   publish-snapshot FILE        commit FILE as snapshot.json on the regops-snapshot branch
 #   fetch-snapshot FILE          the latest published snapshot into FILE (absent: no file)
-#   pr-state NUMBER              the pull request's registry-state/ files (data only)
+#   pack NAME FILE               FILE, gzipped and base64, as step output NAME (none: nothing)
+#   unpack FILE                  $PACKED (a `pack` output handed over by another job) into
+#                                FILE; empty: no FILE (the comment then says the job failed)
+#   pr-state NUMBER SHA          the pull request's registry-state/ files at SHA (its head,
+#                                as the event named it), as data: regular files only
 #
 # Needs GH_REPO (owner/name) and GH_TOKEN for the `gh` calls. Works on a laptop too.
+# The workflows check out with persist-credentials: false, so no token sits in .git/config
+# for the steps that run regops and its dependencies; the git commands here that talk to
+# the remote get GH_TOKEN (when set) for that one command, through git's environment.
 set -euo pipefail
 
 MARKER="<!-- regops-plan -->"
@@ -23,6 +30,20 @@ SNAPSHOT_BRANCH="${REGOPS_SNAPSHOT_BRANCH:-regops-snapshot}"
 BOT=(-c user.name="regops-bot" -c user.email="regops-bot@users.noreply.github.com")
 
 die() { echo "gh-sync: $*" >&2; exit 1; }
+# git talking to the remote: GH_TOKEN as this one command's credential (an http.extraheader
+# in GIT_CONFIG_* variables, like actions/checkout's), never on a command line or on disk.
+remote_git() {
+  if [ -z "${GH_TOKEN:-}" ]; then
+    git "$@"
+    return
+  fi
+  local basic
+  basic="$(printf 'x-access-token:%s' "$GH_TOKEN" | base64 | tr -d '\n')"
+  GIT_CONFIG_COUNT=1 \
+    GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL:-https://github.com}/.extraheader" \
+    GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $basic" \
+    git "$@"
+}
 api() { gh api -H "Accept: application/vnd.github+json" "$@"; }
 run_url() {
   if [ -n "${GITHUB_RUN_ID:-}" ]; then
@@ -93,7 +114,7 @@ case "$cmd" in
     ;;
   start-branch)
     [ $# -eq 2 ] || die "usage: start-branch BRANCH BASE"
-    git fetch -q --no-tags origin "$2"
+    remote_git fetch -q --no-tags origin "$2"
     git switch -q -C "$1" FETCH_HEAD
     ;;
   pull-request)
@@ -106,7 +127,7 @@ case "$cmd" in
     fi
     git "${BOT[@]}" commit -q -m "$title" -m "Proposed by $(run_url)"
     # The one proposal branch is rebuilt from the base on every run (and re-run).
-    git push -q --force origin "HEAD:refs/heads/$branch"
+    remote_git push -q --force origin "HEAD:refs/heads/$branch"
     number="$(find_pull "$branch")"
     if [ -n "$number" ]; then
       api --method PATCH "repos/$GH_REPO/pulls/$number" -f "title=$title" -F "body=@$body" --jq .html_url
@@ -122,26 +143,59 @@ case "$cmd" in
     blob="$(git hash-object -w "$1")"
     tree="$(printf '100644 blob %s\tsnapshot.json\n' "$blob" | git mktree)"
     parent=()
-    if git fetch -q --no-tags origin "$SNAPSHOT_BRANCH" 2> /dev/null; then
+    if remote_git fetch -q --no-tags origin "$SNAPSHOT_BRANCH" 2> /dev/null; then
       parent=(-p FETCH_HEAD)
     fi
     commit="$(git "${BOT[@]}" commit-tree "$tree" "${parent[@]}" -m "Registry snapshot $(run_url)")"
-    git push -q origin "$commit:refs/heads/$SNAPSHOT_BRANCH"
+    remote_git push -q origin "$commit:refs/heads/$SNAPSHOT_BRANCH"
     echo "published $1 on $SNAPSHOT_BRANCH ($commit)"
     ;;
   fetch-snapshot)
     [ $# -eq 1 ] || die "usage: fetch-snapshot FILE"
-    if git fetch -q --no-tags origin "$SNAPSHOT_BRANCH" 2> /dev/null; then
+    if remote_git fetch -q --no-tags origin "$SNAPSHOT_BRANCH" 2> /dev/null; then
       git show FETCH_HEAD:snapshot.json > "$1"
     else
       echo "no $SNAPSHOT_BRANCH branch: no snapshot published yet" >&2
     fi
     ;;
+  pack)
+    [ $# -eq 2 ] || die "usage: pack NAME FILE"
+    if [ -s "$2" ]; then
+      printf '%s=%s\n' "$1" "$(gzip -9cn "$2" | base64 | tr -d '\n')" >> "${GITHUB_OUTPUT:-/dev/stdout}"
+    fi
+    ;;
+  unpack)
+    [ $# -eq 1 ] || die "usage: unpack FILE"
+    rm -f "$1"
+    if [ -n "${PACKED:-}" ]; then
+      # A report is at most GitHub's comment size; more is not a report.
+      printf '%s' "$PACKED" | base64 -d | gzip -dc | head -c 1000000 > "$1"
+    fi
+    ;;
   pr-state)
-    [ $# -eq 1 ] || die "usage: pr-state NUMBER"
-    git fetch -q --no-tags origin "refs/pull/$1/head"
+    # A fork's files are data: only regular files directly under registry-state/ are
+    # written, from git's objects (never checked out), so a symlink, a submodule or a
+    # folder in the pull request cannot make regops read anything else.
+    [ $# -eq 2 ] || die "usage: pr-state NUMBER SHA"
+    remote_git fetch -q --no-tags origin "refs/pull/$1/head"
+    head="$(git rev-parse FETCH_HEAD)"
+    [ "$head" = "$2" ] || die "pull request #$1 is at $head now, not $2 (a newer push): its own run plans it"
     rm -rf registry-state
-    git restore --source FETCH_HEAD --worktree -- registry-state
+    mkdir registry-state
+    count=0
+    while IFS= read -r -d '' entry; do
+      read -r mode type object size <<< "${entry%%$'\t'*}"
+      path="${entry#*$'\t'}"
+      case "$mode" in
+        100644 | 100755) ;;
+        *) die "$path: not a regular file in pull request #$1 (git mode $mode): refused" ;;
+      esac
+      [ "$size" -le "${REGOPS_PR_STATE_MAX_BYTES:-5000000}" ] || die "$path: $size bytes: refused"
+      count=$((count + 1))
+      [ "$count" -le 1000 ] || die "pull request #$1: more than 1000 files in registry-state/: refused"
+      git cat-file blob "$object" > "$path"
+    done < <(git ls-tree -z --long "$2" -- registry-state/)
+    echo "registry-state/ from pull request #$1 at $2: $count file(s), as data"
     ;;
   *)
     die "unknown command '${cmd}' (see the top of $0)"
