@@ -29,7 +29,10 @@ def regops(uri: str, state_dir: Path, *args: str) -> Result:
 def regops_process(
     uri: str, state_dir: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    """Start `regops ARGS` as its own process (a second reconciler is a second process)."""
+    """Start `regops ARGS` as its own process (a second reconciler is a second process).
+
+    stdout and stderr are separate pipes (`out, err = proc.communicate()`): a document on
+    stdout is parsed alone, whatever a racing run makes regops say on stderr."""
     full = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
     full.pop("MLFLOW_TRACKING_URI", None)
     full.update(FAST_HTTP_ENV)
@@ -37,7 +40,7 @@ def regops_process(
     return subprocess.Popen(
         [REGOPS_BIN, *args, "--tracking-uri", uri, "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
         env=full,
     )

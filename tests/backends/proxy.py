@@ -6,6 +6,12 @@ real server. At a chosen write the proxy can cut the connection before forwardin
 and from then on refuse every request until `revive()`: to the client this is a
 server that died at that point. `on_write` lets a test do more at that moment (kill
 the real server process).
+
+A test that must act while a request is in flight (send a signal mid-run, start a second
+reconciler) holds it there instead of racing a delay: with `hold_writes_after=N` every
+write after the N-th, and with `hold_reads` every read, waits in the proxy until
+`release()`; `held` is set once one waits (`proxy.held.wait()`), so the test acts at a
+known point whatever the machine's load.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ class FaultProxy:
     cut_when: str = BEFORE  # ...before it lands or after
     cut_on: Callable[[Write], bool] | None = None  # or the first write this matches
     on_write: Callable[[int, Write], None] | None = None  # called at the cut
+    hold_writes_after: int | None = None  # writes after the n-th wait for release()
+    hold_reads: bool = False  # reads wait for release()
+    held: threading.Event = field(default_factory=threading.Event)  # one is waiting
+    _released: threading.Event = field(default_factory=threading.Event)
     writes: list[Write] = field(default_factory=list)
     requests: int = 0
     down: bool = False
@@ -84,6 +94,10 @@ class FaultProxy:
             self.down = False
             self.cut_at = self.cut_on = None
 
+    def release(self) -> None:
+        """Let every held request (and every later one) through."""
+        self._released.set()
+
     def landed(self) -> list[Write]:
         return [w for w in self.writes if w.status is not None and w.status < 400]
 
@@ -107,6 +121,13 @@ class FaultProxy:
             if cutting:
                 self.down = True  # every later request is refused until revive()
             upstream = self.upstream
+        if write is None:
+            holding = self.hold_reads
+        else:
+            holding = self.hold_writes_after is not None and n > self.hold_writes_after
+        if holding and not self._released.is_set():
+            self.held.set()
+            self._released.wait(timeout=120)  # a test that never releases fails, not hangs
         if write is not None and self.delay_writes:
             time.sleep(self.delay_writes)
         elif write is None and self.delay_reads:

@@ -139,7 +139,7 @@ def test_read_only_user_gets_a_permission_error_and_the_rest_is_skipped(
     secret += login(monkeypatch, "partial", partial_pw)
     partial = regops(auth_server.url, state_dir, "reconcile", "--format", "json", "--parallel", "1")
     assert partial.exit_code == 1, partial.output
-    result = json.loads(partial.output)["result"]
+    result = json.loads(partial.stdout)["result"]
     assert [(o["change"]["model"], o["status"]) for o in result["outcomes"]] == [
         ("AuthOk", "applied"),
         ("AuthOk", "applied"),

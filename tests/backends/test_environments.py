@@ -249,8 +249,8 @@ def test_trained_in_dev_promoted_to_prod_served_from_prod(servers: Servers, repo
     with environ({"MLFLOW_TRACKING_URI": servers.prod.url}):
         out = accident(
             "predict", "examples/test_features.json", "--model-name", LR, "--stage", "Production"
-        ).output
-    served = json.loads(out[out.index("{") :])
+        ).stdout
+    served = json.loads(out)  # stdout: the predictions document only
     assert str(served["model"]["version"]) == "1", served
     assert served["predictions"], served
 

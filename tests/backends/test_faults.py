@@ -74,7 +74,7 @@ def run_with_fault(
 ) -> tuple[dict[str, object], str]:
     """Reconcile through `proxy` until it cuts; return the first run's result and output."""
     first = regops(proxy.url, state_dir, "reconcile", "--format", "json")
-    doc = json.loads(first.output[first.output.index("{") :]) if "{" in first.output else {}
+    doc = json.loads(first.stdout) if first.stdout.strip() else {}  # stdout: the document only
     return doc, first.output
 
 
@@ -178,7 +178,7 @@ def test_a_change_that_landed_unstamped_gets_its_stamps_on_rerun(
         proxy.revive()
         # The plan sees version 1 moved since the record without a stamp saying so.
         pending = regops(proxy.url, state_dir, "plan", "--format", "json")
-        assert json.loads(pending.output)["restamps"] == [[name, "1"]], pending.output
+        assert json.loads(pending.stdout)["restamps"] == [[name, "1"]], pending.output
         assert_converged(mlflow_server.url, proxy, name, state_dir)
     finally:
         proxy.stop()

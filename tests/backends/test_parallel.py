@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,9 +70,9 @@ def reconcile(uri: str, state_dir: Path, names: list[str], parallel: str) -> dic
     for n in names:
         args += ["--model", n]
     res = regops(uri, state_dir, *args)
-    assert "{" in res.output, res.output
-    # The JSON document, then maybe a line on stderr (restored stamps).
-    doc: dict[str, Any] = json.JSONDecoder().raw_decode(res.output[res.output.index("{") :])[0]
+    # stdout alone is the JSON document (a line about restored stamps goes to stderr).
+    assert res.stdout.strip(), res.output
+    doc: dict[str, Any] = json.loads(res.stdout)
     doc["exit_code"] = res.exit_code
     return doc
 
@@ -281,17 +280,17 @@ def test_sigterm_stops_every_writer_after_its_write_and_stamp(
     prefix = "TermP"
     names = seed(mlflow_server.url, prefix)
     state(state_dir, names)
-    proxy = FaultProxy(mlflow_server.url, delay_writes=0.05).start()
+    # Writes after the 12th wait in the proxy: SIGTERM comes while they are in flight.
+    proxy = FaultProxy(mlflow_server.url, delay_writes=0.05, hold_writes_after=12).start()
     try:
         args = ["reconcile", "--parallel", PARALLEL, "--format", "json"]
         proc = regops_process(proxy.url, state_dir, *args)
-        deadline = time.monotonic() + 60
-        while len(proxy.landed()) < 12 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.01)
+        assert proxy.held.wait(timeout=120), "".join(proc.communicate(timeout=60))[-3000:]
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 143, out
-        doc = json.JSONDecoder().raw_decode(out[out.index("{") :])[0]
+        proxy.release()
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, out + err
+        doc = json.loads(out)
         assert doc["result"]["interrupted"] == "SIGTERM"
         statuses = [o["status"] for o in doc["result"]["outcomes"]]
         assert "failed" not in statuses, statuses

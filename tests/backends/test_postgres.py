@@ -60,7 +60,7 @@ def test_plan_reconcile_then_in_sync(pg_server: MlflowServer, state_dir: Path) -
     assert in_sync.exit_code == 0, in_sync.output
     again = regops(uri, state_dir, "reconcile", "--format", "json")
     assert again.exit_code == 0
-    assert json.loads(again.output)["result"] is None  # nothing left to write
+    assert json.loads(again.stdout)["result"] is None  # nothing left to write
     assert registry_dump(uri, ["PgFraud", "PgChurn"]) == live
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,10 @@ from tests.support import MlflowServer, make_registry
 pytestmark = pytest.mark.server
 
 VERSIONS = 6
-DELAY_S = 0.15  # per write: the run's 16 writes take ~2.5 s; the signal comes after the 3rd
-SIGNAL_AFTER = 3  # the baseline record, version 1's stage and its stamp have landed
+DELAY_S = 0.15  # per write: the run's 16 writes take ~2.5 s
+# The signal comes while the 4th write is held in flight by the proxy, after the baseline
+# record, version 1's stage and its stamp have landed: a known point, whatever the load.
+SIGNAL_AFTER = 3
 
 
 def state(name: str) -> str:
@@ -67,16 +68,17 @@ def test_a_signal_stops_after_the_write_in_flight_and_the_next_run_converges(
     name = f"Signal_{sig.name}"
     make_registry(mlflow_server.url, {name: VERSIONS})
     write_state(state_dir, state(name))
-    proxy = FaultProxy(mlflow_server.url, delay_writes=DELAY_S).start()
+    proxy = FaultProxy(mlflow_server.url, delay_writes=DELAY_S, hold_writes_after=SIGNAL_AFTER)
+    proxy.start()
     try:
         proc = regops_process(proxy.url, state_dir, "reconcile")
-        deadline = time.monotonic() + 60
-        while len(proxy.landed()) < SIGNAL_AFTER and proc.poll() is None:
-            assert time.monotonic() < deadline, "reconcile wrote nothing within 60 s"
-            time.sleep(0.02)
+        if not proxy.held.wait(timeout=120):
+            proc.kill()
+            raise AssertionError("".join(proc.communicate())[-3000:])
         proc.send_signal(sig)
+        proxy.release()
         try:
-            out, _ = proc.communicate(timeout=30)
+            out = "".join(proc.communicate(timeout=30))  # stdout, then stderr
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
@@ -109,20 +111,20 @@ def test_a_signal_stops_after_the_write_in_flight_and_the_next_run_converges(
 def test_sigterm_while_reading_exits_143_and_says_so(
     mlflow_server: MlflowServer, state_dir: Path
 ) -> None:
-    """Before the first write (the snapshot is slow): no write, a message, exit 143."""
+    """Before the first write (its first read held in flight): no write, a message, 143."""
     name = "Signal_early"
     make_registry(mlflow_server.url, {name: 2})
     write_state(state_dir, f'apiVersion: regops/v1\nmodels:\n  {name}:\n    versions:\n'
                            '      "1": {stage: Staging}\n')  # fmt: skip
-    proxy = FaultProxy(mlflow_server.url, delay_reads=2.0).start()
+    proxy = FaultProxy(mlflow_server.url, hold_reads=True).start()  # the first read waits
     try:
         proc = regops_process(proxy.url, state_dir, "reconcile")
-        deadline = time.monotonic() + 60
-        while proxy.requests < 1 and proc.poll() is None:
-            assert time.monotonic() < deadline, "reconcile read nothing within 60 s"
-            time.sleep(0.02)
+        if not proxy.held.wait(timeout=120):
+            proc.kill()
+            raise AssertionError("".join(proc.communicate())[-3000:])
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proxy.release()
+        out = "".join(proc.communicate(timeout=30))  # stdout, then stderr
     finally:
         proxy.stop()
     assert proc.returncode == 143, out
