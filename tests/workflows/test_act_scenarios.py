@@ -11,6 +11,7 @@ job summary or artifact.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import warnings
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from tests.support import MlflowServer, free_port, make_registry
+from tests.support import MlflowServer, make_registry
 from tests.workflows.harness import (
     ROOT,
     Sandbox,
@@ -297,11 +298,15 @@ def test_an_unreachable_registry_fails_fast_and_says_so(
 ) -> None:
     name = "Wf_Unreachable"
     sha = start_pr(sandbox, state({name: {}}), state({name: {"1": "Staging"}}))
-    dead = f"http://127.0.0.1:{free_port()}"
-    secrets = {"MLFLOW_TRACKING_URI": dead, "MLFLOW_TRACKING_TOKEN": sandbox.token}
-    start = time.monotonic()
-    run = sandbox.act("pull_request", "registry-plan.yml", pr_payload(7, sha), secrets=secrets)
-    took = time.monotonic() - start
+    # A port held bound and never listening refuses every connection, and no server
+    # started meanwhile (another test's) can take it, as it could a port merely free.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{held.getsockname()[1]}"
+        secrets = {"MLFLOW_TRACKING_URI": dead, "MLFLOW_TRACKING_TOKEN": sandbox.token}
+        start = time.monotonic()
+        run = sandbox.act("pull_request", "registry-plan.yml", pr_payload(7, sha), secrets=secrets)
+        took = time.monotonic() - start
     assert run.job("plan") == "failed"
     assert took < 180, f"took {took:.0f}s to give up on an unreachable registry"
     [comment] = sandbox.github.fake.comments_on(7)
