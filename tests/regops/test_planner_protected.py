@@ -277,3 +277,39 @@ def test_only_the_models_asked_for() -> None:
     p = plan_snapshot(d, state, env="prod", only=["M"])
     assert {c.model for c in p.changes} == {"M"}
     assert p.changes[0].before == "dev/M@7"
+
+
+# ---- through the CLI, on a real registry ---------------------------------------------------
+
+
+def test_plan_says_it_on_a_real_registry(
+    sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from mlflow import MlflowClient
+
+    from tests.regops.helpers_edit import regops, write_state
+
+    c = MlflowClient(tracking_uri=sqlite_uri, registry_uri=sqlite_uri)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        c.create_registered_model("Fraud")
+        for _ in range(2):
+            c.create_model_version("Fraud", "mlflow-artifacts:/0/r/artifacts/model")
+        c.set_registered_model_alias("Fraud", "champion", "1")
+    monkeypatch.chdir(tmp_path)
+    write_state(
+        tmp_path / "registry-state",
+        "apiVersion: regops/v1\npolicy:\n  aliases:\n    champion: {protected: true}\n"
+        'models:\n  Fraud:\n    versions:\n      "2": {}\n',
+        "fraud.yaml",
+    )
+    result = regops("plan", "--tracking-uri", sqlite_uri, "--format", "json")
+    assert result.exit_code == 0, result.output
+    said = (
+        "registry-state/fraud.yaml:6: model 'Fraud': protected alias 'champion' is held by "
+        "version 1, which no state file lists any more"
+    )
+    assert said in result.stderr
+    assert any(said in w for w in json.loads(result.stdout)["warnings"])
