@@ -146,6 +146,10 @@ def problem(path: Path) -> str | None:
         return f"{parent} is not a directory"
     if path.is_dir():
         return "it is a directory"
+    if path.exists() and not path.is_file():
+        # A device, FIFO or socket: the atomic rename would replace it with a plain file
+        # (as root, `--out /dev/null` would leave /dev/null a regular file).
+        return "it is not a regular file (a device, FIFO or socket)"
     limit = _name_max(parent)
     if len(path.name.encode("utf-8", "surrogateescape")) > limit:
         return f"the file name is longer than this filesystem allows ({limit} bytes)"

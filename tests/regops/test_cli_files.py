@@ -264,3 +264,12 @@ def test_a_saved_plan_that_validates_is_applied(repo: str, tmp_path: Path) -> No
     result = regops("reconcile", "--tracking-uri", repo, "--plan", "plan.json")
     assert result.exit_code == 0, result.output
     assert stages(repo, "Fraud")["2"] == "Staging"
+
+
+def test_out_onto_a_fifo_is_refused_and_the_fifo_left_as_it_was(repo: str) -> None:
+    # The atomic rename would replace a device or FIFO with a plain file (as root, even
+    # /dev/null); regops refuses before reading the registry.
+    os.mkfifo("plan.pipe")
+    result = regops("plan", "--tracking-uri", repo, "--out", "plan.pipe")
+    assert_clean_error(result, "cannot write plan.pipe: it is not a regular file")
+    assert Path("plan.pipe").is_fifo()
