@@ -143,10 +143,26 @@ def render_plan_report(r: PlanReport, full_report: str | None = None) -> str:
                 "correct`) or make the state files say what the registry should hold, "
                 "by pull request.",
             ]
+    if r.plan is not None and r.plan.get("warnings"):
+        lines += ["", *plan_warnings(r.plan["warnings"], full_report)]
     if r.footer:
         lines += ["", "<sub>" + " · ".join(r.footer) + "</sub>"]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
     return text.strip("\n") + "\n"
+
+
+WARNINGS_SHOWN = 20
+
+
+def plan_warnings(warnings: Sequence[str], full_report: str | None) -> list[str]:
+    """The plan's warnings (a protected alias no file names, an unreadable stamp...) as a
+    list: reviewers see them in the comment, not only in the job's log."""
+    lines = ["**Warnings:**", ""]
+    lines += [f"- {md(w)}" for w in warnings[:WARNINGS_SHOWN]]
+    if len(warnings) > WARNINGS_SHOWN:
+        rest = f": see {md_code(full_report)}" if full_report else ""
+        lines.append(f"- ... and {len(warnings) - WARNINGS_SHOWN} more{rest}")
+    return lines
 
 
 # ---- reports too long for one comment -------------------------------------------------------

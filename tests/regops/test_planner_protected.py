@@ -313,3 +313,10 @@ def test_plan_says_it_on_a_real_registry(
     )
     assert said in result.stderr
     assert any(said in w for w in json.loads(result.stdout)["warnings"])
+    # Reviewers read the pull-request comment, not the job log: the warning is there too.
+    report = tmp_path / "report.md"
+    result = regops("plan", "--tracking-uri", sqlite_uri, "--report", str(report))
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert "**Warnings:**" in text
+    assert "protected alias 'champion' is held by version 1" in text
