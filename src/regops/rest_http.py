@@ -298,12 +298,15 @@ def check(status: int, text: str, endpoint: str) -> None:
         return
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
         doc = None
     if isinstance(doc, dict):
         said = str(doc.get("error_code") or "INTERNAL_ERROR")
         # A proxy may answer an HTTP status in place of MLflow's code: MLflow maps it.
-        code = STATUS_ERROR_CODE.get(int(said), said) if said.isdigit() else said
+        # (An HTTP status has 3 ASCII digits: '²' is a digit to isdigit() but not to int(),
+        # and 5,000 digits are past int()'s limit.)
+        status_like = said.isascii() and said.isdigit() and len(said) == 3
+        code = STATUS_ERROR_CODE.get(int(said), said) if status_like else said
         body = doc.get("message", f"Response: {doc}")
         raise RestError(f"{said}: {body}", code)
     raise RestError(

@@ -35,7 +35,6 @@ from hypothesis import strategies as st
 from regops import rest_http, rest_reads
 from regops.cli import cli
 from regops.registry import SHOWN_CHARS
-from tests.support import free_port
 from tests.support_hostile_server import (
     Answer,
     HostileServer,
@@ -250,6 +249,26 @@ def test_a_huge_error_body_is_cut_before_it_is_shown_or_masked(
     assert len(out) < 2 * SHOWN_CHARS
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 60_000 + b"]" * 60_000,  # under the 64 KiB cut, past the parser's stack
+        b'{"error_code": "' + b"4" * 5_000 + b'", "message": "m"}',  # past int()'s digits
+        '{"error_code": "4²0", "message": "m"}'.encode(),  # digits to isdigit(), not int()
+    ],
+    ids=["deep-error-body", "huge-numeric-error-code", "unicode-digit-error-code"],
+)
+def test_a_hostile_error_body_is_an_error_not_a_traceback(
+    server: HostileServer, state_dir: Path, body: bytes
+) -> None:
+    server.on(
+        "registered-models/search",
+        lambda _q: Answer(body=body, status=400, headers=()),
+    )
+    code, out = regops(server.url, state_dir)
+    failed_cleanly(code, out, "could not read the registry")
+
+
 def test_a_huge_answer_is_refused_not_parsed(
     server: HostileServer, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,11 +424,14 @@ def test_an_untrusted_certificate_is_named_through_mlflows_client_too(
 
 
 def test_refused_timed_out_and_untrusted_say_different_things(
-    tls_server: tuple[HostileServer, Path], server: HostileServer, state_dir: Path
+    tls_server: tuple[HostileServer, Path],
+    server: HostileServer,
+    state_dir: Path,
+    dead_port: int,
 ) -> None:
     server.on("registered-models/search", lambda _q: Answer(hang=True))
     said = {
-        "refused": regops(f"http://127.0.0.1:{free_port()}", state_dir)[1],
+        "refused": regops(f"http://127.0.0.1:{dead_port}", state_dir)[1],
         "timed out": regops(server.url, state_dir)[1],
         "untrusted": regops(tls_server[0].url, state_dir)[1],
     }

@@ -218,7 +218,7 @@ def test_plan_reads_a_server_without_importing_mlflow(
         "import sys, json; from click.testing import CliRunner; from regops.cli import cli;"
         f"r = CliRunner().invoke(cli, ['plan', '--tracking-uri', {mlflow_server.url!r},"
         f" '--state-dir', {str(state)!r}, '--format', 'json']);"
-        "print(json.dumps([r.exit_code, 'mlflow' in sys.modules, r.output]))"
+        "print(json.dumps([r.exit_code, 'mlflow' in sys.modules, r.stdout]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
@@ -250,3 +250,17 @@ def test_a_query_string_in_the_uri_is_sent_with_every_read(recorder: Recorder) -
     path, _, query = recorder.requests[-1]["path"].partition("?")
     assert path == "/prefix/api/2.0/mlflow/registered-models/search"
     assert query.startswith("x=1&y=&max_results=1000&order_by=")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 60_000 + "]" * 60_000,  # under the 64 KiB cut, past the parser's stack
+        '{"error_code": "' + "4" * 5_000 + '", "message": "m"}',  # past int()'s digits
+        '{"error_code": "4\u00b20", "message": "m"}',  # a digit to isdigit(), not to int()
+    ],
+    ids=["deep", "huge-numeric-code", "unicode-digit-code"],
+)
+def test_a_hostile_error_body_is_a_rest_error(text: str) -> None:
+    with pytest.raises(rest_http.RestError):
+        rest_http.check(400, text, "registered-models/search")
