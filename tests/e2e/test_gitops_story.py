@@ -132,7 +132,7 @@ def test_gitops_story(
     assert "2 applied, 0 failed" in apply_after_merge().output
     again = regops("reconcile", "--format", "json")
     assert again.exit_code == 0
-    assert json.loads(again.output)["result"] is None
+    assert json.loads(again.stdout)["result"] is None
     assert regops("plan", "--detailed-exitcode").exit_code == 0
 
     # PR #2 (Alice): XGBoost v1 to Production with the champion alias, by editing the file.
@@ -143,7 +143,7 @@ def test_gitops_story(
     served = json.loads(
         accident(
             "predict", "examples/test_features.json", "--model-name", XGB, "--stage", "Production"
-        ).output
+        ).stdout
     )
     assert served["model"]["version"] == "1"
 
@@ -171,7 +171,7 @@ def test_gitops_story(
     apply_after_merge()
     assert stage_and_aliases(uri, XGB) == ({"1": "Archived", "2": "Production"}, {"champion": "2"})
     served = json.loads(
-        accident("predict", "examples/test_features.json", "--use-mlflow-production").output
+        accident("predict", "examples/test_features.json", "--use-mlflow-production").stdout
     )
     assert served["model"]["version"] == "2"
 
@@ -192,12 +192,12 @@ def test_gitops_story(
     served = json.loads(
         accident(
             "predict", "examples/test_features.json", "--model-name", XGB, "--alias", "champion"
-        ).output
+        ).stdout
     )
     assert served["model"]["version"] == "1"
 
     # history: who put which version where, through which PR, and when it took effect.
-    doc = json.loads(regops("history", XGB, "--format", "json").output)
+    doc = json.loads(regops("history", XGB, "--format", "json").stdout)
     entries = doc["entries"]
     assert doc["registry"]["read"] is True
     by_subject = {e["subject"]: e for e in entries}

@@ -108,7 +108,7 @@ def test_champion_move_blocked_by_require_tags(registry: str, tmp_path: Path) ->
     move_champion(tmp_path, "2")
     result = regops(registry, "plan", "--format", "json")
     assert result.exit_code == 1, result.output
-    (change,) = json.loads(result.output)["changes"]
+    (change,) = json.loads(result.stdout)["changes"]
     assert (change["alias"], change["action"]) == ("champion", "blocked")
     assert [(g["gate"], g["passed"], g["detail"]) for g in change["gates"]] == [
         ("require_from", True, "version 2 holds challenger: may take champion"),

@@ -70,7 +70,7 @@ def test_plan_against_a_snapshot_equals_the_live_plan(repo: str, tmp_path: Path)
     live = run("plan", "--tracking-uri", repo, "--format", "json")
     offline = run("plan", "--live", "snap.json", "--format", "json")
     assert live.exit_code == offline.exit_code == 0, live.output + offline.output
-    a, b = json.loads(live.output), json.loads(offline.output)
+    a, b = json.loads(live.stdout), json.loads(offline.stdout)
     assert a["changes"] == b["changes"]
     assert len(a["changes"]) == 2
     assert a["live_fingerprint"] == b["live_fingerprint"]

@@ -151,7 +151,7 @@ def test_apply_blocked_by_a_gate_says_the_file_was_edited_and_nothing_applied(
     args = ["--version", "2", "--stage", "Production", "--apply", "--format", "json"]
     as_json = regops("transition", "--tracking-uri", repo, "--model-name", "Fraud", *args)
     assert as_json.exit_code == 1
-    doc = json.loads(as_json.output)
+    doc = json.loads(as_json.stdout)
     assert doc["ok"] is False
     assert doc["changed"] is True
     assert "registry: nothing applied" in doc["outcome"]
@@ -217,7 +217,7 @@ def test_validate_json_lists_every_problem(repo: str, tmp_path: Path) -> None:
     )
     result = regops("validate", "--format", "json")
     assert result.exit_code == 1
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["valid"] is False
     assert [(p["line"], p["message"][:20]) for p in doc["problems"]] == [
         (10, "alias 'latest' is re"),

@@ -293,7 +293,7 @@ def test_commands_json_output(state: Path) -> None:
         "transition", "--format", "json", "--model-name", "Fraud", "--version", "5", "--stage",
         "Staging",
     )  # fmt: skip
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["format_version"] == "1"
     assert doc["changed"] is True
     assert doc["lines"] == [{"op": "+", "line": 21, "text": "      '5': {stage: Staging}"}]

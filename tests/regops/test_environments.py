@@ -267,7 +267,7 @@ def test_plan_all_envs_one_report_one_section_each(repo: Repo) -> None:
     assert md.exit_code == 0
     assert "### regops plan: `dev`" in md.output
     assert "### regops plan: `prod`" in md.output
-    doc = json.loads(run("plan", "--all-envs", "--format", "json").output)
+    doc = json.loads(run("plan", "--all-envs", "--format", "json").stdout)
     assert list(doc["environments"]) == ["dev", "prod"]
     kinds = [c["kind"] for c in doc["environments"]["prod"]["changes"]]
     assert kinds == ["copy", "stage", "alias_set"]
@@ -326,7 +326,7 @@ def test_reconcile_copies_once_with_artifacts_and_lineage(repo: Repo) -> None:
         hist.output
     )
     assert "unknown (version not in the registry)" not in hist.output
-    doc = json.loads(run("--env", "prod", "history", "Fraud", "--format", "json").output)
+    doc = json.loads(run("--env", "prod", "history", "Fraud", "--format", "json").stdout)
     assert doc["lineage"][0]["source_version"] == "1"
 
 
@@ -398,7 +398,7 @@ def test_all_envs_report_is_the_pr_comment(repo: Repo, tmp_path: Path) -> None:
 
 
 def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
-    assert json.loads(run("environments", "--format", "json").output) == ["dev", "prod"]
+    assert json.loads(run("environments", "--format", "json").stdout) == ["dev", "prod"]
     text = run("environments").output
     assert "prod: state registry-state/prod, registry ${REGOPS_T_PROD_URI}" in text
     assert repo.prod not in text  # variable names only, never their values
@@ -406,4 +406,4 @@ def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
 
 def test_no_environments_is_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert json.loads(run("environments", "--format", "json").output) == []
+    assert json.loads(run("environments", "--format", "json").stdout) == []

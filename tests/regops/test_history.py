@@ -85,7 +85,7 @@ def story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry_template: Pa
 def history_json(*args: str) -> dict:  # type: ignore[type-arg]
     result = regops("history", "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    doc: dict = json.loads(result.output)  # type: ignore[type-arg]
+    doc: dict = json.loads(result.stdout)  # type: ignore[type-arg]
     assert doc["format_version"] == "1"
     return doc
 
@@ -432,11 +432,11 @@ def test_shallow_clone_says_history_is_cut_short(
     assert at.exit_code == 0, at.output
     assert "history is cut short" in at.output
     at_doc = json.loads(
-        regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").output
+        regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").stdout
     )
     assert "git fetch --unshallow" in at_doc["truncated"]
     # A full clone says nothing of the kind.
     monkeypatch.chdir(repo.root)
     assert history_json("--git-only")["truncated"] is None
-    full_at = regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").output
+    full_at = regops("history", "--git-only", "--at", "2999-01-01", "--format", "json").stdout
     assert json.loads(full_at)["truncated"] is None

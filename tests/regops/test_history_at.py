@@ -75,7 +75,7 @@ def story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_uri: str) -> S
 def at(story: Story, when: str, *args: str) -> dict:  # type: ignore[type-arg]
     result = regops(story.uri, "history", "--at", when, "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)  # type: ignore[no-any-return]
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def held(doc: dict) -> dict[str, tuple[str, str, str]]:  # type: ignore[type-arg]
@@ -145,7 +145,7 @@ def test_stages_too_from_git_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         cli, ["history", "--at", iso(repo.clock + 3600), "--git-only", "--format", "json"]
     )
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     got = {(h["model"], h["kind"], h["name"], h["version"], h["pr"]) for h in doc["holdings"]}
     assert got == {
         ("Churn", "stage", "Production", "1", 3),

@@ -95,7 +95,7 @@ def test_plan_reconcile_then_in_sync(seeded: str) -> None:
     assert "No changes. Registry in sync" in again.output
     second = regops(seeded, "reconcile", "--format", "json")
     assert second.exit_code == 0
-    assert json.loads(second.output)["result"] is None  # nothing to write, nothing written
+    assert json.loads(second.stdout)["result"] is None  # nothing to write, nothing written
 
 
 def test_out_of_band_change_is_drift_then_corrected(seeded: str) -> None:
@@ -180,7 +180,7 @@ def test_reconcile_one_model_and_dry_run(seeded: str) -> None:
 def test_read_only_views(seeded: str) -> None:
     assert regops(seeded, "reconcile").exit_code == 0
     listed = regops(seeded, "list-models", "--format", "json")
-    rows = {r["model"]: r for r in json.loads(listed.output)["models"]}
+    rows = {r["model"]: r for r in json.loads(listed.stdout)["models"]}
     assert rows["Fraud"]["stages"] == {"Archived": ["1"], "Production": ["2"], "Staging": ["3"]}
     versions = regops(seeded, "list-versions", "--model-name", "Fraud")
     assert versions.exit_code == 0
