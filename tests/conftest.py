@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FAST_HTTP_ENV, MlflowServer, start_mlflow_server
+from tests.support import FAST_HTTP_ENV, MlflowServer, refused_port, start_mlflow_server
 
 for _k, _v in FAST_HTTP_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -40,6 +40,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A 127.0.0.1 port held bound, never listening, for the whole test: a registry URL
+    on it is refused every time, and no other process can take it meanwhile."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture(autouse=True)

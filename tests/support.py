@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection for as long as the block runs.
+
+    The socket is bound and never listens: a connect gets ECONNREFUSED, and no server
+    started meanwhile (another test's, another process's) can take the port, as it
+    could a port that `free_port()` merely found free.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 @dataclass

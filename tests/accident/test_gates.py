@@ -216,13 +216,11 @@ def test_smoke_test_command_exits_2_on_a_broken_model(serving_registry: Registry
     assert reg.tags(name, version)["smoke_test_status"] == "failed"
 
 
-def test_a_gate_that_cannot_run_exits_1(serving_registry: Registry, monkeypatch):
+def test_a_gate_that_cannot_run_exits_1(serving_registry: Registry, monkeypatch, dead_port):
     """An unreachable registry is "could not run" (1), even with --keep-going."""
-    from tests.support import free_port
-
     reg = serving_registry
     name, version = split_ref(reg.template.versions["regressor"])
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{dead_port}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     code, out, err = run(
         "smoke-test", "--config", str(reg.config_path), "--model-name", name,

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from tests.support import free_port, make_registry
+from tests.support import make_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_SCHEMA = json.loads((ROOT / "schemas" / "snapshot.schema.json").read_text())
@@ -122,13 +122,13 @@ def test_invalid_state_report_names_file_and_line(repo: str, tmp_path: Path) -> 
 
 
 def test_invalid_state_is_reported_first_when_the_registry_is_unreachable_too(
-    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_port: int
 ) -> None:
     # plan starts reading the registry before it loads the state files (they overlap):
     # the state error is still the one reported, not the registry's.
     (tmp_path / "registry-state" / "fraud.yaml").write_text(STATE.replace("Staging}", "Stagin}"))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{dead_port}"
     res = run("plan", "--tracking-uri", dead, "--report", "report.md")
     assert res.exit_code == 1
     assert "registry-state/fraud.yaml:9:" in res.output
@@ -138,9 +138,9 @@ def test_invalid_state_is_reported_first_when_the_registry_is_unreachable_too(
 
 
 def test_unreachable_registry_report_says_so_without_the_uri(
-    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dead_port: int
 ) -> None:
-    secret_uri = f"http://robot:hunter22@127.0.0.1:{free_port()}"
+    secret_uri = f"http://robot:hunter22@127.0.0.1:{dead_port}"
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     env = {"MLFLOW_TRACKING_URI": secret_uri, "REGOPS_REGISTRY_NAME": "production"}
     res = run("plan", "--report", "report.md", "--out", "plan.json", env=env)

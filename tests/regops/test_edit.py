@@ -321,10 +321,8 @@ def test_promote_defaults_to_the_latest_registered_version(state: Path, sqlite_u
     assert versions(state.parent, "Churn")["4"] == ("Staging", ())
 
 
-def test_promote_says_when_the_registry_cannot_be_read(state: Path) -> None:
-    from tests.support import free_port
-
-    uri = f"http://127.0.0.1:{free_port()}"
+def test_promote_says_when_the_registry_cannot_be_read(state: Path, dead_port: int) -> None:
+    uri = f"http://127.0.0.1:{dead_port}"
     result = regops("promote", "--model-name", "Churn", "--stage", "Staging", "--tracking-uri", uri)
     assert result.exit_code == 1
     assert "cannot find the latest version of Churn" in result.output

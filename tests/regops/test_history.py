@@ -11,7 +11,7 @@ import pytest
 from regops.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
 from regops.history import Change, diff_states, parse_state, pr_number
 from tests.regops.helpers_edit import Repo, client, copy_registry, live_stage, regops
-from tests.support import free_port, make_registry
+from tests.support import make_registry
 
 STATE = """\
 apiVersion: regops/v1
@@ -211,8 +211,8 @@ def test_stamps_set_by_hand_are_read(story: Story) -> None:
     assert line.rstrip().endswith("applied 2026-01-02T03:04:05Z by octocat")
 
 
-def test_registry_unreachable_shows_the_git_side_and_says_so(story: Story) -> None:
-    uri = f"http://127.0.0.1:{free_port()}"
+def test_registry_unreachable_shows_the_git_side_and_says_so(story: Story, dead_port: int) -> None:
+    uri = f"http://127.0.0.1:{dead_port}"
     result = regops("history", "Fraud", "--tracking-uri", uri)
     assert result.exit_code == 0, result.output
     assert "Registry: not read (cannot reach the MLflow registry at" in result.output

@@ -187,11 +187,11 @@ def test_other_logins_and_schemes_stay_with_mlflow(
     assert registry._opened is not None  # read through MLflow's store
 
 
-def test_unreachable_is_reported_as_through_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.support import free_port
-
+def test_unreachable_is_reported_as_through_mlflow(
+    monkeypatch: pytest.MonkeyPatch, dead_port: int
+) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    registry = MlflowRegistry(f"http://127.0.0.1:{free_port()}")
+    registry = MlflowRegistry(f"http://127.0.0.1:{dead_port}")
     assert registry._opened is None  # plain reads: mlflow not opened
     with pytest.raises(RegistryUnreachable, match="the connection was refused"):
         registry.snapshot(["m"])

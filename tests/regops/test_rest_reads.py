@@ -126,12 +126,13 @@ def test_prefetched_snapshot_equals_store_snapshot(
     assert fast.calls > calls_after_first
 
 
-def test_prefetch_failure_is_raised_by_the_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefetch_failure_is_raised_by_the_snapshot(
+    monkeypatch: pytest.MonkeyPatch, dead_port: int
+) -> None:
     from regops.registry import RegistryUnreachable
-    from tests.support import free_port
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    dead = MlflowRegistry(f"http://127.0.0.1:{free_port()}")
+    dead = MlflowRegistry(f"http://127.0.0.1:{dead_port}")
     dead.prefetch(expected=3)  # fails in the background, quietly
     with pytest.raises(RegistryUnreachable, match="cannot reach the MLflow registry"):
         dead.snapshot(["a"])

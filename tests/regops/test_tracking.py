@@ -26,7 +26,6 @@ from regops import tracking
 from regops.cli import cli
 from regops.registry import FATAL, TRANSIENT, UNREACHABLE, MlflowRegistry, RetryPolicy, classify
 from regops.tracking import mask_secrets, mask_uri, resolve_tracking_uri
-from tests.support import free_port
 
 STATE = 'apiVersion: regops/v1\nmodels:\n  M:\n    versions:\n      "1": {stage: Production}\n'
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,8 +169,8 @@ def test_unopenable_sqlite_path_exits_1(state_dir: Path, tmp_path: Path) -> None
     assert "Traceback" not in output
 
 
-def test_refused_registry_fails_fast_naming_the_masked_uri(state_dir: Path) -> None:
-    uri = f"http://alice:hunter2@127.0.0.1:{free_port()}"
+def test_refused_registry_fails_fast_naming_the_masked_uri(state_dir: Path, dead_port: int) -> None:
+    uri = f"http://alice:hunter2@127.0.0.1:{dead_port}"
     for command in ("plan", "reconcile", "list-models", "export"):
         code, output = run(uri, state_dir, command)
         assert code == 1, output
