@@ -8,7 +8,6 @@ timeout; the masking holds for any generated URI and secret (hypothesis).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import socket
 import subprocess
@@ -293,7 +292,7 @@ def test_retry_policy_from_env() -> None:
     assert (policy.attempts, policy.base_delay) == (1, 0.0)
 
 
-# ---- masking untrusted text: every secret removed, in time linear in the text -------------
+# ---- masking untrusted text: every secret removed (speed: bench/bench_masking.py) --------
 # Secrets cut from one base string: they overlap, nest and repeat; the text is made of the
 # base's pieces and other text, so occurrences touch, overlap and hide in each other.
 BASE = st.text(alphabet="ab*?:/@&=%", min_size=4, max_size=16)
@@ -349,21 +348,3 @@ def test_masking_overlapping_and_nested_secrets() -> None:
     assert tracking.mask_values("x***y", ["x***"]) == "***y"
     assert tracking.mask_values("xx***", ["x***"]) == tracking.MASK  # it would reappear: all hidden
     assert tracking.mask_values("plain", ["", "zzzz"]) == "plain"  # an empty secret masks nothing
-
-
-def test_masking_time_is_linear_in_the_text() -> None:
-    """bench/bench_masking.py masks each hostile shape at 100,000 and 1,000,000 characters:
-    the larger takes ~10 x as long when masking is linear (~100 x when quadratic, and the
-    quadratic masker needed minutes for one 1 MB body). Ratios, not wall times; the
-    subprocess timeout only stops a regression from hanging the suite."""
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_masking.py"), "--base", "100000", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    rows = json.loads(out.stdout)
-    assert len(rows) >= 10
-    slow = {name: round(r["ratio"], 1) for name, r in rows.items() if r["ratio"] > 40}
-    assert not slow, f"superlinear masking (10 x the text took more than 40 x the time): {slow}"
