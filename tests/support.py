@@ -100,6 +100,44 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     )
 
 
+class PortTaken(RuntimeError):
+    """The server could not bind its port: someone took it after `free_port()` chose it."""
+
+
+def _port_taken(proc: subprocess.Popen[bytes], log: Path, since: int) -> bool:
+    """Whether the server died because its port was in use (its own log says so)."""
+    if proc.poll() is None:
+        return False
+    with log.open("rb") as fh:
+        fh.seek(since)
+        said = fh.read().decode(errors="replace").lower()
+    return "address already in use" in said or "errno 98" in said
+
+
+def _check_it_is_ours(
+    url: str, proc: subprocess.Popen[bytes], log: Path, since: int, timeout: float
+) -> None:
+    """Something answered /health at `url`: make sure it is this server, not another that
+    took the port first while this one was still starting (it then dies failing to bind).
+    Once it listens, the server's log names the URL (uvicorn: "running on", gunicorn:
+    "Listening at:", waitress: "Serving on")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with log.open("rb") as fh:
+            fh.seek(since)
+            if url.encode() in fh.read():
+                return
+        if proc.poll() is not None:
+            if _port_taken(proc, log, since):
+                raise PortTaken(f"{url}: the port was taken before mlflow server bound it")
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"something answers {url}/health but mlflow server's log never said it listens"
+        f" there: {log.read_text()[-3000:]}"
+    )
+
+
 def start_mlflow_server(
     workdir: Path,
     *,
@@ -107,27 +145,12 @@ def start_mlflow_server(
     extra_args: Iterable[str] = (),
     env: Mapping[str, str] | None = None,
     timeout: float = 90,
+    attempts: int = 4,
 ) -> MlflowServer:
+    """Start `mlflow server` on a free port; if another process takes that port before the
+    server binds it (free_port() only knew it was free then), start again on a new one."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     backend = backend_uri or f"sqlite:///{workdir / 'server.db'}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        backend,
-        "--default-artifact-root",
-        str(workdir / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        *extra_args,
-    ]
     # No background job runners: they fork ~7 large processes and slow startup here.
     full_env = {
         **os.environ,
@@ -137,15 +160,41 @@ def start_mlflow_server(
     }
     full_env.pop("MLFLOW_TRACKING_URI", None)
     log = workdir / "server.log"
-    proc = _spawn(cmd, log, full_env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log, timeout)
-    except Exception:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return MlflowServer(url, proc, log, cmd, full_env)
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--default-artifact-root",
+            str(workdir / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            *extra_args,
+        ]
+        since = log.stat().st_size if log.exists() else 0
+        proc = _spawn(cmd, log, full_env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            started = time.monotonic()
+            wait_healthy(url, proc, log, timeout)
+            _check_it_is_ours(url, proc, log, since, timeout - (time.monotonic() - started))
+        except Exception:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if attempt < attempts and _port_taken(proc, log, since):
+                continue  # a race lost, not a broken server: try another port
+            raise
+        return MlflowServer(url, proc, log, cmd, full_env)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def make_registry(
