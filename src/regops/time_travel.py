@@ -164,7 +164,7 @@ def state_at(history: History, at: datetime) -> StateAt:
         )  # fmt: skip
     )
     return StateAt(
-        at=at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        at=f"{at.year:04d}-{at:%m-%dT%H:%M:%S}Z",  # strftime writes year 1 as "1"
         state_dir=history.state_dir,
         commit=last.commit if last else None,
         committed_at=last.committed_at if last else None,

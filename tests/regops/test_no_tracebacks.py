@@ -52,6 +52,12 @@ CASES: list[tuple[list[str], Callable[[Path], None], int, str]] = [
     # history --at at the ends of the calendar, and numbers that are not times
     (["history", "--git-only", "--at", "0001-01-01"], nothing, 0, "No commit touched"),
     (["history", "--git-only", "--at", "0001-01-01T00:00:00"], nothing, 0, "No commit touched"),
+    (  # the time is written as ISO 8601 says, year 1 included (strftime wrote "1-01-01")
+        ["history", "--git-only", "--at", "0001-01-01", "--format", "json"],
+        nothing,
+        0,
+        '"at": "0001-01-01T23:59:59Z"',  # a bare date: the end of that day
+    ),
     (
         ["history", "--git-only", "--at", "0001-01-01T00:00+01:00"],
         nothing,
