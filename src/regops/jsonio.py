@@ -54,9 +54,11 @@ MAX_FLOAT_CHARS = 64
 
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 # A string, closed or not (an unclosed one runs to the end: the parser refuses it later).
-# Possessive, and every character is consumed once: linear on any input.
-_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+# Every character is consumed once: linear on any input. (No possessive quantifiers: they
+# are Python 3.11+, and the core runs on 3.10; these patterns are unambiguous, each
+# character can be matched one way only, so they never backtrack.)
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_TYPE = {
     dict: "object",

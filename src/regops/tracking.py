@@ -43,10 +43,11 @@ HTTP_DEFAULTS = {
 
 _DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # scheme://USERINFO@host: the userinfo runs to the last '@' before the path, query or fragment.
-# A scheme is matched only where no scheme character precedes it, and possessively: a long
-# run of letters is scanned once, not once per letter (masking stays linear in its input).
+# A scheme is matched only where no scheme character precedes it: a long run of letters is
+# tried from its first letter only (scanned forth and back once), not once per letter, so
+# masking stays linear in its input. (No possessive `*+`: the core runs on Python 3.10.)
 _USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*+://)(?P<userinfo>[^\s/?#]*)@"
+    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@"
 )
 # A query parameter's key (`?`, `&`, `;` or `#` up to `=`); its value is masked when the key
 # names a credential. The key holds no `?`, so each character is scanned from one start only.
