@@ -51,6 +51,22 @@ def dead_port() -> Iterator[int]:
 
 
 @pytest.fixture(autouse=True)
+def _forget_remembered_secrets() -> Iterator[None]:
+    """Each test starts with the secrets one process of `regops` would have seen: none.
+
+    `tracking` remembers every password it meets in a URI for the life of the process (one
+    command). In-process tests would otherwise share them: a hypothesis-generated password
+    such as 'lite' masked the 'sqlite' of a later test's expected message, by chance.
+    """
+    from regops import tracking
+
+    before = set(tracking._seen_secrets)
+    yield
+    tracking._seen_secrets.clear()
+    tracking._seen_secrets.update(before)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's tracking URI or DagsHub repo."""
     for var in ("MLFLOW_TRACKING_URI", "DAGSHUB_REPO", "MLFLOW_REGISTRY_URI", "GITHUB_ACTOR"):
