@@ -46,6 +46,19 @@ models:
       "1": {stage: Staging}
 """
 
+# regops.yaml with two environments, their URIs from REGOPS_T_DEV_URI / REGOPS_T_PROD_URI.
+ENVS_CONFIG = """\
+apiVersion: regops/v1
+environments:
+  dev:
+    tracking_uri: ${REGOPS_T_DEV_URI}
+    state_dir: registry-state/dev
+  prod:
+    tracking_uri: ${REGOPS_T_PROD_URI}
+    state_dir: registry-state/prod
+"""
+
+
 EMPTY_STATE = """\
 # yaml-language-server: $schema=../schemas/registry-state.schema.json
 apiVersion: regops/v1

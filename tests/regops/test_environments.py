@@ -18,17 +18,8 @@ from mlflow import MlflowClient
 from regops.audit import Stamp
 from regops.cli import cli
 from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
+from tests.regops.helpers_edit import ENVS_CONFIG
 
-CONFIG = """\
-apiVersion: regops/v1
-environments:
-  dev:
-    tracking_uri: ${REGOPS_T_DEV_URI}
-    state_dir: registry-state/dev
-  prod:
-    tracking_uri: ${REGOPS_T_PROD_URI}
-    state_dir: registry-state/prod
-"""
 DEV_STATE = """\
 apiVersion: regops/v1
 models:
@@ -123,7 +114,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_registry_db: Pa
     monkeypatch.chdir(root)
     git(root, "init", "-q")
     r = Repo(root, uris["dev"], uris["prod"])
-    r.write("regops.yaml", CONFIG)
+    r.write("regops.yaml", ENVS_CONFIG)
     r.write("registry-state/dev/fraud.yaml", DEV_STATE)
     r.write("registry-state/prod/fraud.yaml", PROD_STATE)
     with warnings.catch_warnings():

@@ -34,6 +34,7 @@ from regops import reports
 from regops.cli import cli
 from regops.mdsafe import JOINER, md, md_code, md_fence, safe
 from regops.reports import Candidate
+from tests.regops.helpers_edit import ENVS_CONFIG
 from tests.support import make_registry
 
 RENDERER = MarkdownIt("gfm-like")  # tables, strikethrough, raw HTML, linkify (GitHub's set)
@@ -215,17 +216,6 @@ def test_reconcile_summary_shows_hostile_descriptions_as_text(hostile: str, tmp_
     shows_the_values(seen, ["[x](https://evil.example)", "<img src=x onerror=alert(1)>"])
 
 
-CONFIG = """\
-apiVersion: regops/v1
-environments:
-  dev:
-    tracking_uri: ${REGOPS_T_DEV_URI}
-    state_dir: registry-state/dev
-  prod:
-    tracking_uri: ${REGOPS_T_PROD_URI}
-    state_dir: registry-state/prod
-"""
-
 
 @pytest.fixture
 def two_envs(
@@ -235,7 +225,7 @@ def two_envs(
     shutil.copyfile(_empty_registry_db, tmp_path / "prod.db")
     monkeypatch.setenv("REGOPS_T_DEV_URI", hostile)
     monkeypatch.setenv("REGOPS_T_PROD_URI", f"sqlite:///{tmp_path / 'prod.db'}")
-    (tmp_path / "regops.yaml").write_text(CONFIG)
+    (tmp_path / "regops.yaml").write_text(ENVS_CONFIG)
     for env in ("dev", "prod"):
         (tmp_path / "registry-state" / env).mkdir()
     shutil.move(tmp_path / "registry-state" / "models.yaml", tmp_path / "registry-state" / "dev")
@@ -390,7 +380,7 @@ def test_all_envs_report_over_the_limit_is_summarised(
 ) -> None:
     monkeypatch.setenv("REGOPS_T_DEV_URI", blocked)
     monkeypatch.setenv("REGOPS_T_PROD_URI", blocked)
-    (tmp_path / "regops.yaml").write_text(CONFIG)
+    (tmp_path / "regops.yaml").write_text(ENVS_CONFIG)
     for env in ("dev", "prod"):
         (tmp_path / "registry-state" / env).mkdir()
         shutil.copy(tmp_path / "registry-state" / "big.yaml", tmp_path / "registry-state" / env)
