@@ -1,11 +1,12 @@
 """Benchmark: masking secrets is linear in the length of the text masked.
 
 Issue 17: a server's error body is untrusted, and every text regops shows passes through
-`regops.tracking.mask_secrets` (and reports through `regops.reports.redact`). Before, a
-long run of letters (one scheme start per letter) or of `?` (one query-key start per
-`?`) made it quadratic or worse: 40,000 `?` took 285 s. Each hostile shape is masked at
-`base` and 10 x `base` characters; a linear masker takes ~10 x as long on the larger
-(quadratic: ~100 x). Prints one row per shape with the ratio (min of 3 runs each).
+`regops.adapters.tracking.mask_secrets` (and reports through
+`regops.render.reports.redact`). Before, a long run of letters (one scheme start per
+letter) or of `?` (one query-key start per `?`) made it quadratic or worse: 40,000 `?`
+took 285 s. Each hostile shape is masked at `base` and 10 x `base` characters; a linear
+masker takes ~10 x as long on the larger (quadratic: ~100 x). Prints one row per shape
+with the ratio (min of 3 runs each).
 
 Run: .venv/bin/python bench/bench_masking.py [--base 100000] [--json]
 """
@@ -17,8 +18,8 @@ import json
 import time
 from collections.abc import Callable
 
-from regops import reports
-from regops.tracking import mask_secrets
+from regops.adapters.tracking import mask_secrets
+from regops.render import reports
 
 # Secrets that share long prefixes with the text: every position starts a partial match.
 ENV = {"A_TOKEN": "aaaaaaaaaaaaaaab", "B_PASSWORD": "aaab", "C_SECRET": "?token=a?x"}

@@ -334,24 +334,24 @@ def phase_adopt(b: Bench) -> None:
 
 
 def settings_for(b: Bench, uri: str | None = None) -> Any:
-    from regops.options import Settings
+    from regops.settings import Settings
 
     return Settings(tracking_uri_flag=uri or b.proxy_a.url, state_dir=b.state)
 
 
 def phase_plan(b: Bench, repeats: int) -> Any:
     """`regops plan` in-process (with its parts) and as the CLI in a fresh process."""
-    from regops import service
-    from regops.registry import MlflowRegistry
+    from regops import api
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     s = settings_for(b)
-    desired = service.load_desired(s)
+    desired = api.load_desired(s)
     names = list(desired.models)
     f = b.figures
 
     with b.proxy_a.measure() as calls:
-        plan = service.run_plan(s)
-    _, _, times = median_time(lambda: service.run_plan(s), repeats)
+        plan = api.run_plan(s)
+    _, _, times = median_time(lambda: api.run_plan(s), repeats)
     f["plan"] = (calls, times)  # more samples after the naive loop, see phase_naive
 
     registry = MlflowRegistry(b.proxy_a.url)
@@ -359,7 +359,7 @@ def phase_plan(b: Bench, repeats: int) -> Any:
         registry.snapshot(names)
     _, t, _ = median_time(lambda: registry.snapshot(names), repeats)
     f["snapshot"] = (calls, t)
-    _, f["load"], _ = median_time(lambda: service.load_desired(s), repeats)
+    _, f["load"], _ = median_time(lambda: api.load_desired(s), repeats)
 
     args = ["plan", "--tracking-uri", b.proxy_a.url, "--state-dir", str(b.state)]
     with b.proxy_a.measure() as calls:
@@ -380,10 +380,10 @@ def phase_naive(b: Bench, repeats: int, naive_repeats: int) -> None:
     """The MlflowClient read loops, bracketed by `regops plan` runs: the plan's wall is
     the median of runs before and after them, so a change in the machine's load
     during the long naive loop moves both sides alike."""
-    from regops import service
+    from regops import api
 
     s = settings_for(b)
-    desired = service.load_desired(s)
+    desired = api.load_desired(s)
     f = b.figures
     with b.proxy_a.measure() as calls:
         _, t = timed(lambda: per_model_search(b.proxy_a.url, desired))
@@ -393,7 +393,7 @@ def phase_naive(b: Bench, repeats: int, naive_repeats: int) -> None:
     assert len(naive_out) == N_MODELS
     f["naive"] = (Counter({k: v // naive_repeats for k, v in calls.items()}), t)
     f["per_call"] = per_call_latency(b, desired)
-    _, _, after = median_time(lambda: service.run_plan(s), repeats)
+    _, _, after = median_time(lambda: api.run_plan(s), repeats)
     calls, before = f["plan"]
     f["plan"] = (calls, statistics.median([*before, *after]))
     f["plan_samples"] = len(before) + len(after)
@@ -420,18 +420,18 @@ def per_call_latency(b: Bench, desired: Any) -> tuple[float, float]:
 
 def phase_writes(b: Bench, plan: Any) -> None:
     """regops reconcile on server A; the same writes through MlflowClient on server B."""
-    from regops import service
-    from regops.registry import MlflowRegistry
+    from regops import api
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     s = settings_for(b)
-    desired = service.load_desired(s)
+    desired = api.load_desired(s)
     f = b.figures
     f["applied"] = [c for c in plan.changes if c.action == "apply"]
     f["records"] = len(plan.records)
-    _, f["stamps_time"] = timed(lambda: service.stamps_for(plan, desired, b.state))
+    _, f["stamps_time"] = timed(lambda: api.stamps_for(plan, desired, b.state))
 
     with b.proxy_a.measure() as calls:
-        result, t = timed(lambda: service.run_reconcile(s))
+        result, t = timed(lambda: api.run_reconcile(s))
     if not result.ok:
         b.errors.append(f"reconcile failed: {result.to_dict()}")
     f["reconcile"] = (calls, t)
@@ -445,7 +445,7 @@ def phase_writes(b: Bench, plan: Any) -> None:
     if live_a.fingerprint(names) != live_b.fingerprint(names):
         b.errors.append("regops and MlflowClient left different registries")
     with b.proxy_a.measure() as calls:
-        again = service.run_plan(s)
+        again = api.run_plan(s)
     if again.changes or again.records:
         b.errors.append(f"plan after reconcile is not empty: {len(again.changes)} change(s)")
     f["again"] = calls
@@ -457,13 +457,13 @@ def phase_stamp_cost(b: Bench) -> None:
     records, each stamp written as five tags, replayed through the store on server B)."""
     import json
 
-    from regops import service
-    from regops.registry import MlflowRegistry
+    from regops import api
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     names = [model_name(i) for i in range(N_MODELS)]
     # Both servers at the committed state first, unmeasured (a no-op after phase_writes).
     for url in (b.proxy_a.url, b.proxy_b.url):
-        if not service.run_reconcile(settings_for(b, url)).ok:
+        if not api.run_reconcile(settings_for(b, url)).ok:
             b.errors.append(f"stamp cost: could not bring {url} to the state files")
     for name in names:
         path = b.state / f"{name}.yaml"
@@ -475,7 +475,7 @@ def phase_stamp_cost(b: Bench) -> None:
     s = settings_for(b)
     f = b.figures
     with b.proxy_a.measure() as calls:  # plan + reconcile, as `regops reconcile` runs them
-        result, t = timed(lambda: service.run_reconcile(s))
+        result, t = timed(lambda: api.run_reconcile(s))
     applied = [o.change for o in result.outcomes if o.status == "applied"]
     f["stamp_plan"] = (
         len(applied),
@@ -521,7 +521,7 @@ def phase_stamp_cost(b: Bench) -> None:
     live_b = MlflowRegistry(b.proxy_b.url).snapshot(names)
     if live_a.fingerprint(names) != live_b.fingerprint(names):
         b.errors.append("stamp cost: the two schemes left different registries")
-    if service.run_plan(s).pending:
+    if api.run_plan(s).pending:
         b.errors.append("stamp cost: the plan after reconcile is not empty")
 
 
@@ -607,7 +607,7 @@ def report(b: Bench) -> None:  # noqa: C901 - one flat table after another
     print(f"{'':60}{'REST calls':>11}{'wall':>11}  {'vs plan: calls / wall':>16}")
     print(LINE)
     rows = [
-        (f"regops plan, in-process (service.run_plan, median of {f['plan_samples']})", f["plan"]),
+        (f"regops plan, in-process (api.run_plan, median of {f['plan_samples']})", f["plan"]),
         ("  of which MlflowRegistry.snapshot", f["snapshot"]),
         ("  of which loading + validating the 100 state files", (Counter(), f["load"])),
         ("regops plan, CLI in a fresh process", f["plan_cli"]),

@@ -11,7 +11,7 @@ One run, side by side. For each size (100 / 1,000 / 5,000 models x 20 versions):
    sqlite file: over REST that first reconcile is one write per model), then edit the
    files as a pull request would (10 promotions, 5 aliases, 5 archivals: 50 changes).
 3. Time `regops plan`: as the CLI in a fresh process (wall, REST calls, peak RSS of
-   that process) and in-process (`service.run_plan`, with its parts: loading the state
+   that process) and in-process (`api.run_plan`, with its parts: loading the state
    files, the registry snapshot).
 
 Beside it, GTO (PyPI `gto`, in its own venv: .bench-venvs/gto, made on first use):
@@ -189,7 +189,7 @@ def seed_adoption(db: Path, records: dict[str, str]) -> None:
     from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModelTag
     from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
-    from regops.live import APPLIED_TAG
+    from regops.core.live import APPLIED_TAG
 
     store = SqlAlchemyStore(f"sqlite:///{db}")
     ws = store._with_workspace_field
@@ -206,10 +206,10 @@ def measure_size(
 ) -> SizeResult:
     from click.testing import CliRunner
 
-    from regops import service
+    from regops import api
+    from regops.adapters.mlflow.registry import MlflowRegistry
     from regops.cli import cli
-    from regops.options import Settings
-    from regops.registry import MlflowRegistry
+    from regops.settings import Settings
 
     n_models = versions // N_VERSIONS
     names = [model_name(i) for i in range(n_models)]
@@ -236,7 +236,7 @@ def measure_size(
             r.export = (sum(calls.values()), t)
             registry_seed.add_policy(state, POLICY)
             settings = Settings(tracking_uri_flag=proxy.url, state_dir=state)
-            adoption = service.run_plan(settings)
+            adoption = api.run_plan(settings)
             if adoption.changes or len(adoption.records) != n_models:
                 r.errors.append(
                     f"{versions}: export + policy plans {len(adoption.changes)} changes, "
@@ -269,7 +269,7 @@ def measure_size(
             # In-process: the whole plan (calls counted on the first run), then its parts.
             walls = []
             with proxy.measure() as calls:
-                plan, wall = timed(lambda: service.run_plan(settings))
+                plan, wall = timed(lambda: api.run_plan(settings))
             walls.append(wall)
             r.inproc_calls = calls
             r.changes = len(plan.changes)
@@ -278,10 +278,10 @@ def measure_size(
                     f"{versions}: plan has {r.changes} changes (want {EXPECTED_CHANGES}), "
                     f"errors {list(plan.errors)[:3]}"
                 )
-            walls += [timed(lambda: service.run_plan(settings))[1] for _ in range(repeats - 1)]
+            walls += [timed(lambda: api.run_plan(settings))[1] for _ in range(repeats - 1)]
             r.inproc = statistics.median(walls)
             r.load = statistics.median(
-                timed(lambda: service.load_desired(settings))[1] for _ in range(repeats)
+                timed(lambda: api.load_desired(settings))[1] for _ in range(repeats)
             )
             registry = MlflowRegistry(proxy.url)
             r.snapshot = statistics.median(
@@ -300,17 +300,17 @@ def profile_plan(settings: Any, versions: int) -> None:
     import io
     import pstats
 
-    from regops import service
+    from regops import api
 
     prof = cProfile.Profile()
     prof.enable()
-    service.run_plan(settings)
+    api.run_plan(settings)
     prof.disable()
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf)
     stats.sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(20)
-    print(f"\nPROFILE of service.run_plan at {versions:,} versions (cProfile)")
+    print(f"\nPROFILE of api.run_plan at {versions:,} versions (cProfile)")
     print(buf.getvalue())
 
 
@@ -399,7 +399,7 @@ def report(
         "building its answers, timed at the proxy); srv CPU: the server's processes' CPU per "
         "run (client and server share this machine's CPUs, so (CPU + srv CPU) / CPUs is a "
         "floor for the wall); the registry is read while the state files load. "
-        "in-proc: service.run_plan; its parts, each alone: load (the state files: YAML + "
+        "in-proc: api.run_plan; its parts, each alone: load (the state files: YAML + "
         "schema) and snapshot (the REST reads)"
     )
     for r in results:

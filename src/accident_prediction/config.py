@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from accident_prediction.errors import ConfigError
 from accident_prediction.features import MODEL_TYPES, REGISTERED_SUFFIX
-from regops import yamlio
+from regops.files import yamlio
 
 DEFAULT_CONFIG = Path("config/model_config.yaml")
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "model-config.schema.json"
@@ -88,7 +88,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the model config: {exc.strerror or exc}") from exc
-    # The one YAML reader (regops.yamlio): keys as written, no aliases, bounded nesting,
+    # The one YAML reader (regops.files.yamlio): keys as written, no aliases, bounded nesting,
     # and a value YAML cannot construct is a problem at its line, never a crash.
     doc = yamlio.read(text, what="the model config")
     if doc.problems:

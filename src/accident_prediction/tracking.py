@@ -1,6 +1,6 @@
 """Which MLflow tracking server to talk to, and how to print it safely.
 
-The resolution and masking live in `regops.tracking` (one adapter for both CLIs); this
+The resolution and masking live in `regops.adapters.tracking` (one adapter for both CLIs); this
 module adds what only the workload needs: reading `.env`, and the workload's error type.
 Order (DESIGN): MLFLOW_TRACKING_URI > DAGSHUB_REPO (OWNER/REPO) > config `mlflow.tracking_uri` >
 MLflow's default, `sqlite:///mlflow.db`. A `.env` file fills in variables the environment lacks.
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from accident_prediction.errors import ConfigError
-from regops import tracking as _shared
-from regops.tracking import DEFAULT_TRACKING_URI, TrackingTarget, http_defaults, mask_uri
+from regops.adapters import tracking as _shared
+from regops.adapters.tracking import DEFAULT_TRACKING_URI, TrackingTarget, http_defaults, mask_uri
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -56,10 +56,11 @@ def resolve_tracking_uri(
 
 
 def mask_credentials(uri: str) -> str:
-    """A URI with its credentials masked (see regops.tracking.mask_uri)."""
+    """A URI with its credentials masked (see regops.adapters.tracking.mask_uri)."""
     return mask_uri(uri)
 
 
 def mask_credentials_in(text: str) -> str:
-    """A text with every credential regops knows of masked (see regops.tracking.mask_secrets)."""
+    """A text with every credential regops knows of masked (see
+    regops.adapters.tracking.mask_secrets)."""
     return _shared.mask_secrets(text)

@@ -456,7 +456,7 @@ def test_dotenv_never_overrides_the_environment(
 def test_dotenv_uri_and_auto_transition_to_staging_edit_the_state_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path
 ) -> None:
-    from regops.loader import load_state
+    from regops.files.loader import load_state
 
     monkeypatch.chdir(tmp_path)
     clean_env(monkeypatch)

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from regops import service
+from regops import api
+from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.errors import StalePlanError
-from regops.options import Settings
-from regops.registry import MlflowRegistry
+from regops.settings import Settings
 from tests.backends.helpers import client, registry_dump, regops, regops_process, write_state
 from tests.backends.proxy import FaultProxy
 from tests.support import MlflowServer, make_registry
@@ -170,15 +170,15 @@ def test_a_registry_moving_under_a_reconcile_is_replanned_then_refused(
         '      "1": {stage: Staging, aliases: [champion]}\n',
     )
     busy = _BusyRegistry(sqlite_uri, "Busy", busy_reads)
-    monkeypatch.setattr(service, "open_registry", lambda _s, **_kw: busy)
+    monkeypatch.setattr(api, "open_registry", lambda _s, **_kw: busy)
     settings = Settings(tracking_uri_flag=sqlite_uri, state_dir=Path("registry-state"))
     if refused:
         with pytest.raises(StalePlanError, match="is another reconcile running"):
-            service.run_reconcile(settings, sleep=lambda _s: None)
-        assert busy.reads == 1 + 2 * (service.STALE_REPLANS + 1) - 1  # plans + checks
+            api.run_reconcile(settings, sleep=lambda _s: None)
+        assert busy.reads == 1 + 2 * (api.STALE_REPLANS + 1) - 1  # plans + checks
         assert client(sqlite_uri).get_registered_model("Busy").aliases == {}  # nothing written
     else:
-        result = service.run_reconcile(settings, sleep=lambda _s: None)
+        result = api.run_reconcile(settings, sleep=lambda _s: None)
         assert result.ok
         assert [o.status for o in result.outcomes] == ["applied", "applied"]
         assert regops(sqlite_uri, state_dir, "plan", "--detailed-exitcode").exit_code == 0

@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 
 from accident_prediction.cli import main as accident_cli
 from regops.cli import cli as regops_cli
-from regops.promotion import LINEAGE_TAG, Lineage
+from regops.core.promotion import LINEAGE_TAG, Lineage
 from tests.backends.conftest import POSTGRES_ENV, AuthServer, in_ci
 from tests.backends.helpers import environ, leaks
 from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write

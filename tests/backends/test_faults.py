@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from regops.audit import AUDIT_TAG
+from regops.core.audit import AUDIT_TAG
 from tests.backends.helpers import registry_dump, regops, write_state
 from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write
 from tests.support import MlflowServer, make_registry, start_mlflow_server

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from regops.audit import AUDIT_TAG
+from regops.core.audit import AUDIT_TAG
 from tests.backends.helpers import client, registry_dump, regops, regops_process, write_state
 from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write
 from tests.support import MlflowServer, make_registry

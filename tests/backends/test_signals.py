@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from regops.audit import AUDIT_TAG
+from regops.core.audit import AUDIT_TAG
 from tests.backends.helpers import registry_dump, regops, regops_process, write_state
 from tests.backends.proxy import FaultProxy
 from tests.support import MlflowServer, make_registry

@@ -6,8 +6,8 @@ import json
 from types import MappingProxyType
 from typing import Any
 
-from regops.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
-from regops.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
+from regops.core.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
+from regops.core.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 
 
 def policy(

@@ -9,12 +9,12 @@ from types import MappingProxyType
 import pytest
 from click.testing import CliRunner, Result
 
-from regops.audit import Stamp
 from regops.cli import cli
+from regops.core.audit import Stamp
+from regops.core.planner import plan
+from regops.core.state import AliasPolicy, Policy
 from regops.errors import StateError
-from regops.loader import load_state
-from regops.planner import plan
-from regops.state import AliasPolicy, Policy
+from regops.files.loader import load_state
 from tests.regops import builders as b
 from tests.regops.helpers_edit import Repo, client, line_diff, live_stage, write_state
 from tests.support import make_registry

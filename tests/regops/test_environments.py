@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
-from regops.audit import Stamp
 from regops.cli import cli
-from regops.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
+from regops.core.audit import Stamp
+from regops.core.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
 from tests.regops.helpers_edit import ENVS_CONFIG
 
 DEV_STATE = """\

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from regops.cli import cli
-from regops.loader import MAX_DEPTH, MAX_FILE_BYTES
+from regops.files.loader import MAX_DEPTH, MAX_FILE_BYTES
 from tests.support import make_registry
 
 HOSTILE = Path(__file__).resolve().parent.parent / "fixtures" / "hostile"
@@ -416,7 +416,7 @@ def test_names_yaml_would_type_are_the_names_written(
         API + "models:\n  on: {versions: {'1': {stage: Staging}}}\n"
         "  null: {versions: {}}\n  017: {versions: {}}\n  yes: {versions: {}}\n"
     )
-    from regops.loader import load_state
+    from regops.files.loader import load_state
 
     assert sorted(load_state(tmp_path / "registry-state").models) == ["017", "null", "on", "yes"]
 

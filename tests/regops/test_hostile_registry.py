@@ -218,7 +218,7 @@ def test_descriptions_and_typed_names_read_back_as_themselves(hostile: Registry)
     assert "\ud83d" not in text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     for hidden in ("\u2028", "\u202e", "\u200b", "\x00"):
         assert hidden not in text  # shown as escapes for the reviewer
-    from regops.yamlio import read
+    from regops.files.yamlio import read
 
     doc = read(text).data
     for name, description in DESCRIPTIONS.items():

@@ -32,9 +32,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regops import rest_http, rest_reads
+from regops.adapters.mlflow import rest_http, rest_reads
+from regops.adapters.mlflow.registry import SHOWN_CHARS
 from regops.cli import cli
-from regops.registry import SHOWN_CHARS
 from tests.support_hostile_server import (
     Answer,
     HostileServer,
@@ -214,7 +214,7 @@ def test_mlflows_own_read_path_is_bounded_too(
 ) -> None:
     """Reads through MLflow's request helpers (another login than a plain one) keep the
     same budget."""
-    from regops.registry import MlflowRegistry, RegistryUnreachable
+    from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable
 
     for k, v in env().items():
         if k.startswith("MLFLOW_HTTP_"):
@@ -409,7 +409,7 @@ def test_an_untrusted_certificate_is_named_with_the_fix(
 def test_an_untrusted_certificate_is_named_through_mlflows_client_too(
     tls_server: tuple[HostileServer, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from regops.registry import MlflowRegistry, RegistryUnreachable
+    from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable
 
     server, cert = tls_server
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
+from regops.adapters.mlflow.executor import FAILED, SKIPPED, apply
+from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.cli import cli
-from regops.executor import FAILED, SKIPPED, apply
-from regops.loader import load_state
-from regops.planner import plan
-from regops.registry import MlflowRegistry
+from regops.core.planner import plan
+from regops.files.loader import load_state
 from tests.support import MlflowServer, make_registry, start_mlflow_server
 
 STATE = """\

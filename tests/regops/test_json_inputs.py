@@ -26,8 +26,8 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regops import jsonio
 from regops.cli import cli
+from regops.core import jsonio
 from regops.errors import RegopsError
 from tests.regops.helpers_edit import Repo, client
 from tests.support import MlflowServer, make_registry

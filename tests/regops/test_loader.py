@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from regops.cli import cli
 from regops.errors import StateError
-from regops.loader import load_state
+from regops.files.loader import load_state
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
@@ -117,7 +117,7 @@ def test_missing_state_dir_and_repo_state_is_valid(tmp_path: Path) -> None:
 def test_validate_never_imports_mlflow_nor_the_registry_layers() -> None:
     import subprocess
 
-    heavy = ["mlflow", "regops.service", "regops.registry", "regops.commands_ci"]
+    heavy = ["mlflow", "regops.api", "regops.adapters.mlflow.registry", "regops.cli.ci"]
     code = (
         "import sys; from click.testing import CliRunner; from regops.cli import cli;"
         "r = CliRunner().invoke(cli, ['validate', '--state-dir', 'registry-state']);"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from regops import loader, yamlio
+from regops.files import loader, yamlio
 
 ENTRIES: list[tuple[Any, Any]] = [
     ("1", {}),

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from regops.plan import APPLY, BLOCKED, SUSPENDED, WARN, Plan
-from regops.planner import plan
+from regops.core.plan import APPLY, BLOCKED, SUSPENDED, WARN, Plan
+from regops.core.planner import plan
 from tests.regops.builders import desired, live, policy
 
 PLAN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())

@@ -17,11 +17,11 @@ from types import MappingProxyType
 import pytest
 from jsonschema import Draft202012Validator
 
-from regops.live import LiveState
-from regops.plan import APPLY, BLOCKED, SUSPENDED, Plan
-from regops.planner import plan, plan_snapshot
-from regops.promotion import LINEAGE_TAG, Lineage
-from regops.state import AliasPolicy, Policy, StagePolicy
+from regops.core.live import LiveState
+from regops.core.plan import APPLY, BLOCKED, SUSPENDED, Plan
+from regops.core.planner import plan, plan_snapshot
+from regops.core.promotion import LINEAGE_TAG, Lineage
+from regops.core.state import AliasPolicy, Policy, StagePolicy
 from tests.regops.builders import desired, live
 
 PLAN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())

@@ -27,12 +27,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
+from regops.adapters.mlflow.executor import APPLIED, FAILED, apply
+from regops.core.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
+from regops.core.plan import APPLY, Plan
+from regops.core.planner import plan
+from regops.core.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 from regops.errors import PlanError
-from regops.executor import APPLIED, FAILED, apply
-from regops.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
-from regops.plan import APPLY, Plan
-from regops.planner import plan
-from regops.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 
 STAGES = ("None", "Staging", "Production", "Archived")
 ALIASES = ("champion", "challenger", "shadow")
@@ -458,7 +458,7 @@ _counter = iter(range(10**6))
 def test_real_sqlite_registry_converges(
     sqlite_registry: str, scenario: tuple[DesiredState, LiveState]
 ) -> None:
-    from regops.registry import MlflowRegistry
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     desired, live = scenario
     assume(live.has_stages)
@@ -499,7 +499,7 @@ def test_real_sqlite_registry_converges(
 
 def test_memory_registry_matches_sqlite_snapshot(sqlite_registry: str) -> None:
     """The in-memory registry reads back what it was given, as the real one does."""
-    from regops.registry import MlflowRegistry
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     live = LiveState(
         MappingProxyType(

@@ -30,10 +30,10 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mlflow import MlflowClient
 
-from regops import reports
 from regops.cli import cli
-from regops.mdsafe import JOINER, md, md_code, md_fence, safe
-from regops.reports import Candidate
+from regops.render import reports
+from regops.render.mdsafe import JOINER, md, md_code, md_fence, safe
+from regops.render.reports import Candidate
 from tests.regops.helpers_edit import ENVS_CONFIG
 from tests.support import make_registry
 

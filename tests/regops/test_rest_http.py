@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from regops import rest_http, rest_reads
-from regops.registry import MlflowRegistry, RegistryUnreachable, classify
+from regops.adapters.mlflow import rest_http, rest_reads
+from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable, classify
 from tests.support import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModelTag
 
-from regops import rest_reads
-from regops.live import LiveState
-from regops.registry import MlflowRegistry
+from regops.adapters.mlflow import rest_reads
+from regops.adapters.mlflow.registry import MlflowRegistry
+from regops.core.live import LiveState
 from tests.support import MlflowServer
 
 
@@ -129,7 +129,7 @@ def test_prefetched_snapshot_equals_store_snapshot(
 def test_prefetch_failure_is_raised_by_the_snapshot(
     monkeypatch: pytest.MonkeyPatch, dead_port: int
 ) -> None:
-    from regops.registry import RegistryUnreachable
+    from regops.adapters.mlflow.registry import RegistryUnreachable
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     dead = MlflowRegistry(f"http://127.0.0.1:{dead_port}")
@@ -187,7 +187,7 @@ def test_store_pager_stops_on_a_repeated_token_and_after_max_pages(
     MLflow's own PagedList pages; a token seen before, or pages past the cap, stop it."""
     from mlflow.store.entities.paged_list import PagedList
 
-    from regops.registry import RetryPolicy, paged
+    from regops.adapters.mlflow.registry import RetryPolicy, paged
 
     run = RetryPolicy(attempts=1).run
     calls: list[str | None] = []

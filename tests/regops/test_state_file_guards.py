@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regops.loader import MAX_DEPTH, MAX_FILE_BYTES, NAME_CHARS, STATE_FILE_NAME, name_problem
+from regops.files.loader import MAX_DEPTH, MAX_FILE_BYTES, NAME_CHARS, STATE_FILE_NAME, name_problem
 from tests.regops.helpers_edit import Repo
 from tests.support import make_registry
 
@@ -405,8 +405,8 @@ def _check_rule_matches_exactly_its_file(root: Path, name: str) -> None:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     (root / "registry-state").mkdir()
     (root / "registry-state" / name).write_text(FRAUD)
-    from regops.codeowners import patterns, rules
-    from regops.loader import load_state
+    from regops.files.codeowners import patterns, rules
+    from regops.files.loader import load_state
 
     cwd = Path.cwd()
     os.chdir(root)

@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from regops.mdsafe import width
+from regops.render.mdsafe import width
 
 HOSTILE = "x\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\x1b[2J\rfake\u202eesrever\x9b"
 RAW = ["\x1b", "\x07", "\r", "\u202e", "\x9b"]  # none of these may reach the terminal

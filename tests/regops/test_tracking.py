@@ -21,10 +21,17 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regops import tracking
+from regops.adapters import tracking
+from regops.adapters.mlflow.registry import (
+    FATAL,
+    TRANSIENT,
+    UNREACHABLE,
+    MlflowRegistry,
+    RetryPolicy,
+    classify,
+)
+from regops.adapters.tracking import mask_secrets, mask_uri, resolve_tracking_uri
 from regops.cli import cli
-from regops.registry import FATAL, TRANSIENT, UNREACHABLE, MlflowRegistry, RetryPolicy, classify
-from regops.tracking import mask_secrets, mask_uri, resolve_tracking_uri
 
 STATE = 'apiVersion: regops/v1\nmodels:\n  M:\n    versions:\n      "1": {stage: Production}\n'
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,7 +326,7 @@ def test_property_masking_removes_every_secret_even_overlapping(
     """No secret is left in the masked text, whatever the overlaps; every character of an
     occurrence is gone (not only enough of it to break the match); text holding no secret
     is left as it was."""
-    from regops import reports
+    from regops.render import reports
 
     secrets, text = case
     covered = [False] * len(text)

@@ -1,0 +1,1 @@
+"""One adapter per outside system: git, the tracking URI and redaction, MLflow."""

@@ -1,0 +1,1 @@
+"""The MLflow registry: reads (REST pager), writes, retry, copies, the executor."""

@@ -1,0 +1,492 @@
+"""The use cases behind the commands: load -> snapshot -> plan -> apply.
+
+I/O lives here and in registry.py; planner.py stays pure.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from regops.adapters.history_git import StateRepo
+from regops.adapters.mlflow.executor import ApplyResult, apply
+from regops.adapters.mlflow.registry import MlflowRegistry
+from regops.adapters.tracking import stages_supported
+from regops.core import audit, jsonio, promotion
+from regops.core.live import LiveModel, LiveState
+from regops.core.plan import COPY, Change, Plan
+from regops.core.planner import plan as compute_plan
+from regops.core.state import DesiredState
+from regops.core.time_travel import StateAt, state_at
+from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
+from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
+from regops.files import SCHEMAS
+from regops.files.environments import Config
+from regops.files.loader import load_state, state_files
+from regops.settings import Settings
+
+
+class LiveSource(Protocol):
+    """What planning reads: the live registry, or a snapshot of it."""
+
+    @property
+    def display_uri(self) -> str: ...
+
+    def snapshot(self, names: Iterable[str] | None = None) -> LiveState: ...
+
+
+# A plan made for this run is re-made this many times when the registry moves under it.
+STALE_REPLANS = 3
+
+
+def load_desired(settings: Settings, *, has_stages: bool | None = None) -> DesiredState:
+    """Load and validate the state files; `has_stages` overrides what the URI implies."""
+    if has_stages is None:
+        has_stages = stages_supported(settings.tracking_uri)
+    return load_state(settings.state_dir, stages_supported=has_stages)
+
+
+def open_registry(settings: Settings, *, create: bool = False) -> MlflowRegistry:
+    """The registry of `settings`; read-only unless `create` (see MlflowRegistry)."""
+    return MlflowRegistry(settings.tracking_uri, create=create)
+
+
+def prefetched_registry(
+    settings: Settings, models: Sequence[str] | None = None
+) -> MlflowRegistry | None:
+    """The registry, its snapshot already being read (MlflowRegistry.prefetch), so that
+    the server answers while the state files load. Call it before load_desired and pass
+    the registry to run_plan. None when it cannot be opened: run_plan opens it again
+    after the state files, so a state error is still the one reported first."""
+    try:
+        registry = open_registry(settings)
+    except RegopsError:
+        return None
+    try:  # about one model per state file, as `regops export` writes them
+        expected = len(models) if models else len(state_files(settings.state_dir))
+    except RegopsError:
+        return registry  # load_desired reports the directory
+    registry.prefetch(expected)
+    return registry
+
+
+def _select(desired: DesiredState, models: Sequence[str] | None) -> list[str] | None:
+    if not models:
+        return None
+    unknown = sorted(set(models) - set(desired.models))
+    if unknown:
+        managed = ", ".join(desired.models) or "none"
+        raise UsageError(f"not in the state files: {', '.join(unknown)} (managed: {managed})")
+    return list(models)
+
+
+def run_plan(
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    *,
+    desired: DesiredState | None = None,
+    registry: LiveSource | None = None,
+    registry_name: str | None = None,
+) -> Plan:
+    """Validate the state, read the live registry once, and diff them.
+
+    `registry` may be a snapshot file standing in for the registry (`plan --live`);
+    `registry_name` is what the plan shows instead of the (masked) URI.
+    """
+    if desired is None and registry is None:
+        registry = prefetched_registry(settings, models)  # read while the files load
+    desired = desired or load_desired(settings)
+    only = _select(desired, models)
+    registry = registry or open_registry(settings)
+    names = list(only) if only is not None else list(desired.models)
+    live = registry.snapshot(names)
+    shown = registry_name or settings.registry_name or registry.display_uri
+    refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
+    if not refs:
+        return compute_plan(desired, live, only=only, registry=shown, created_at=audit.now())
+    if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
+        from regops.core.planner import plan_snapshot
+
+        return plan_snapshot(
+            desired, live, env=settings.env_name, only=only, registry=shown, created_at=audit.now()
+        )
+    res = _resolve_copies(settings, desired, live, refs)
+    p = compute_plan(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
+    return promotion.with_copies(p, res, live)
+
+
+def _resolve_copies(
+    settings: Settings,
+    desired: DesiredState,
+    live: LiveState,
+    refs: dict[tuple[str, str], promotion.CopyRef],
+) -> promotion.Resolution:
+    """Read every source environment a copy key names (with its login), then resolve."""
+    from regops.files.environments import credentials_of
+
+    env, config = settings.environment, settings.config
+    if env is None or config is None:
+        model, key = next(iter(refs))
+        spec = desired.models[model]
+        raise PlanError(
+            [
+                f"{spec.file}:{spec.versions[key].line}: {key} names another environment's "
+                "version: run with --env NAME (environments are declared in regops.yaml)"
+            ]
+        )
+    wanted: dict[str, set[str]] = {}
+    for ref in refs.values():
+        if ref.env in config.environments and ref.env != env.name:
+            wanted.setdefault(ref.env, set()).add(ref.model)
+    sources: dict[tuple[str, str], LiveModel | None] = {}
+    for name, models in sorted(wanted.items()):
+        src = config.get(name)
+        with credentials_of(src):
+            snap = MlflowRegistry(src.tracking_uri).snapshot(sorted(models))
+        for model in models:
+            sources[(name, model)] = snap.models.get(model)
+    return promotion.resolve(desired, live, sources, env=env.name, known_envs=config.names)
+
+
+def stamps_for(
+    plan: Plan, desired: DesiredState | None, state_dir: Path
+) -> dict[str, dict[str, str]]:
+    """Audit tags per changed model: the commit of its state file, the actor, the time.
+
+    Asks git once per state file, and only for models this plan changes.
+    """
+    who, at = audit.actor(), audit.now()
+    commits: dict[Path, str] = {}
+    out = {}
+    for model in sorted({c.model for c in plan.actionable} | {m for m, _ in plan.restamps}):
+        spec = desired.models.get(model) if desired else None
+        file = Path(spec.file) if spec else state_dir
+        if file not in commits:
+            commits[file] = audit.commit_of(file)
+        out[model] = audit.stamp_tags(str(file), commit=commits[file], who=who, at=at)
+    return out
+
+
+def run_reconcile(
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    *,
+    plan: Plan | None = None,
+    replan: bool = False,
+    desired: DesiredState | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    parallel: int = 1,
+) -> ApplyResult:
+    """Plan (unless a plan is given) and apply it, with `parallel` writers (see executor.apply).
+
+    A plan made for this run (none given, or `replan`) is made again when the registry
+    moved between its read and the first write, as it does while another reconcile is
+    writing: up to STALE_REPLANS times, then the run is refused. A saved plan is never
+    re-made: it is refused as soon as the registry moved.
+    """
+    # Only a run with something to write may create a registry that does not exist yet.
+    registry = open_registry(settings, create=plan is None or bool(plan.pending))
+    if plan is None:
+        desired = desired or load_desired(settings)
+        plan = run_plan(settings, models, desired=desired, registry=registry)
+        replan = True
+    elif desired is None:
+        try:
+            desired = load_desired(settings)
+        except RegopsError:
+            desired = None  # a saved plan stands on its own; stamps then name the directory
+    for attempt in range(STALE_REPLANS + 1):
+        try:
+            with stop_on_signals() as stop:
+                return apply(
+                    plan,
+                    registry,
+                    stamps_for(plan, desired, settings.state_dir),
+                    copier=_copier(settings, plan, desired, registry),
+                    stop=stop,
+                    parallel=parallel,
+                )
+        except StalePlanError:
+            if not replan or desired is None:
+                raise
+            if attempt == STALE_REPLANS:
+                raise StalePlanError(
+                    f"the live registry kept changing while this reconcile tried to apply "
+                    f"({STALE_REPLANS + 1} plans in a row went stale): is another reconcile "
+                    "running? Wait for it to finish, then run again"
+                ) from None
+        sleep(0.5 * 2**attempt)
+        plan = run_plan(settings, models, desired=desired, registry=registry)
+        if not plan.pending:
+            return ApplyResult(())  # the other writer already did it all
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], str | None]]:
+    """While applying, SIGTERM/SIGINT ask the run to stop after the write in flight.
+
+    Yields the `stop` the executor polls: the name of the first signal received, or None.
+    CI cancellation, `timeout` and Kubernetes send SIGTERM; Ctrl-C sends SIGINT. The
+    write in flight and its stamp complete, so nothing is left half-applied.
+    """
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # only the main thread may handle signals (tests run threads)
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _copier(
+    settings: Settings, plan: Plan, desired: DesiredState | None, registry: MlflowRegistry
+) -> Callable[[Change], str] | None:
+    """What makes the plan's COPY changes, with the commit that asked for each."""
+    copies = [c for c in plan.actionable if c.kind == COPY]
+    if not copies:
+        return None
+    if settings.environment is None or settings.config is None:
+        raise UsageError("this plan copies versions across environments: run it with --env NAME")
+    from regops.adapters.mlflow.copying import Copier
+
+    commits = {}
+    for c in copies:
+        spec = desired.models.get(c.model) if desired else None
+        commits[c.model] = audit.commit_of(Path(spec.file) if spec else settings.state_dir)
+    copier = Copier(settings.config, settings.environment, registry, commits)
+    copier.check(copies)  # a source outside its registry's artifact store: before any write
+    return copier
+
+
+PLAN_SCHEMA = SCHEMAS / "plan.schema.json"
+
+
+def _bad_versions(doc: dict[str, Any]) -> list[str]:
+    """Version fields that are not a version number (or `ENV@N`) the registry could hold."""
+
+    def bad(v: object) -> bool:
+        number = v.rpartition("@")[2] if isinstance(v, str) else ""
+        return not (number.isascii() and number.isdigit() and len(number) <= 19)
+
+    found = [
+        f"  changes.{i}.version: {repr(c['version'])[:60]} is not a version number"
+        for i, c in enumerate(doc["changes"])
+        if c["version"] is not None and bad(c["version"])
+    ]
+    found += [
+        f"  restamps.{i}.1: {repr(r[1])[:60]} is not a version number"
+        for i, r in enumerate(doc.get("restamps", ()))
+        if bad(r[1])
+    ]
+    return found[:20]
+
+
+def load_plan_file(path: Path) -> Plan:
+    """A saved plan, checked against schemas/plan.schema.json before anything uses it."""
+    from jsonschema import Draft202012Validator
+
+    from regops.core.plan import FORMAT_VERSION
+
+    try:
+        doc = jsonio.read_file(
+            path, what="plan", max_bytes=jsonio.PLAN_MAX_BYTES, top=dict,
+            refusal="not a regops plan file",
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise RegopsError(f"{path}: no such plan file (`regops plan --out` writes one)") from None
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise RegopsError(
+            f"{path}: plan format_version {repr(doc.get('format_version'))[:60]} "
+            f"is not {FORMAT_VERSION}"
+        )
+    schema = json.loads(PLAN_SCHEMA.read_text(encoding="utf-8"))
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path))
+    )
+    if errors:
+        shown = [
+            f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:200]}"
+            for e in errors[:20]
+        ]
+        more = [f"  ... and {len(errors) - 20} more"] if len(errors) > 20 else []
+        raise RegopsError(
+            f"{path}: not a valid regops plan (schemas/plan.schema.json):\n"
+            + "\n".join(shown + more)
+        )
+    bad = _bad_versions(doc)
+    if bad:
+        raise RegopsError(f"{path}: not a valid regops plan:\n" + "\n".join(bad))
+    try:
+        return Plan.from_dict(doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegopsError(f"{path}: not a regops plan file ({exc})") from exc
+
+
+def validate_environments(config: Config | None, only: str | None = None) -> list[str]:
+    """Validate each environment's state (or `only` one's), copy keys included.
+
+    Copy keys must name another declared environment. Every problem of every
+    environment is raised together; returns one summary line per environment.
+    """
+    from regops.errors import Diagnostic, StateError
+
+    assert config is not None
+    lines, diags = [], []
+    for env in config.environments.values():
+        if only is not None and env.name != only:
+            continue
+        try:
+            state = load_state(env.state_dir, stages_supported=True)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        for (model, key), ref in promotion.copy_refs(state).items():
+            vs = state.models[model].versions[key]
+            file = state.models[model].file
+            if ref.env == env.name:
+                diags.append(Diagnostic(file, vs.line, f"{key}: names its own environment"))
+            elif ref.env not in config.environments:
+                known = ", ".join(config.names)
+                diags.append(
+                    Diagnostic(file, vs.line, f"{key}: no environment {ref.env!r} ({known})")
+                )
+        n_versions = sum(len(m.versions) for m in state.models.values())
+        lines.append(
+            f"{env.name}: {len(state.files)} file(s) valid: {len(state.models)} model(s), "
+            f"{n_versions} version(s)"
+        )
+    if diags:
+        raise StateError(diags)
+    return lines
+
+
+def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
+    """Plan every environment; name -> the plan's JSON form, or {"error": message}."""
+    from dataclasses import replace
+
+    from regops.errors import StateError
+    from regops.files.environments import credentials_of
+
+    assert settings.config is not None
+    out: dict[str, dict[str, object]] = {}
+    for env in settings.config.environments.values():
+        scoped = replace(
+            settings, environment=env, env_name=env.name, state_dir=env.state_dir, resolved=True
+        )
+        try:
+            with credentials_of(env):
+                out[env.name] = run_plan(scoped).to_dict()
+        except StateError as exc:
+            out[env.name] = {"error": "\n".join(str(d) for d in exc.diagnostics)}
+        except RegopsError as exc:
+            out[env.name] = {"error": str(exc)}
+    return out
+
+
+def environments_report(
+    config: Config, docs: dict[str, dict[str, object]], full_report: str | None = None
+) -> str:
+    """The pull-request comment for `plan --all-envs`: one section per environment,
+    with every environment's URI and credentials redacted (`full_report`: the file with
+    the whole report; each environment's plan is then summarised, see reports.BUDGET)."""
+    import contextlib
+    import os
+
+    from regops.files.environments import CREDENTIAL_VARS
+    from regops.render import render_environments, reports
+
+    uris: list[str | None] = []
+    others: list[str | None] = [os.environ.get(v) for v in CREDENTIAL_VARS.values()]
+    for env in config.environments.values():
+        with contextlib.suppress(RegopsError):
+            uris.append(env.tracking_uri)
+        others.extend(os.environ.get(var) for var in env.credentials.values())
+    body = (
+        render_environments(docs, "markdown")
+        if full_report is None
+        else reports.environments_summary(docs, full_report)
+    )
+    return reports.redact(f"{reports.MARKER}\n{body}\n", reports.secret_values(uris, others))
+
+
+# The audit timeline (`regops history`): git log of the state files joined with the
+# registry's audit stamps. adapters.history_git reads git, core.timeline computes the
+# entries purely, render renders them; this ties them together.
+
+
+def build_history(
+    state_dir: Path,
+    tracking_uri: str | None,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+) -> History:
+    """The whole timeline; the registry is read when `tracking_uri` is given."""
+    repo = StateRepo(state_dir)
+    found, cut_short = entries(repo.read(), model=model, version=version)
+    filters = {"model": model, "version": version}
+    truncated = None
+    if cut_short:
+        truncated = (
+            "history is cut short: this is a shallow clone and older commits are not here; "
+            f"to see all of it, run {DEEPEN_HINT}"
+        )
+    base = History(
+        str(state_dir),
+        tuple(found),
+        registry_error="not requested",
+        filters=filters,
+        truncated=truncated,
+    )
+    if tracking_uri is None:
+        return base
+    from regops.adapters.tracking import mask_secrets, mask_uri
+
+    names = sorted({c.model for e in found for c in e.changes})
+    try:
+        from regops.adapters.mlflow.registry import (
+            MlflowRegistry,  # deferred: the git side needs no mlflow
+        )
+
+        live = MlflowRegistry(tracking_uri).snapshot(names)
+    except Exception as exc:
+        # The git side stands on its own: say the registry was not read, do not fail.
+        return History(
+            base.state_dir,
+            base.entries,
+            registry_error=mask_secrets(str(exc)),
+            filters=filters,
+            truncated=truncated,
+        )
+    joined = join_stamps(found, live, repo.is_ancestor)
+    return History(
+        str(state_dir),
+        tuple(joined),
+        registry=mask_uri(tracking_uri),
+        filters=filters,
+        truncated=truncated,
+        warnings=live.warnings,
+    )
+
+
+def build_at(state_dir: Path, tracking_uri: str | None, at: datetime, model: str | None) -> StateAt:
+    """The state at `at`, read from git and (when `tracking_uri` is given) the registry."""
+    return state_at(build_history(state_dir, tracking_uri, model=model), at)

@@ -1,0 +1,141 @@
+"""Options defined once and shared by every command.
+
+`--tracking-uri`, `--state-dir` and `--format` work both before the command
+(`regops --state-dir s plan`) and after it (`regops plan --state-dir s`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from regops.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _obj(ctx: click.Context) -> Settings:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Settings()
+    obj: Settings = root.obj
+    return obj
+
+
+def settings(ctx: click.Context, *, pick_env: bool = True) -> Settings:
+    """The command's settings, with `--env` applied (its registry, state dir and login).
+
+    When the repository declares environments (regops.yaml) a command must be told
+    which one (`--env NAME`) unless it names a state directory itself; `pick_env=False`
+    is for commands that can cover every environment (validate, plan --all-envs).
+    """
+    s = _obj(ctx)
+    if s.resolved:
+        return s
+    from regops.files import environments
+
+    s.config = environments.load()
+    if s.env_name is not None:
+        if s.config is None:
+            raise click.UsageError(
+                f"--env {s.env_name}: no {environments.CONFIG_NAME} here or in a parent "
+                "directory declares environments"
+            )
+        s.environment = s.config.get(s.env_name)
+        if not s.state_dir_given:
+            s.state_dir = s.environment.state_dir
+        # The environment's login for the rest of the command (restored when it ends).
+        ctx.find_root().with_resource(environments.credentials_of(s.environment))
+    elif pick_env and s.config is not None and not s.state_dir_given:
+        names = ", ".join(s.config.names)
+        raise click.UsageError(
+            f"{s.config.file} declares environments ({names}): pick one with --env NAME "
+            "(e.g. `regops --env " + s.config.names[0] + " plan`; `regops plan --all-envs` "
+            "plans them all)"
+        )
+    s.resolved = True
+    return s
+
+
+def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(_obj(ctx), attr, value)
+            if attr == "state_dir":
+                _obj(ctx).state_dir_given = True
+
+    return callback
+
+
+def tracking_uri_option(f: F) -> F:
+    return click.option(
+        "--tracking-uri",
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_store("tracking_uri_flag"),
+        help="MLflow tracking/registry URI. Default: $MLFLOW_TRACKING_URI, then "
+        "https://dagshub.com/$DAGSHUB_REPO.mlflow, then sqlite:///mlflow.db.",
+    )(f)
+
+
+def state_dir_option(f: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_store("state_dir"),
+        help="Directory of desired-state YAML files. Default: registry-state.",
+    )(f)
+
+
+def format_option(f: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "markdown", "json"]),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_store("fmt"),
+        help="Report format. Default: text.",
+    )(f)
+
+
+def env_option(f: F) -> F:
+    return click.option(
+        "--env",
+        default=None,
+        metavar="NAME",
+        expose_value=False,
+        is_eager=True,
+        callback=_store("env_name"),
+        help="Environment declared in regops.yaml: its registry, state dir and credentials.",
+    )(f)
+
+
+def common_options(f: F) -> F:
+    """--env, --tracking-uri, --state-dir and --format."""
+    return env_option(tracking_uri_option(state_dir_option(format_option(f))))
+
+
+REGISTRY_NAME_ENV = "REGOPS_REGISTRY_NAME"
+
+
+def registry_name_option(f: F) -> F:
+    def store(ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
+        if value:
+            settings(ctx).registry_name = value
+
+    return click.option(
+        "--registry-name",
+        metavar="NAME",
+        expose_value=False,
+        callback=store,
+        help=f"Name reports show for the registry (default ${REGISTRY_NAME_ENV}); never its URI.",
+    )(f)

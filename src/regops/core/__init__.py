@@ -1,0 +1,1 @@
+"""Frozen types and pure logic: no I/O (no files, git, network or terminal)."""

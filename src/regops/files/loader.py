@@ -1,0 +1,538 @@
+"""Load and validate state files: YAML -> JSON Schema -> semantic checks -> DesiredState.
+
+Validate once, at the edge: every problem in every file is collected, each as
+`FILE:LINE: message`, and raised together as one StateError. Never imports mlflow
+(`regops validate` needs no network and must start fast).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError, validators
+
+from regops.core.state import (
+    STAGES,
+    AliasPolicy,
+    DesiredState,
+    ModelSpec,
+    Policy,
+    StagePolicy,
+    VersionSpec,
+)
+from regops.errors import Diagnostic, StateError
+from regops.files import SCHEMAS, fileio, yamlio
+from regops.files.yamlio import MAX_DEPTH, KeyPath
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "display_path",
+    "load_state",
+    "read_state_text",
+    "read_state_texts",
+    "state_files",
+]
+
+# A state file is hand-edited text; anything bigger is a mistake or an attack.
+MAX_FILE_BYTES = 1 << 20
+# A state file's name goes into CODEOWNERS, reports, messages and paths, none of which
+# can escape all of: a leading `#` or `!`, `[ ]`, `*`, `?`, `\\`, whitespace, control
+# characters, a leading `-` or `.`. The names allowed need no escaping anywhere.
+NAME_CHARS = "ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
+STATE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
+PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+MAX_NAME_CHARS = 255  # what most filesystems take (and `export` writes `<model>.yaml`)
+MAX_MESSAGE_CHARS = 300
+RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
+SCHEMA_FILE = SCHEMAS / "registry-state.schema.json"
+
+Path_ = KeyPath
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema's `integer` without its `1.0 is an integer` rule: a count written as
+    1.0 is a typo for YAML's float, and every reader after the loader wants an int."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+    strict = validators.extend(Draft202012Validator, type_checker=checker)
+    return strict(schema)  # type: ignore[no-any-return]
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a state file's name (None when it can)."""
+    if STATE_FILE_NAME.fullmatch(name) and len(name) <= MAX_NAME_CHARS:
+        return None
+    return (
+        f"state file name {ascii(name)} is not allowed: use {NAME_CHARS} "
+        f"(at most {MAX_NAME_CHARS} characters), "
+        "ending in .yaml or .yml (the name goes into CODEOWNERS and reports unescaped)"
+    )
+
+
+def state_files(state_dir: Path) -> list[Path]:
+    """The state files of a directory (every entry named *.yaml or *.yml, whatever it is:
+    the loader refuses what it cannot read), in a stable order."""
+    try:
+        entries = list(state_dir.iterdir())
+    except OSError as exc:
+        raise StateError(
+            [
+                Diagnostic(
+                    shown_path(state_dir), 0, f"cannot read the directory: {exc.strerror or exc}"
+                )
+            ]
+        ) from exc
+    return sorted(p for p in entries if p.suffix in (".yaml", ".yml"))
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the current directory where it lies under it; its own name is
+    kept (a symlinked state file is named as the link, not as its target)."""
+    try:
+        where = path.parent.resolve() / path.name
+        return str(where.relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def shown_path(path: Path) -> str:
+    """display_path with anything but printable ASCII escaped (see fileio.shown)."""
+    return fileio.shown(display_path(path))
+
+
+def check_state_dir(state_dir: Path) -> Path:
+    """The repository root the state directory's files must stay in; StateError when the
+    directory is missing, not a directory, or a symlink leaving the repository."""
+    name = shown_path(state_dir)
+    root = fileio.repository_root(state_dir)
+    why = fileio.symlink_problem(state_dir, root)
+    if why:
+        raise StateError([Diagnostic(name, 0, f"state directory refused: {why}")])
+    if not state_dir.is_dir():
+        if os.path.lexists(state_dir):
+            raise StateError([Diagnostic(name, 0, "state directory is not a directory")])
+        raise StateError([Diagnostic(name, 0, "state directory not found")])
+    return root
+
+
+def read_state_bytes(path: Path, root: Path) -> bytes:
+    """The bytes of one state file, through every guard: its name, a symlink leaving the
+    repository, anything but a regular file, the size cap. StateError (FILE:1) otherwise."""
+    why = name_problem(path.name)
+    if why is None:
+        try:
+            return fileio.read_guarded(path, root=root, max_bytes=MAX_FILE_BYTES)
+        except fileio.FileReadError as exc:
+            why = str(exc)
+    raise StateError([Diagnostic(shown_path(path), 1, why)])
+
+
+def decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(
+            [Diagnostic(display_path(path), 1, f"not UTF-8 text: {exc.reason}")]
+        ) from exc
+
+
+def read_state_text(path: Path, root: Path) -> str:
+    """One state file's text through every guard (see read_state_bytes), decoded."""
+    return decode(path, read_state_bytes(path, root))
+
+
+def read_state_texts(state_dir: Path) -> dict[Path, str]:
+    """Every state file's text, each through the guards and parsed once by the one YAML
+    reader (aliases, nesting, display characters refused), before any other parser (the
+    editing commands' ruamel round trip) sees it. StateError with every problem."""
+    root = check_state_dir(state_dir)
+    texts: dict[Path, str] = {}
+    diags: list[Diagnostic] = []
+    for path in state_files(state_dir):
+        try:
+            text = read_state_text(path, root)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        doc = yamlio.read(text)
+        diags.extend(Diagnostic(display_path(path), line, msg) for line, msg in doc.problems)
+        texts[path] = text
+    if diags:
+        raise StateError(diags)
+    return texts
+
+
+class _File:
+    """One parsed file (through the one YAML reader, regops.files.yamlio) and its problems."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.diags: list[Diagnostic] = []
+        self.doc = yamlio.read(text)
+        self.data: Any = self.doc.data
+        self.parsed = self.doc.parsed
+        self.lines = self.doc.lines
+        for line, message in self.doc.problems:
+            self.diag(line, message)
+
+    def diag(self, line: int, message: str) -> None:
+        if len(message) > MAX_MESSAGE_CHARS:  # messages quote values; a value may be 1 MiB
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
+        self.diags.append(Diagnostic(self.name, line, message))
+
+    def line_of(self, path: Path_) -> int:
+        return self.doc.line_of(path)
+
+    def written(self, path: Path_, value: Any) -> str:
+        """How a value was written, when YAML typed it into something else (`017` -> 15)."""
+        text = self.doc.written.get(path)
+        if text is None or text == str(value) or isinstance(value, str):
+            return ""
+        return f" (written {text!r})"
+
+
+_where = yamlio.where
+
+
+# A version entry of the usual shape, checked without jsonschema: at 20,000 versions the
+# generic validator costs seconds. Accepts only what the schema accepts (no stricter
+# check passes what it would refuse); everything else still goes through the schema.
+_VERSION_KEY = re.compile(r"[1-9][0-9]{0,9}")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VERSION_FIELDS = frozenset({"stage", "aliases", "run_id"})
+
+
+def _plain_version(key: Any, spec: Any) -> bool:
+    if type(key) is not str or not _VERSION_KEY.fullmatch(key) or type(spec) is not dict:
+        return False
+    if not _VERSION_FIELDS.issuperset(spec):
+        return False
+    stage = spec.get("stage", "None")
+    if type(stage) is not str or stage not in STAGES:
+        return False
+    run_id = spec.get("run_id", "x")
+    if type(run_id) is not str or not _RUN_ID.fullmatch(run_id):
+        return False
+    aliases = spec.get("aliases", [])
+    return type(aliases) is list and all(type(a) is str and _ALIAS.fullmatch(a) for a in aliases)
+
+
+def _for_schema(data: Any) -> Any:
+    """`data` with the plain version entries (see _plain_version) left out."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        return data
+    slim = {}
+    for name, model in models.items():
+        versions = model.get("versions") if isinstance(model, dict) else None
+        if isinstance(versions, dict):
+            rest = {k: v for k, v in versions.items() if not _plain_version(k, v)}
+            model = {**model, "versions": rest}
+        slim[name] = model
+    return {**data, "models": slim}
+
+
+def _schema_diags(f: _File) -> None:
+    errors = _validator().iter_errors(_for_schema(f.data))
+    for err in sorted(errors, key=lambda e: list(map(str, e.path))):
+        for line, message in _explain(f, err):
+            f.diag(line, message)
+
+
+def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
+    """Turn a jsonschema error into user-facing messages that point at the right line."""
+    path: Path_ = tuple(err.absolute_path)
+    where = _where(path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        for key in sorted(k for k in err.instance if k not in allowed):
+            hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+            place = "at the top level" if not path else f"in {where}"
+            yield f.line_of((*path, key)), f"unknown key {ascii(key)} {place}{hint}"
+        return
+    if "propertyNames" in err.relative_schema_path:
+        key = err.instance
+        line = f.line_of((*path, key)) if isinstance(key, str) else f.line_of(path)
+        if path and path[-1] == "versions":
+            yield (
+                line,
+                f"version key {ascii(key)} must be a version number (digits, no leading zero) "
+                "or ENV@N / ENV/MODEL@N (the copy of another environment's version)",
+            )
+        elif path == ("models",):
+            yield (
+                line,
+                (
+                    f"model name {ascii(key)} is not allowed: "
+                    "use ASCII letters, digits, '_', '.', '-'"
+                ),
+            )
+        elif path and path[-1] == "stages":
+            yield line, f"{ascii(key)} is not a stage (one of: {', '.join(STAGES)})"
+        elif path == ("policy", "aliases"):
+            yield (
+                line,
+                f"alias {ascii(key)} in policy.aliases has characters that are not allowed "
+                "(use ASCII letters, digits, '_' and '-')",
+            )
+        else:
+            yield line, f"key {ascii(key)} in {where}: {err.message}"
+        return
+    line = f.line_of(path)
+    if err.validator == "required":
+        yield line, f"{where}: {err.message.replace('is a required property', 'is required')}"
+    elif err.validator == "const" and path == ("apiVersion",):
+        yield line, f"apiVersion must be 'regops/v1', not {err.instance!r}"
+    elif err.validator == "enum" and path and (path[-1] == "stage" or isinstance(path[-1], int)):
+        yield line, f"{where}: {ascii(err.instance)} is not a stage (one of: {', '.join(STAGES)})"
+    elif err.validator == "enum":
+        choices = ", ".join(map(str, err.validator_value))
+        yield line, f"{where}: {err.instance!r} is not one of: {choices}"
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "aliases":
+        yield (
+            line,
+            (
+                f"alias {ascii(err.instance)} has characters that are not allowed "
+                "(use ASCII letters, digits, '_' and '-')"
+            ),
+        )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "owners":
+        yield (
+            line,
+            f"{where}: owner {ascii(err.instance)} is not a GitHub @user, @org/team "
+            "or an e-mail address",
+        )
+    elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "require_from":
+        yield line, f"{where}: {ascii(err.instance)} is not an alias or stage name"
+    elif err.validator == "type":
+        got = f"{type(err.instance).__name__} {err.instance!r}{f.written(path, err.instance)}"
+        yield line, f"{where}: expected {err.validator_value}, got {got}"
+    else:
+        yield line, f"{where}: {err.message}"
+
+
+def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> Policy:
+    raw = raw or {}
+    aliases = {
+        alias: AliasPolicy(
+            require_from=tuple(ap["require_from"]) if "require_from" in ap else None,
+            require_tags=MappingProxyType(dict(ap.get("require_tags", {}))),
+            protected=bool(ap.get("protected", False)),
+        )
+        for alias, ap in (raw.get("aliases") or {}).items()
+    }
+    stages = {
+        stage: StagePolicy(
+            max_versions=sp.get("max_versions"),
+            require_from=tuple(sp["require_from"]) if "require_from" in sp else None,
+            require_tags=MappingProxyType(dict(sp.get("require_tags", {}))),
+        )
+        for stage, sp in (raw.get("stages") or {}).items()
+    }
+    return Policy(
+        unlisted_versions=raw.get("unlisted_versions", "ignore"),
+        drift=raw.get("drift", "correct"),
+        stages=MappingProxyType(stages),
+        aliases=MappingProxyType(aliases),
+        use_stages=bool(raw.get("use_stages", True)) and stages_supported,
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _limits(data: Any) -> dict[str, int]:
+    """stage -> max_versions, for the well-typed limits of a file (semantic pass)."""
+    stages = _dict(_dict(_dict(data).get("policy")).get("stages"))
+    return {
+        stage: sp["max_versions"]
+        for stage, sp in stages.items()
+        if isinstance(sp, dict) and _is_integer(None, sp.get("max_versions"))
+    }
+
+
+def _policy_diags(f: _File, *, stages_supported: bool) -> None:
+    """Checks of the policy block that the schema cannot express."""
+    raw = _dict(_dict(f.data).get("policy"))
+    if raw.get("use_stages") is True and not stages_supported:
+        f.diag(
+            f.line_of(("policy", "use_stages")),
+            "policy.use_stages is true, but this registry has no stages (e.g. Unity Catalog)",
+        )
+    if raw.get("use_stages") is False and raw.get("stages"):
+        f.diag(
+            f.line_of(("policy", "stages")),
+            "policy.stages has no effect with use_stages: false (alias-only); "
+            "gate aliases under policy.aliases",
+        )
+    for alias in _dict(raw.get("aliases")):
+        if RESERVED_ALIAS.match(alias):
+            f.diag(
+                f.line_of(("policy", "aliases", alias)),
+                f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
+            )
+
+
+def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
+    """Checks the schema cannot express. Run even when the schema pass found problems
+    (every problem at once), so they read the data defensively: a part with the wrong
+    shape has its schema problem already and is skipped here."""
+    _policy_diags(f, stages_supported=stages_supported)
+    use_stages = _dict(_dict(f.data).get("policy")).get("use_stages") is not False
+    limits = _limits(f.data)
+    for name, raw in _dict(_dict(f.data).get("models")).items():
+        seen_alias: dict[str, str] = {}
+        holders: dict[str, list[str]] = {}
+        for ver, spec in _dict(_dict(raw).get("versions")).items():
+            spec = _dict(spec)
+            vpath: Path_ = ("models", name, "versions", ver)
+            if "stage" in spec and not stages_supported:
+                f.diag(
+                    f.line_of((*vpath, "stage")),
+                    f"model {name} version {ver}: this registry has no stages "
+                    "(e.g. Unity Catalog); use aliases only",
+                )
+            elif "stage" in spec and not use_stages:
+                f.diag(
+                    f.line_of((*vpath, "stage")),
+                    f"model {name} version {ver}: stage is not allowed with "
+                    "policy.use_stages: false (alias-only); use aliases",
+                )
+            if isinstance(spec.get("stage"), str):
+                holders.setdefault(spec["stage"], []).append(ver)
+            aliases = spec.get("aliases")
+            for i, alias in enumerate(aliases if isinstance(aliases, list) else []):
+                if not isinstance(alias, str):
+                    continue
+                line = f.line_of((*vpath, "aliases", i))
+                if RESERVED_ALIAS.match(alias):
+                    f.diag(line, f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')")
+                elif alias in seen_alias and seen_alias[alias] != ver:
+                    f.diag(
+                        line,
+                        f"alias {alias!r} is on two versions of {name} "
+                        f"({seen_alias[alias]} and {ver}); an alias names one version",
+                    )
+                else:
+                    seen_alias.setdefault(alias, ver)
+        for stage, limit in limits.items():
+            held = holders.get(stage, [])
+            if len(held) > limit:
+                f.diag(
+                    f.line_of(("models", name)),
+                    f"model {name} has {len(held)} versions in {stage} "
+                    f"({', '.join(held)}); policy allows at most {limit}",
+                )
+
+
+def _build_models(f: _File, policy: Policy) -> list[ModelSpec]:
+    """The typed models of a file that passed every check."""
+    models: list[ModelSpec] = []
+    for name, raw in (f.data.get("models") or {}).items():
+        versions: dict[str, VersionSpec] = {}
+        for ver, spec in (raw.get("versions") or {}).items():
+            spec = spec or {}
+            versions[ver] = VersionSpec(
+                version=ver,
+                stage=spec.get("stage"),
+                aliases=tuple(spec.get("aliases", [])),
+                run_id=spec.get("run_id"),
+                line=f.line_of(("models", name, "versions", ver)),
+            )
+        models.append(
+            ModelSpec(
+                name=name,
+                versions=MappingProxyType(versions),
+                policy=policy,
+                description=raw.get("description"),
+                suspend=bool(raw.get("suspend", False)),
+                owners=tuple(raw.get("owners", [])),
+                file=f.name,
+                line=f.line_of(("models", name)),
+            )
+        )
+    return models
+
+
+def load_state(
+    state_dir: Path,
+    *,
+    stages_supported: bool = True,
+    overrides: Mapping[Path, str] | None = None,
+) -> DesiredState:
+    """Load, validate and merge every state file of `state_dir`.
+
+    `overrides` replaces the text of some files (or adds files): the state
+    editing commands validate an edit this way before writing it.
+    Raises StateError listing every problem found, in every file: YAML, schema and
+    semantic checks all run, so one `validate` shows them all.
+    """
+    overrides = dict(overrides or {})
+    root = check_state_dir(state_dir)
+    paths = sorted(set(state_files(state_dir)) | {p for p in overrides})
+    diags: list[Diagnostic] = []
+    digest = hashlib.sha256()
+    models: dict[str, ModelSpec] = {}
+    declared: dict[str, tuple[str, int]] = {}  # model -> (file, line) where first declared
+    policies: dict[str, Policy] = {}
+    for path in paths:
+        name = display_path(path)
+        try:
+            if path in overrides:  # an edit's text: the name still has to be a state file's
+                if why := name_problem(path.name):
+                    raise StateError([Diagnostic(shown_path(path), 1, why)])
+                raw = overrides[path].encode("utf-8")
+            else:
+                raw = read_state_bytes(path, root)
+            digest.update(name.encode() + b"\0" + raw + b"\0")
+            text = decode(path, raw)
+        except StateError as exc:
+            diags.extend(exc.diagnostics)
+            continue
+        f = _File(name, text)
+        if f.parsed and not isinstance(f.data, dict):
+            f.diag(1, "expected a mapping with apiVersion and models")
+        elif f.parsed:
+            _schema_diags(f)
+            _semantic_diags(f, stages_supported=stages_supported)
+            for model in _dict(f.data.get("models")):
+                line = f.line_of(("models", model))
+                if model in declared:
+                    first_file, first_line = declared[model]
+                    f.diag(
+                        line,
+                        f"model {model} is also declared in {first_file}:{first_line}; "
+                        "declare each model in one file",
+                    )
+                else:
+                    declared[model] = (name, line)
+        if f.parsed and not f.diags:
+            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
+            policies[name] = policy
+            for spec in _build_models(f, policy):
+                models[spec.name] = spec
+        diags.extend(f.diags)
+    if diags:
+        raise StateError(diags)
+    return DesiredState(
+        models=MappingProxyType(dict(sorted(models.items()))),
+        files=tuple(display_path(p) for p in paths),
+        digest=digest.hexdigest(),
+        policies=MappingProxyType(policies),
+    )
