@@ -46,6 +46,7 @@ ZIZMOR_INPUTS = .github/workflows $(shell git ls-files -- '*action.yml' '*action
 lint: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	@$(MAKE) --no-print-directory lint-zizmor
 lint-zizmor:
 	$(BIN)/zizmor --offline --persona=auditor --quiet $(ZIZMOR_INPUTS)

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from regops.adapters import gitio
 from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry
@@ -27,7 +28,7 @@ from regops.core.state import DesiredState
 from regops.core.time_travel import StateAt, state_at
 from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
 from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
-from regops.files import SCHEMAS
+from regops.files import SCHEMAS, jsonfile
 from regops.files.environments import Config
 from regops.files.loader import load_state, state_files
 from regops.settings import Settings
@@ -162,14 +163,14 @@ def stamps_for(
 
     Asks git once per state file, and only for models this plan changes.
     """
-    who, at = audit.actor(), audit.now()
+    who, at = gitio.actor(), audit.now()
     commits: dict[Path, str] = {}
     out = {}
     for model in sorted({c.model for c in plan.actionable} | {m for m, _ in plan.restamps}):
         spec = desired.models.get(model) if desired else None
         file = Path(spec.file) if spec else state_dir
         if file not in commits:
-            commits[file] = audit.commit_of(file)
+            commits[file] = gitio.commit_of(file)
         out[model] = audit.stamp_tags(str(file), commit=commits[file], who=who, at=at)
     return out
 
@@ -270,7 +271,7 @@ def _copier(
     commits = {}
     for c in copies:
         spec = desired.models.get(c.model) if desired else None
-        commits[c.model] = audit.commit_of(Path(spec.file) if spec else settings.state_dir)
+        commits[c.model] = gitio.commit_of(Path(spec.file) if spec else settings.state_dir)
     copier = Copier(settings.config, settings.environment, registry, commits)
     copier.check(copies)  # a source outside its registry's artifact store: before any write
     return copier
@@ -306,7 +307,7 @@ def load_plan_file(path: Path) -> Plan:
     from regops.core.plan import FORMAT_VERSION
 
     try:
-        doc = jsonio.read_file(
+        doc = jsonfile.read_file(
             path, what="plan", max_bytes=jsonio.PLAN_MAX_BYTES, top=dict,
             refusal="not a regops plan file",
         )  # fmt: skip

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regops.errors import StateError
-from regops.files.edit import EditError, edit_state, prepare_edit
+from regops.errors import EditError, StateError
+from regops.files.edit import edit_state, prepare_edit
 from regops.files.loader import load_state
 from tests.regops.helpers_edit import (
     EMPTY_STATE,

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from regops.adapters.mlflow import rest_http, rest_reads
 from regops.adapters.mlflow.registry import SHOWN_CHARS
 from regops.cli import cli
+from regops.errors import RegistryUnreachable
 from tests.support_hostile_server import (
     Answer,
     HostileServer,
@@ -214,7 +215,7 @@ def test_mlflows_own_read_path_is_bounded_too(
 ) -> None:
     """Reads through MLflow's request helpers (another login than a plain one) keep the
     same budget."""
-    from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     for k, v in env().items():
         if k.startswith("MLFLOW_HTTP_"):
@@ -409,7 +410,7 @@ def test_an_untrusted_certificate_is_named_with_the_fix(
 def test_an_untrusted_certificate_is_named_through_mlflows_client_too(
     tls_server: tuple[HostileServer, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable
+    from regops.adapters.mlflow.registry import MlflowRegistry
 
     server, cert = tls_server
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from regops.cli import cli
 from regops.core import jsonio
-from regops.errors import RegopsError
+from regops.errors import JsonInputError, RegopsError
 from tests.regops.helpers_edit import Repo, client
 from tests.support import MlflowServer, make_registry
 
@@ -498,7 +498,7 @@ def test_a_hostile_stamp_is_read_as_absent_over_rest_too(
     ids=["oversize", "deep", "duplicate", "infinity"],
 )
 def test_a_tag_is_bounded(raw: str, why: str) -> None:
-    with pytest.raises(jsonio.JsonInputError) as exc:
+    with pytest.raises(JsonInputError) as exc:
         jsonio.parse_tag(raw)
     assert str(exc.value) == why
 
@@ -515,7 +515,7 @@ def test_nesting_is_refused_just_above_the_limit(levels: int) -> None:
     if levels <= jsonio.MAX_DEPTH:
         assert jsonio.loads(text, source="x", top=list) is not None
     else:
-        with pytest.raises(jsonio.JsonInputError, match=f"nested {levels:,} levels deep"):
+        with pytest.raises(JsonInputError, match=f"nested {levels:,} levels deep"):
             jsonio.loads(text, source="x", top=list)
 
 
@@ -548,7 +548,7 @@ def test_any_text_is_a_value_or_a_regops_error(text: str) -> None:
         value, error = attempt(lambda t=top: jsonio.loads(text, source="x", top=t))  # type: ignore[misc]
         assert isinstance(value, top) if error is None else str(error).startswith("x: refused (")
     value, error = attempt(lambda: jsonio.parse_tag(text))
-    assert error is None or isinstance(error, jsonio.JsonInputError)
+    assert error is None or isinstance(error, JsonInputError)
 
 
 @settings(max_examples=200, deadline=None)

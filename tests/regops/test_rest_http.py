@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from regops.adapters.mlflow import rest_http, rest_reads
-from regops.adapters.mlflow.registry import MlflowRegistry, RegistryUnreachable, classify
+from regops.adapters.mlflow.registry import MlflowRegistry, classify
+from regops.errors import RegistryUnreachable
 from tests.support import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,6 +17,7 @@ from mlflow.entities.model_registry import RegisteredModelTag
 from regops.adapters.mlflow import rest_reads
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.core.live import LiveState
+from regops.errors import AnswerError, RegistryUnreachable
 from tests.support import MlflowServer
 
 
@@ -129,7 +130,6 @@ def test_prefetched_snapshot_equals_store_snapshot(
 def test_prefetch_failure_is_raised_by_the_snapshot(
     monkeypatch: pytest.MonkeyPatch, dead_port: int
 ) -> None:
-    from regops.adapters.mlflow.registry import RegistryUnreachable
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     dead = MlflowRegistry(f"http://127.0.0.1:{dead_port}")
@@ -196,7 +196,7 @@ def test_store_pager_stops_on_a_repeated_token_and_after_max_pages(
         calls.append(page_token)
         return PagedList([1], "same")
 
-    with pytest.raises(rest_reads.AnswerError, match="page token .* sent before"):
+    with pytest.raises(AnswerError, match="page token .* sent before"):
         paged(looping, run, max_results=1000)
     assert calls == [None, "same"]
 
@@ -206,7 +206,7 @@ def test_store_pager_stops_on_a_repeated_token_and_after_max_pages(
     def endless(page_token: str | None = None, max_results: int = 0) -> PagedList[int]:
         return PagedList([], f"t{next(count)}")
 
-    with pytest.raises(rest_reads.AnswerError, match="still more pages after 3"):
+    with pytest.raises(AnswerError, match="still more pages after 3"):
         paged(endless, run, max_results=1000)
     assert next(count) == 3
 
@@ -226,7 +226,7 @@ def test_one_checked_builder_for_both_readers() -> None:
     b = rest_reads.live_version("M", version="3", stage="", created="17", **common)
     assert a == b
     assert (a.version, a.stage, a.created_ms, a.status) == ("3", "None", 17, "READY")
-    with pytest.raises(rest_reads.AnswerError, match=r"model 'M' version 3: field 'current_stage'"):
+    with pytest.raises(AnswerError, match=r"model 'M' version 3: field 'current_stage'"):
         rest_reads.live_version("M", version="3", stage="Prod", created=None, **common)
-    with pytest.raises(rest_reads.AnswerError, match=r"model 'M\\n': field 'version'"):
+    with pytest.raises(AnswerError, match=r"model 'M\\n': field 'version'"):
         rest_reads.live_version("M\n", version=True, stage=None, created=None, **common)

@@ -32,6 +32,7 @@ from regops.adapters.mlflow.registry import (
 )
 from regops.adapters.tracking import mask_secrets, mask_uri, resolve_tracking_uri
 from regops.cli import cli
+from regops.errors import TrackingUriError
 
 STATE = 'apiVersion: regops/v1\nmodels:\n  M:\n    versions:\n      "1": {stage: Production}\n'
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +79,7 @@ def test_resolution_order(
 
 
 def test_bad_dagshub_repo_is_a_clear_error() -> None:
-    with pytest.raises(tracking.TrackingUriError, match="DAGSHUB_REPO must look like OWNER/REPO"):
+    with pytest.raises(TrackingUriError, match="DAGSHUB_REPO must look like OWNER/REPO"):
         resolve_tracking_uri(None, None, {"DAGSHUB_REPO": "just-a-name"})
 
 

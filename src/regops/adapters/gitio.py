@@ -7,35 +7,19 @@ so nothing git can hold (a commit message in Latin-1, control characters) raises
 
 from __future__ import annotations
 
+import getpass
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from regops.errors import RegopsError
+from regops.core.timeline import Commit
+from regops.errors import GitError
 
 TIMEOUT_S = 60.0
 # The field separator for `git log --format`: NUL cannot occur in a commit message or a
 # name, unlike \x1f or \x1e (which a message may hold).
 _FIELD = "%x00"
-
-
-class GitError(RegopsError):
-    """git is missing, or a git command failed in a way the caller did not expect."""
-
-
-@dataclass(frozen=True)
-class Commit:
-    """One commit as `git log` shows it (all text decoded leniently)."""
-
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    email: str
-    authored: str
-    committed: str
-    subject: str
-    body: str
 
 
 def run(
@@ -233,3 +217,41 @@ def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
     """Whether `older` is an ancestor of `newer`; None when git does not know one of them."""
     code, _ = run(["merge-base", "--is-ancestor", older, newer], root, ok=range(256))
     return {0: True, 1: False}.get(code)
+
+
+# ---- what an audit stamp records: the commit applied and who applies it
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    """stdout of a git command, stripped, or None."""
+    out = text(args, cwd, timeout=10)
+    return (out or "").strip() or None
+
+
+def commit_of(state_file: Path) -> str:
+    """The commit whose version of `state_file` is being applied.
+
+    The last commit that touched the file, marked `+uncommitted` when the working
+    copy differs from it; in CI without history, the workflow's commit.
+    """
+    cwd = state_file.parent if state_file.parent.is_dir() else Path.cwd()
+    sha = _git(["log", "-1", "--format=%H", "--", state_file.name], cwd)
+    if sha is None:
+        return os.environ.get("GITHUB_SHA", "unknown")
+    dirty = _git(["status", "--porcelain", "--", state_file.name], cwd)
+    return f"{sha}+uncommitted" if dirty else sha
+
+
+def actor() -> str:
+    """Who is applying: the CI actor, else REGOPS_ACTOR, else the git user, else the OS user."""
+    for var in ("REGOPS_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR"):
+        if os.environ.get(var):
+            return os.environ[var]
+    name = _git(["config", "user.name"], Path.cwd())
+    email = _git(["config", "user.email"], Path.cwd())
+    if name and email:
+        return f"{name} <{email}>"
+    try:
+        return name or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

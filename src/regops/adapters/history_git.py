@@ -10,16 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from regops.adapters import gitio
-from regops.core.timeline import REFUSED, GitSide, Tree
-from regops.errors import RegopsError
+from regops.core.timeline import REFUSED, GitSide, Snapshot, Tree
+from regops.errors import HistoryError
+from regops.files import yamlio
 from regops.files.loader import MAX_FILE_BYTES, check_state_dir, name_problem
 
 # The loader's cap: a bigger blob is never read (git's --batch-check gives its size first).
 MAX_BLOB_BYTES = MAX_FILE_BYTES
-
-
-class HistoryError(RegopsError):
-    """The git history of the state directory cannot be read."""
 
 
 class StateRepo:
@@ -53,7 +50,7 @@ class StateRepo:
             return None
         # A name the loader refuses (a newline, a glob, a leading '#') is listed as refused
         # at that commit, and its blob is never read. Every blob read is parsed by the one
-        # YAML reader (timeline.parse_state): aliases and deep nesting are refused there.
+        # YAML reader (parse_state below): aliases and deep nesting are refused there.
         return {
             name: REFUSED if name_problem(name) else sha
             for name, (kind, sha) in entries.items()
@@ -78,7 +75,10 @@ class StateRepo:
         return GitSide(
             commits=tuple(commits),
             trees=trees,
-            blobs=gitio.blobs(self.root, shas, max_bytes=MAX_BLOB_BYTES),
+            states={
+                sha: parse_state(raw)
+                for sha, raw in gitio.blobs(self.root, shas, max_bytes=MAX_BLOB_BYTES).items()
+            },
             merged=merged,
             boundary=boundary,
         )
@@ -88,3 +88,38 @@ class StateRepo:
         if key not in self._ancestry:
             self._ancestry[key] = gitio.is_ancestor(self.root, older, newer)
         return self._ancestry[key]
+
+
+def parse_state(raw: bytes | None) -> Snapshot | None:
+    """Stages and aliases declared in one state file; None when it cannot be read at all.
+
+    Read by the one YAML reader in its lenient mode: keys are the text written (a model
+    named `on` or `017` stays that name), aliases and nesting are capped, and a value
+    YAML cannot construct is kept as its text. Never raises.
+    """
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    doc = yamlio.read(text, lenient=True)
+    if not doc.parsed:
+        return None
+    models = doc.data.get("models") if isinstance(doc.data, dict) else None
+    out: Snapshot = {}
+    for name, spec in models.items() if isinstance(models, dict) else ():
+        versions = spec.get("versions") if isinstance(spec, dict) else None
+        entry: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        for ver, vspec in versions.items() if isinstance(versions, dict) else ():
+            vspec = vspec if isinstance(vspec, dict) else {}
+            stage = vspec.get("stage")
+            aliases = vspec.get("aliases") or []
+            entry[ver] = (
+                None if stage is None or isinstance(stage, dict | list) else str(stage),
+                tuple(str(a) for a in aliases if not isinstance(a, dict | list))
+                if isinstance(aliases, list)
+                else (),
+            )
+        out[name] = entry
+    return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
-from regops.errors import RegopsError
+from regops.errors import TrackingUriError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MASK = "***"
@@ -61,10 +61,6 @@ _SECRET_ENV = re.compile(
 )
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words; nobody's password is "abc"
 _seen_secrets: set[str] = set()
-
-
-class TrackingUriError(RegopsError, ValueError):
-    """A tracking URI (or DAGSHUB_REPO) that cannot name a registry."""
 
 
 @dataclass(frozen=True)

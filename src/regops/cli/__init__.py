@@ -23,13 +23,20 @@ import click
 from regops import render
 from regops.cli.options import common_options, registry_name_option, settings
 from regops.core.plan import DEFAULT_PARALLEL
-from regops.errors import RegopsError, StateError, UsageError
+from regops.errors import (
+    EXIT_ERROR,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SIGNAL,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    FileWriteError,
+    RegopsError,
+    StateError,
+    UsageError,
+)
 from regops.files import fileio
-
-EXIT_USAGE = 64
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
-EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Terminated(BaseException):
@@ -102,7 +109,7 @@ class RegopsGroup(click.Group):
             sys.exit(EXIT_USAGE)
         except click.ClickException as exc:
             exc.show()
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
         except (click.Abort, KeyboardInterrupt):
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -112,7 +119,7 @@ class RegopsGroup(click.Group):
                 "`regops plan` shows what is left to apply",
                 err=True,
             )
-            sys.exit(EXIT_SIGNAL["SIGTERM"])
+            sys.exit(EXIT_TERMINATED)
         # What the handler prints quotes files and servers: shown, never obeyed (render.safe).
         except StateError as exc:
             for d in exc.diagnostics:
@@ -126,7 +133,7 @@ class RegopsGroup(click.Group):
         except (RecursionError, OverflowError, MemoryError) as exc:
             # The last line of defence: input past a limit where no check caught it first.
             click.echo(f"error: {limit_message(exc)}; nothing was changed by this step", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
         except Exception:
             click.echo(render.safe(traceback.format_exc()), err=True)
             click.echo(
@@ -135,7 +142,7 @@ class RegopsGroup(click.Group):
                 err=True,
             )
             sys.exit(EXIT_INTERNAL)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
 @click.group(cls=RegopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,6 +246,7 @@ def plan(
 
     # Where the plan goes must be writable before the registry is read: fail fast, write whole.
     from regops.cli import ci as commands_ci
+
     fileio.check([p for p in (out, report) if p is not None])
     if all_envs:
         s = settings(ctx, pick_env=False)
@@ -386,7 +394,7 @@ def export(ctx: click.Context, models: tuple[str, ...], output: Path | None, for
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise fileio.FileWriteError(
+        raise FileWriteError(
             f"cannot create {output}: {exc.strerror or exc}; nothing was written"
         ) from exc
     # All or nothing: every target is checked and staged before any file is replaced.

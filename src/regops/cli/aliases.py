@@ -12,8 +12,8 @@ import click
 from regops.adapters.tracking import stages_supported
 from regops.cli.edit import edit_doc
 from regops.cli.options import common_options, settings
-from regops.files.edit import EditError
-from regops.files.fileio import FileWriteError, write_atomic
+from regops.errors import EditError, FileWriteError
+from regops.files.fileio import write_atomic
 from regops.files.loader import display_path, load_state
 from regops.render import render_codeowners, render_migration, safe
 

@@ -32,9 +32,9 @@ from regops.cli.options import (
 from regops.core import audit, jsonio
 from regops.core.plan import Plan
 from regops.core.state import STAGES
-from regops.errors import RegistryError, RegopsError, StateError, UsageError
-from regops.files import fileio
-from regops.files.snapshot import SnapshotError, SnapshotSource, load_snapshot, snapshot_doc
+from regops.errors import RegistryError, RegopsError, SnapshotError, StateError, UsageError
+from regops.files import fileio, jsonfile
+from regops.files.snapshot import SnapshotSource, load_snapshot, snapshot_doc
 from regops.render import reports
 from regops.render.reports import Candidate, PlanReport, SnapshotNotice
 from regops.settings import Settings
@@ -231,7 +231,7 @@ def _pairs(source: str, rows: object, model_key: str, where: str) -> list[tuple[
 
 def _read_manifest(path: Path) -> list[tuple[str, str]]:
     try:
-        doc = jsonio.read_file(
+        doc = jsonfile.read_file(
             path, what="training manifest", max_bytes=jsonio.MANIFEST_MAX_BYTES, top=dict
         )
     except FileNotFoundError:
@@ -314,7 +314,7 @@ def _read_candidates(path: Path) -> list[Candidate]:
     """The file `regops candidates --out` wrote: `[{"model": NAME, "version": "N"}, ...]`."""
     source = "stdin" if str(path) == "-" else str(path)
     try:
-        doc = jsonio.read_file(
+        doc = jsonfile.read_file(
             path, what="candidates file", max_bytes=jsonio.CANDIDATES_MAX_BYTES, top=list
         )
     except FileNotFoundError:

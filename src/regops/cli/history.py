@@ -10,10 +10,10 @@ import click
 from regops.adapters.tracking import http_defaults
 from regops.api import build_at, build_history
 from regops.cli.options import common_options, settings
-from regops.core.promotion import lineage_rows, render_lineage
+from regops.core.promotion import lineage_rows
 from regops.core.timeline import History
 from regops.errors import UsageError
-from regops.render import render_history, render_history_at
+from regops.render import render_history, render_history_at, render_lineage
 from regops.render.mdsafe import md_fence
 from regops.settings import Settings
 

@@ -12,17 +12,14 @@ Registries stamped by earlier versions carry five tags instead (`regops.commit`,
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from regops.adapters import gitio
 from regops.core import jsonio
+from regops.errors import JsonInputError
 
 AUDIT_TAG = "regops.audit"
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -116,7 +113,7 @@ class Stamp:
         """The stamp in the tag's text, or None and why not (anyone can write the tag)."""
         try:
             doc = jsonio.parse_tag(raw, max_chars=MAX_TAG_CHARS)  # what dump() writes at most
-        except jsonio.JsonInputError as exc:
+        except JsonInputError as exc:
             return None, str(exc)
         if not isinstance(doc, dict):
             return None, "not a JSON object"
@@ -139,41 +136,6 @@ class Stamp:
             aliases=None if aliases is None else tuple(aliases),
         )
         return stamp, ""
-
-
-def _git(args: list[str], cwd: Path) -> str | None:
-    """stdout of a git command (through the one git adapter), or None."""
-    out = gitio.text(args, cwd, timeout=10)
-    return (out or "").strip() or None
-
-
-def commit_of(state_file: Path) -> str:
-    """The commit whose version of `state_file` is being applied.
-
-    The last commit that touched the file, marked `+uncommitted` when the working
-    copy differs from it; in CI without history, the workflow's commit.
-    """
-    cwd = state_file.parent if state_file.parent.is_dir() else Path.cwd()
-    sha = _git(["log", "-1", "--format=%H", "--", state_file.name], cwd)
-    if sha is None:
-        return os.environ.get("GITHUB_SHA", "unknown")
-    dirty = _git(["status", "--porcelain", "--", state_file.name], cwd)
-    return f"{sha}+uncommitted" if dirty else sha
-
-
-def actor() -> str:
-    """Who is applying: the CI actor, else REGOPS_ACTOR, else the git user, else the OS user."""
-    for var in ("REGOPS_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILD_REQUESTEDFOR"):
-        if os.environ.get(var):
-            return os.environ[var]
-    name = _git(["config", "user.name"], Path.cwd())
-    email = _git(["config", "user.email"], Path.cwd())
-    if name and email:
-        return f"{name} <{email}>"
-    try:
-        return name or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def now() -> str:

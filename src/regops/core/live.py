@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from regops.core import jsonio
 from regops.core.audit import STAGES, Stamp
+from regops.errors import JsonInputError
 
 AUDIT_PREFIX = "regops."
 APPLIED_TAG = "regops.applied"  # registered-model tag: the assignment regops last applied
@@ -117,7 +118,7 @@ class AppliedRecord:
         """The record, or None for a hand-edited or foreign tag (no drift knowledge, no crash)."""
         try:
             doc = jsonio.parse_tag(raw)
-        except jsonio.JsonInputError:
+        except JsonInputError:
             return None
         if not isinstance(doc, dict):
             return None

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
+
 FORMAT_VERSION = "1"
 DEFAULT_PARALLEL = 4  # writers applying a plan; executor.apply says why four
 
@@ -131,12 +133,12 @@ class Plan:
     def exit_code(self, detailed: bool) -> int:
         """0 in sync; 1 error or blocked; with `detailed`: 3 drift, 2 changes pending."""
         if not self.ok:
-            return 1
+            return EXIT_ERROR
         if not detailed:
-            return 0
+            return EXIT_OK
         if any(c.drift and c.action in (APPLY, WARN) for c in self.changes):
-            return 3
-        return 2 if self.actionable else 0
+            return EXIT_DRIFT
+        return EXIT_PENDING if self.actionable else EXIT_OK
 
     def summary(self) -> dict[str, int]:
         counts = {a: 0 for a in ACTIONS}

@@ -29,7 +29,7 @@ from regops.core import jsonio
 from regops.core.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
 from regops.core.plan import COPY, Change, Plan
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
-from regops.render.mdsafe import safe
+from regops.errors import JsonInputError
 
 LINEAGE_TAG = "regops.copied_from"
 COPY_KEY = re.compile(
@@ -104,7 +104,7 @@ class Lineage:
         """The lineage, or None and why not: anyone who can write the registry writes tags."""
         try:
             d = jsonio.parse_tag(raw)
-        except jsonio.JsonInputError as exc:
+        except JsonInputError as exc:
             return None, str(exc)
         if not isinstance(d, dict):
             return None, "not a JSON object"
@@ -163,23 +163,6 @@ def lineage_rows(live: LiveState, models: Collection[str] | None = None) -> list
                     }
                 )
     return rows
-
-
-def render_lineage(rows: list[dict[str, Any]]) -> str:
-    """Text lines, e.g. `M v3 <- dev M v7 (run 3f2a..., asked for by commit 67eaae0)`."""
-    if not rows:
-        return ""
-    lines = ["Copied from other environments (lineage on the version):"]
-    for r in rows:
-        run = f"run {r['source_run_id']}" if r["source_run_id"] else "no run"
-        commit = f"asked for by commit {(r['commit'] or 'unknown')[:7]}"
-        line = (
-            f"  {r['model']} v{r['version']} <- {r['source_env']} {r['source_model']} "
-            f"v{r['source_version']} ({run}, {commit})"
-        )
-        # The lineage tag is registry data: shown, not obeyed, one line per copy.
-        lines.append(safe(line, oneline=True))
-    return "\n".join(lines)
 
 
 def copied_tags(tags: Mapping[str, str]) -> dict[str, str]:

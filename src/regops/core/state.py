@@ -95,3 +95,9 @@ class DesiredState:
 def version_key(version: str) -> int:
     """Sort key for version strings ("10" after "9")."""
     return int(version) if version.isdigit() else -1
+
+
+def shown(text: str) -> str:
+    """`text` with every character but printable ASCII escaped (`\\n`, `\\t`, `\\u202e`,
+    `\\\\`): a name a fork chose must not print a newline or move the cursor."""
+    return "".join(ch if " " <= ch <= "~" and ch != "\\" else ascii(ch)[1:-1] for ch in text)

@@ -14,11 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from regops.adapters.gitio import Commit
 from regops.core.live import LiveState, LiveVersion
-from regops.core.state import version_key
-from regops.files import yamlio
-from regops.files.fileio import shown
+from regops.core.state import shown, version_key
 
 FORMAT_VERSION = "1"
 PR_PATTERNS = (
@@ -27,6 +24,21 @@ PR_PATTERNS = (
 )
 REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
 DEEPEN_HINT = "git fetch --unshallow (in GitHub Actions: actions/checkout with fetch-depth: 0)"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit as `git log` shows it (all text decoded leniently)."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    authored: str
+    committed: str
+    subject: str
+    body: str
+
 
 # model -> version -> (stage or None, aliases)
 Snapshot = dict[str, dict[str, tuple[str | None, tuple[str, ...]]]]
@@ -151,41 +163,6 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
 # ---- the state at a commit, leniently ---------------------------------------------------------
 
 
-def parse_state(raw: bytes | None) -> Snapshot | None:
-    """Stages and aliases declared in one state file; None when it cannot be read at all.
-
-    Read by the one YAML reader in its lenient mode: keys are the text written (a model
-    named `on` or `017` stays that name), aliases and nesting are capped, and a value
-    YAML cannot construct is kept as its text. Never raises.
-    """
-    if raw is None:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    doc = yamlio.read(text, lenient=True)
-    if not doc.parsed:
-        return None
-    models = doc.data.get("models") if isinstance(doc.data, dict) else None
-    out: Snapshot = {}
-    for name, spec in models.items() if isinstance(models, dict) else ():
-        versions = spec.get("versions") if isinstance(spec, dict) else None
-        entry: dict[str, tuple[str | None, tuple[str, ...]]] = {}
-        for ver, vspec in versions.items() if isinstance(versions, dict) else ():
-            vspec = vspec if isinstance(vspec, dict) else {}
-            stage = vspec.get("stage")
-            aliases = vspec.get("aliases") or []
-            entry[ver] = (
-                None if stage is None or isinstance(stage, dict | list) else str(stage),
-                tuple(str(a) for a in aliases if not isinstance(a, dict | list))
-                if isinstance(aliases, list)
-                else (),
-            )
-        out[name] = entry
-    return out
-
-
 def diff_states(before: Snapshot, after: Snapshot) -> list[Change]:
     """Stage and alias changes from one desired state to the next, in a stable order."""
     changes: list[Change] = []
@@ -223,7 +200,7 @@ class GitSide:
 
     commits: tuple[Commit, ...]  # first-parent, newest first
     trees: Mapping[str, Tree | None]
-    blobs: Mapping[str, bytes | None]
+    states: Mapping[str, Snapshot | None]  # blob sha -> its state (None: unreadable)
     merged: Mapping[str, Sequence[tuple[str, str]]]  # merge commit -> (sha, author) brought in
     boundary: frozenset[str] = frozenset()  # commits whose parents are not in this clone
 
@@ -232,7 +209,7 @@ def entries(
     git: GitSide, *, model: str | None = None, version: str | None = None
 ) -> tuple[list[Entry], bool]:
     """The git side of the timeline, newest first; and whether it is cut short."""
-    parsed = {sha: parse_state(raw) for sha, raw in git.blobs.items()}
+    parsed = git.states
     out: list[Entry] = []
     cut_short = False
     commits = git.commits

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from regops.core.state import DesiredState
-from regops.errors import RegopsError
+from regops.core.state import DesiredState, shown
+from regops.errors import CodeownersError, FileReadError
 from regops.files import fileio
 from regops.files.loader import NAME_CHARS, PATH_PART
 
@@ -47,10 +47,6 @@ class Codeowners:
         return self.before != self.after
 
 
-class CodeownersError(RegopsError):
-    """A CODEOWNERS rule cannot be written exactly (nothing is written)."""
-
-
 def repo_root(start: Path) -> Path:
     """The repository holding `start`: where `.github/CODEOWNERS` lives (fileio's rule:
     the git work tree, else the current directory)."""
@@ -61,8 +57,8 @@ def _pattern_of(rel: str, file: str) -> str:
     parts = rel.split("/")
     if rel.startswith("/") or not all(PATH_PART.fullmatch(p) for p in parts):
         raise CodeownersError(
-            f"cannot write a CODEOWNERS rule for {fileio.shown(file)}: its path in the "
-            f"repository ({fileio.shown(rel)}) has a part that is not made of {NAME_CHARS} "
+            f"cannot write a CODEOWNERS rule for {shown(file)}: its path in the "
+            f"repository ({shown(rel)}) has a part that is not made of {NAME_CHARS} "
             "(CODEOWNERS cannot escape the rest); rename it. Nothing was written."
         )
     return "/" + rel
@@ -86,8 +82,8 @@ def patterns(path: Path, root: Path) -> list[str]:
             rel = p.relative_to(base).as_posix()
         except ValueError as exc:
             raise CodeownersError(
-                f"cannot write a CODEOWNERS rule for {fileio.shown(str(path))}: "
-                f"it is not inside the repository {fileio.shown(str(root))}"
+                f"cannot write a CODEOWNERS rule for {shown(str(path))}: "
+                f"it is not inside the repository {shown(str(root))}"
             ) from exc
         rule = _pattern_of(rel, str(path))
         if rule not in out:
@@ -148,11 +144,11 @@ def read_existing(path: Path, root: Path) -> str:
     try:
         raw = fileio.read_guarded(path, root=root, max_bytes=MAX_CODEOWNERS_BYTES)
         return raw.decode("utf-8")
-    except fileio.FileReadError as exc:
-        raise CodeownersError(f"{fileio.shown(str(path))}: {exc}; nothing was written") from exc
+    except FileReadError as exc:
+        raise CodeownersError(f"{shown(str(path))}: {exc}; nothing was written") from exc
     except UnicodeDecodeError as exc:
         raise CodeownersError(
-            f"{fileio.shown(str(path))}: not UTF-8 text ({exc.reason}); nothing was written"
+            f"{shown(str(path))}: not UTF-8 text ({exc.reason}); nothing was written"
         ) from exc
 
 
@@ -164,8 +160,8 @@ def compute(desired: DesiredState, state_dir: Path, file: Path | None = None) ->
     if file is None and not real.is_relative_to(Path(os.path.realpath(root))):
         # `.github` a symlink out of the checkout: never read or write through it.
         raise CodeownersError(
-            f"{DEFAULT_FILE} leads to {fileio.shown(str(real))}, outside the repository "
-            f"({fileio.shown(str(root))}); nothing was written"
+            f"{DEFAULT_FILE} leads to {shown(str(real))}, outside the repository "
+            f"({shown(str(root))}); nothing was written"
         )
     before = read_existing(path, root)
     lines, problems = rules(desired, root)

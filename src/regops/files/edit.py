@@ -28,8 +28,8 @@ from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from regops.core.live import LiveState
-from regops.core.state import STAGES, Policy, version_key
-from regops.errors import RegopsError
+from regops.core.state import STAGES, Policy, shown, version_key
+from regops.errors import EditError, FileReadError, FileWriteError
 from regops.files import fileio, yamlio
 from regops.files.loader import (
     MAX_FILE_BYTES,
@@ -42,10 +42,6 @@ from regops.files.loader import (
 VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
 NEW_FILE_TEXT = "apiVersion: regops/v1\nmodels: {}\n"
 SCHEMA_HINT = "# yaml-language-server:"
-
-
-class EditError(RegopsError):
-    """The requested edit cannot be made (the files are left as they were)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +155,7 @@ def write_edit(result: EditResult) -> Path:
         raise EditError(f"{display_path(path)} changed while being edited; run the edit again")
     try:
         fileio.write_atomic(path, result.after)
-    except fileio.FileWriteError as exc:
+    except FileWriteError as exc:
         raise EditError(str(exc)) from exc
     return path
 
@@ -170,7 +166,7 @@ def _current(path: Path) -> str | None:
         raw = fileio.read_guarded(
             path, root=fileio.repository_root(path.parent), max_bytes=MAX_FILE_BYTES
         )
-    except fileio.FileReadError:
+    except FileReadError:
         return None
     return raw.decode("utf-8", "replace")
 
@@ -209,10 +205,10 @@ def _file_for_new_model(
             raise EditError(f"{new_model_file} is not in the state directory {state_dir}")
         if given.suffix not in (".yaml", ".yml"):
             raise EditError(
-                f"{fileio.shown(new_model_file)}: a state file name must end in .yaml or .yml"
+                f"{shown(new_model_file)}: a state file name must end in .yaml or .yml"
             )
         if why := name_problem(given.name):
-            raise EditError(f"{fileio.shown(new_model_file)}: {why}")
+            raise EditError(f"{shown(new_model_file)}: {why}")
         return state_dir / given.name
     if len(existing) == 1:
         return existing[0]

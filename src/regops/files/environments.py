@@ -37,7 +37,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from regops.errors import Diagnostic, RegopsError, StateError, UsageError
+from regops.core.state import shown
+from regops.errors import Diagnostic, EnvironmentError_, FileReadError, StateError, UsageError
 from regops.files import SCHEMAS, fileio, yamlio
 
 CONFIG_NAME = "regops.yaml"
@@ -51,10 +52,6 @@ CREDENTIAL_VARS = {
     "password": "MLFLOW_TRACKING_PASSWORD",
     "token": "MLFLOW_TRACKING_TOKEN",
 }
-
-
-class EnvironmentError_(RegopsError):  # noqa: N801 - `EnvironmentError` is a builtin alias
-    """An environment cannot be used (unknown name, unset variable)."""
 
 
 @dataclass(frozen=True)
@@ -154,13 +151,13 @@ def load_config(path: Path) -> Config:
     """Read and validate `regops.yaml`; every problem at once, as FILE:LINE."""
     from regops.files.loader import MAX_FILE_BYTES, PATH_PART, display_path
 
-    name = fileio.shown(display_path(path))
+    name = shown(display_path(path))
     try:  # the state files' guards: no symlink out of the repository, FIFO or huge file
         raw = fileio.read_guarded(
             path, root=fileio.repository_root(path.parent), max_bytes=MAX_FILE_BYTES
         )
         text = raw.decode("utf-8")
-    except fileio.FileReadError as exc:
+    except FileReadError as exc:
         raise StateError([Diagnostic(name, 1, str(exc))]) from exc
     except UnicodeDecodeError as exc:
         raise StateError([Diagnostic(name, 1, f"not UTF-8 text: {exc.reason}")]) from exc

@@ -22,21 +22,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from regops.errors import RegopsError
-
-
-class FileWriteError(RegopsError):
-    """A file could not be written; nothing (or what the message says) was written."""
-
-
-class FileReadError(RegopsError):
-    """A repository file is refused as input; the message says why (not which file)."""
-
-
-def shown(text: str) -> str:
-    """`text` with every character but printable ASCII escaped (`\\n`, `\\t`, `\\u202e`,
-    `\\\\`): a name a fork chose must not print a newline or move the cursor."""
-    return "".join(ch if " " <= ch <= "~" and ch != "\\" else ascii(ch)[1:-1] for ch in text)
+from regops.core.state import shown
+from regops.errors import FileReadError, FileWriteError
 
 
 def _under(path: Path, root: Path) -> bool:

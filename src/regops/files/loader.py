@@ -27,8 +27,9 @@ from regops.core.state import (
     Policy,
     StagePolicy,
     VersionSpec,
+    shown,
 )
-from regops.errors import Diagnostic, StateError
+from regops.errors import Diagnostic, FileReadError, StateError
 from regops.files import SCHEMAS, fileio, yamlio
 from regops.files.yamlio import MAX_DEPTH, KeyPath
 
@@ -110,8 +111,8 @@ def display_path(path: Path) -> str:
 
 
 def shown_path(path: Path) -> str:
-    """display_path with anything but printable ASCII escaped (see fileio.shown)."""
-    return fileio.shown(display_path(path))
+    """display_path with anything but printable ASCII escaped (see core.state.shown)."""
+    return shown(display_path(path))
 
 
 def check_state_dir(state_dir: Path) -> Path:
@@ -136,7 +137,7 @@ def read_state_bytes(path: Path, root: Path) -> bytes:
     if why is None:
         try:
             return fileio.read_guarded(path, root=root, max_bytes=MAX_FILE_BYTES)
-        except fileio.FileReadError as exc:
+        except FileReadError as exc:
             why = str(exc)
     raise StateError([Diagnostic(shown_path(path), 1, why)])
 

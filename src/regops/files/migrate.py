@@ -29,7 +29,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tokens import CommentToken
 
 from regops.core.state import STAGES, version_key
-from regops.files.edit import EditError, EditResult, _Doc, _load_all, write_edit
+from regops.errors import EditError
+from regops.files.edit import EditResult, _Doc, _load_all, write_edit
 from regops.files.loader import RESERVED_ALIAS, display_path, load_state
 
 ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

@@ -19,15 +19,11 @@ from typing import Any
 
 from regops.core import jsonio
 from regops.core.live import LiveModel, LiveState, LiveVersion
-from regops.errors import RegopsError
-from regops.files import SCHEMAS
+from regops.errors import SnapshotError
+from regops.files import SCHEMAS, jsonfile
 
 FORMAT_VERSION = "1"
 KIND = "regops-snapshot"
-
-
-class SnapshotError(RegopsError):
-    """A snapshot file is missing, unreadable or not a regops snapshot."""
 
 
 def snapshot_doc(live: LiveState, *, registry: str, created_at: str) -> dict[str, Any]:
@@ -113,7 +109,7 @@ def load_snapshot(path: Path) -> Snapshot:
     import jsonschema
 
     try:
-        doc = jsonio.read_file(
+        doc = jsonfile.read_file(
             path, what="snapshot", max_bytes=jsonio.SNAPSHOT_MAX_BYTES, top=dict,
             refusal="not a readable snapshot", error=SnapshotError,
         )  # fmt: skip

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 from regops.render.mdsafe import ljust, md, md_code, md_fence, safe, width
 
 __all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one escaping home
@@ -182,13 +183,13 @@ def environments_exit_code(docs: Mapping[str, Mapping[str, Any]], detailed: bool
     codes = []
     for d in docs.values():
         if "error" in d or d["summary"]["errors"] or d["summary"]["blocked"]:
-            return 1
+            return EXIT_ERROR
         if not detailed:
             continue
         s = d["summary"]
         drift = any(c["drift"] and c["action"] in ("apply", "warn") for c in d["changes"])
-        codes.append(3 if drift else 2 if s["to_apply"] else 0)
-    return max(codes, default=0)
+        codes.append(EXIT_DRIFT if drift else EXIT_PENDING if s["to_apply"] else EXIT_OK)
+    return max(codes, default=EXIT_OK)
 
 
 # ---- apply results ---------------------------------------------------------------------
@@ -568,3 +569,20 @@ def render_record(row: Mapping[str, Any], fmt: str) -> str:
     return "\n".join(
         safe(f"{key + ':':<19} {_cell(value)}", oneline=True) for key, value in row.items()
     )
+
+
+def render_lineage(rows: list[dict[str, Any]]) -> str:
+    """Text lines, e.g. `M v3 <- dev M v7 (run 3f2a..., asked for by commit 67eaae0)`."""
+    if not rows:
+        return ""
+    lines = ["Copied from other environments (lineage on the version):"]
+    for r in rows:
+        run = f"run {r['source_run_id']}" if r["source_run_id"] else "no run"
+        commit = f"asked for by commit {(r['commit'] or 'unknown')[:7]}"
+        line = (
+            f"  {r['model']} v{r['version']} <- {r['source_env']} {r['source_model']} "
+            f"v{r['source_version']} ({run}, {commit})"
+        )
+        # The lineage tag is registry data: shown, not obeyed, one line per copy.
+        lines.append(safe(line, oneline=True))
+    return "\n".join(lines)

@@ -33,15 +33,11 @@ from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.adapters.tracking import mask_uri
 from regops.core.plan import Change
 from regops.core.promotion import LINEAGE_TAG, CopyRef, Lineage, copied_tags, find_copy, parse_ref
-from regops.errors import RegopsError
+from regops.errors import CopyError
 from regops.files.environments import Config, Environment, credentials_of
 
 COPIES_EXPERIMENT = "regops-copies"
 COPYING_TAG = "regops.copying"  # model tag: the last copy started here (`dev/Model@7`)
-
-
-class CopyError(RegopsError):
-    """A version could not be copied across environments."""
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):")

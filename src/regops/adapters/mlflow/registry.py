@@ -40,7 +40,7 @@ from regops.adapters.mlflow.rest_reads import quote_name
 from regops.adapters.tracking import http_defaults, mask_secrets, mask_uri, remember_uri_secrets
 from regops.adapters.tracking import stages_supported as stages_supported
 from regops.core.live import AUDIT_PREFIX, LiveModel, LiveState, LiveVersion, tag_problems
-from regops.errors import RegistryError
+from regops.errors import AnswerError, RegistryError, RegistryUnreachable
 
 T = TypeVar("T")
 
@@ -57,10 +57,6 @@ COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose file
 RETRY_CODES = frozenset({"BAD_REQUEST", "TEMPORARILY_UNAVAILABLE"})
 # Not worth one: the request itself is wrong, or the caller may not make it.
 TRANSIENT, UNREACHABLE, FATAL = "transient", "unreachable", "fatal"
-
-
-class RegistryUnreachable(RegistryError):
-    """The registry did not answer (refused, timed out, kept failing) after MLflow's retries."""
 
 
 def _requests_failure(exc: BaseException) -> BaseException | None:
@@ -213,19 +209,19 @@ def paged(search: Callable[..., Any], run: Runner, **kwargs: Any) -> list[Any]:
         page, _ = run(functools.partial(search, page_token=token, **kwargs))
         out.extend(page)
         if len(out) > rest_reads.MAX_ITEMS:
-            raise rest_reads.AnswerError(
+            raise AnswerError(
                 f"{what}: more than {rest_reads.MAX_ITEMS:,} items in one listing; stopped"
             )
         token = page.token
         if not token:
             return out
         if token in seen:
-            raise rest_reads.AnswerError(
+            raise AnswerError(
                 f"{what}: page {page_no} gave a page token the registry had sent before: "
                 "its pages would never end; stopped reading"
             )
         seen.add(token)
-    raise rest_reads.AnswerError(f"{what}: still more pages after {limit:,}; stopped reading")
+    raise AnswerError(f"{what}: still more pages after {limit:,}; stopped reading")
 
 
 def search_models(searcher: Any, run: Runner | None = None) -> list[Any]:
@@ -485,8 +481,8 @@ class MlflowRegistry:
     def _read(self, read: Callable[[], T]) -> T:
         try:
             return read()
-        except rest_reads.AnswerError as exc:
-            raise rest_reads.AnswerError(
+        except AnswerError as exc:
+            raise AnswerError(
                 f"the registry at {self.display_uri} answered what regops cannot read: "
                 f"{mask_secrets(str(exc))}"
             ) from None

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from regops.adapters.mlflow.rest_reads import API, AnswerError, Get
+from regops.adapters.mlflow.rest_reads import API, Get
+from regops.errors import AnswerError
 
 T = TypeVar("T")
 

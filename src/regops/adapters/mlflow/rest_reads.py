@@ -32,7 +32,7 @@ from typing import Any
 
 from regops.core.audit import STAGES
 from regops.core.live import READY, LiveModel, LiveState, LiveVersion
-from regops.errors import RegistryError
+from regops.errors import AnswerError
 
 API = "/api/2.0/mlflow"
 MODELS_PAGE = 1000  # the server's maximum for registered-models/search
@@ -47,10 +47,6 @@ MAX_VERSION_DIGITS = 18  # MLflow's version numbers are 64-bit integers
 MAX_TIMESTAMP_MS = 2**63 - 1
 
 Get = Callable[[str, dict[str, Any]], dict[str, Any]]
-
-
-class AnswerError(RegistryError):
-    """The registry answered something regops cannot use (wrong types, endless pages, ...)."""
 
 
 def max_pages(page_size: int) -> int:
