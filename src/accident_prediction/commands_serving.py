@@ -71,7 +71,7 @@ class Session:
         """Whether to read stages: not on Unity Catalog, nor when the state is alias-only
         (`policy.use_stages: false`): then Production means the `champion` alias."""
         from accident_prediction.model_source import stages_supported
-        from regops.files.stage_mode import stages_in_use
+        from regops.api import stages_in_use
 
         return stages_in_use(self.state_dir, stages_supported=stages_supported(self.tracking_uri))
 

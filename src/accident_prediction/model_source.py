@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from accident_prediction.serving_errors import ModelNotFoundError, ServingError
-from regops.adapters.mlflow.registry import search_models, search_versions
 from regops.adapters.tracking import stages_supported
+from regops.api import search_models, search_versions
 
 __all__ = ["stages_supported"]  # re-exported: callers ask this module
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from accident_prediction.errors import ConfigError
 from regops.adapters import tracking as _shared
 from regops.adapters.tracking import DEFAULT_TRACKING_URI, TrackingTarget, http_defaults, mask_uri
+from regops.errors import TrackingUriError
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -41,7 +42,7 @@ def dagshub_uri(repo: str) -> str:
     """`OWNER/REPO` -> `https://dagshub.com/OWNER/REPO.mlflow`."""
     try:
         return _shared.dagshub_uri(repo)
-    except _shared.TrackingUriError as exc:
+    except TrackingUriError as exc:
         raise ConfigError(str(exc)) from None
 
 
@@ -51,7 +52,7 @@ def resolve_tracking_uri(
     """Pick the tracking URI by the documented precedence; empty values count as unset."""
     try:
         return _shared.resolve_tracking_uri(None, config_uri, environ)
-    except _shared.TrackingUriError as exc:
+    except TrackingUriError as exc:
         raise ConfigError(str(exc)) from None
 
 

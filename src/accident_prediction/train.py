@@ -38,7 +38,6 @@ from accident_prediction.tracking import (
     mask_credentials_in,
     resolve_tracking_uri,
 )
-from regops.adapters import gitio
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -489,9 +488,9 @@ def _check_state_dir(state_dir: Path) -> None:
             "exist (pass --state-dir)"
         )
     try:
-        import regops.files.edit  # noqa: F401
+        import regops.api  # noqa: F401
     except ImportError as exc:
-        raise TrainingError(f"auto_transition_to_staging needs regops.files.edit: {exc}") from exc
+        raise TrainingError(f"auto_transition_to_staging needs regops.api: {exc}") from exc
 
 
 def _propose(
@@ -501,9 +500,8 @@ def _propose(
     when the state is alias-only (`policy.use_stages: false`, Unity Catalog): a file edit
     that git reviews."""
     from accident_prediction.model_source import CHALLENGER_ALIAS, stages_supported
+    from regops.api import prepare_edit, stages_in_use, write_edit
     from regops.errors import RegopsError
-    from regops.files.edit import prepare_edit, write_edit
-    from regops.files.stage_mode import stages_in_use
 
     supported = stages_supported(tracking.uri if tracking is not None else "")
     stages = stages_in_use(state_dir, stages_supported=supported)
@@ -554,7 +552,9 @@ def _group_id() -> str:
 
 def _git_commit() -> str | None:
     """HEAD of the repository we run in (or CI's GITHUB_SHA); None outside git."""
-    return gitio.head(Path.cwd()) or os.environ.get("GITHUB_SHA") or None
+    from regops.api import current_commit
+
+    return current_commit(Path.cwd()) or os.environ.get("GITHUB_SHA") or None
 
 
 def _message(exc: BaseException) -> str:

@@ -1,6 +1,18 @@
-"""The use cases behind the commands: load -> snapshot -> plan -> apply.
+"""The public Python API: what the CLI calls, and what a notebook or another tool imports.
 
-I/O lives here and in registry.py; planner.py stays pure.
+    from pathlib import Path
+    from regops import api
+    from regops.settings import Settings
+
+    s = Settings(tracking_uri_flag="sqlite:///mlflow.db", state_dir=Path("registry-state"))
+    p = api.plan(s)                # diff desired vs live, with gate verdicts; writes nothing
+    print(p.to_dict()["summary"])
+    result = api.reconcile(s, plan=p) if p.ok and p.pending else None
+
+The use cases run load -> snapshot -> plan -> apply: files are read by regops.files,
+the registry by regops.adapters.mlflow, and the plan is computed by regops.core (pure).
+Errors are regops.errors.RegopsError subclasses with a message for the user. The
+public names are those in `__all__`; the rest serves the CLI and may change.
 """
 
 from __future__ import annotations
@@ -18,20 +30,119 @@ from typing import Any, Protocol
 from regops.adapters import gitio
 from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
-from regops.adapters.mlflow.registry import MlflowRegistry
-from regops.adapters.tracking import stages_supported
-from regops.core import audit, jsonio, promotion
+from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
+from regops.adapters.tracking import resolve_tracking_uri, stages_supported
+from regops.core import audit, jsonio, promotion, views
 from regops.core.live import LiveModel, LiveState
-from regops.core.plan import COPY, Change, Plan
+from regops.core.plan import COPY, DEFAULT_PARALLEL, Change, Plan
 from regops.core.planner import plan as compute_plan
 from regops.core.state import DesiredState
 from regops.core.time_travel import StateAt, state_at
 from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
 from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
 from regops.files import SCHEMAS, jsonfile
+from regops.files import export as exporting
+from regops.files.edit import EditResult, prepare_edit, write_edit
 from regops.files.environments import Config
 from regops.files.loader import load_state, state_files
+from regops.files.snapshot import snapshot_doc
+from regops.files.stage_mode import stages_in_use
 from regops.settings import Settings
+
+__all__ = [
+    "DesiredState",
+    "EditResult",
+    "History",
+    "Plan",
+    "Settings",
+    "StateAt",
+    "build_at",
+    "build_history",
+    "current_commit",
+    "export",
+    "history",
+    "plan",
+    "prepare_edit",
+    "reconcile",
+    "search_models",
+    "search_versions",
+    "snapshot",
+    "stages_in_use",
+    "validate",
+    "write_edit",
+]
+
+
+def validate(state_dir: Path, tracking_uri: str | None = None) -> DesiredState:
+    """Load and check the state files in `state_dir` (schema and semantics); no network.
+
+    Raises StateError carrying every problem found (FILE:LINE each). `tracking_uri`
+    only says whether stages may be declared (a registry without stages refuses them).
+    """
+    uri = resolve_tracking_uri(tracking_uri).uri
+    return load_state(state_dir, stages_supported=stages_supported(uri))
+
+
+def plan(settings: Settings, models: Sequence[str] = ()) -> Plan:
+    """What reconcile would change, each change with its gates' verdicts; writes nothing.
+
+    `models` limits the plan to those models. `Plan.exit_code(detailed)` is the exit code
+    `regops plan [--detailed-exitcode]` returns for it.
+    """
+    return run_plan(settings, models or None)
+
+
+def reconcile(
+    settings: Settings,
+    models: Sequence[str] = (),
+    *,
+    plan: Plan | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+) -> ApplyResult:
+    """Apply the desired state to the registry, as `regops reconcile` does.
+
+    Without `plan`, plans first (and plans again if the registry moves before the first
+    write); a given plan (e.g. `api.plan(...)` or a saved one, `load_plan_file`) is refused
+    as soon as the registry moved since it was made. A failed gate applies nothing.
+    """
+    return run_reconcile(settings, models or None, plan=plan, parallel=parallel)
+
+
+def export(settings: Settings, models: Sequence[str] = ()) -> str:
+    """The live registry as one state file's YAML (`regops export` to stdout).
+
+    Models that cannot be written so that they read back as themselves are left out;
+    a model asked for by name that is not in the registry raises RegopsError.
+    """
+    live = open_registry(settings).snapshot(list(models) or None)
+    for name in models:
+        views.require_model(live, name)
+    chosen = exporting.plan_export(live, models)
+    return exporting.export_yaml(list(chosen.models), has_stages=live.has_stages)
+
+
+def history(
+    state_dir: Path,
+    tracking_uri: str | None = None,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+) -> History:
+    """The audit timeline (`regops history`): git log of the state files, newest first,
+    joined with the registry's audit stamps when `tracking_uri` is given."""
+    return build_history(state_dir, tracking_uri, model=model, version=version)
+
+
+def snapshot(settings: Settings, models: Sequence[str] = ()) -> dict[str, Any]:
+    """The live registry as a snapshot document (`regops snapshot`; `plan --live` reads
+    it): no tracking URI, credentials or artifact locations."""
+    live = open_registry(settings).snapshot(list(models) or None)
+    return snapshot_doc(live, registry=settings.registry_name or "registry", created_at=audit.now())
+
+
+def current_commit(cwd: Path) -> str | None:
+    """The commit checked out at `cwd` (None outside a git work tree)."""
+    return gitio.head(cwd)
 
 
 class LiveSource(Protocol):
