@@ -58,7 +58,7 @@ def _forget_remembered_secrets() -> Iterator[None]:
     command). In-process tests would otherwise share them: a hypothesis-generated password
     such as 'lite' masked the 'sqlite' of a later test's expected message, by chance.
     """
-    from regops import tracking
+    from regops.adapters import tracking
 
     before = set(tracking._seen_secrets)
     yield
