@@ -49,15 +49,18 @@ class Config:
     # The settings the pipeline reads, named once here.
     @property
     def mlflow(self) -> Mapping[str, Any]:
-        return self.data["mlflow"]  # type: ignore[no-any-return]
+        section: Mapping[str, Any] = self.data["mlflow"]  # the schema made it a mapping
+        return section
 
     @property
     def registry(self) -> Mapping[str, Any]:
-        return self.mlflow["model_registry"]  # type: ignore[no-any-return]
+        section: Mapping[str, Any] = self.mlflow["model_registry"]  # the schema made it a mapping
+        return section
 
     @property
     def training(self) -> Mapping[str, Any]:
-        return self.data["training"]  # type: ignore[no-any-return]
+        section: Mapping[str, Any] = self.data["training"]  # the schema made it a mapping
+        return section
 
     @property
     def primary_metric(self) -> str:

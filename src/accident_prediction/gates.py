@@ -255,7 +255,7 @@ def _fill_validation_evidence(
 def _evaluate(ref: ModelRef, eval_data: pd.DataFrame) -> EvaluationResult:
     import mlflow
 
-    result: EvaluationResult = mlflow.models.evaluate(  # type: ignore[no-untyped-call]
+    result: EvaluationResult = mlflow.models.evaluate(
         model=ref.uri,
         data=eval_data,
         targets=TARGET,
@@ -276,7 +276,7 @@ def _metric_thresholds(settings: ValidationSettings, *, with_champion: bool) -> 
         relative = t.min_relative_change if with_champion else None
         if t.threshold is None and absolute is None and relative is None:
             continue  # a champion-only rule with no champion: nothing to check
-        out[t.metric] = MetricThreshold(  # type: ignore[no-untyped-call]
+        out[t.metric] = MetricThreshold(
             threshold=t.threshold,
             min_absolute_change=absolute,
             min_relative_change=relative,

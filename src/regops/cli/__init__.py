@@ -97,7 +97,7 @@ class RegopsGroup(click.Group):
             importlib.import_module(module).register(self)
         return super().get_command(ctx, cmd_name)
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             with sigterm_raises():

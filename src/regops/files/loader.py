@@ -70,7 +70,7 @@ def _validator() -> Draft202012Validator:
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
     strict = validators.extend(Draft202012Validator, type_checker=checker)
-    return strict(schema)  # type: ignore[no-any-return]
+    return strict(schema)
 
 
 def name_problem(name: str) -> str | None:

@@ -106,7 +106,7 @@ class Document:
         return self.lines.get(path, 1)
 
 
-class _Guards(Composer):  # type: ignore[misc]
+class _Guards(Composer):
     """Composer override that refuses YAML aliases (no billion laughs) and nesting deeper
     than MAX_DEPTH (no RecursionError), whichever parser feeds it."""
 
@@ -322,7 +322,7 @@ def round_trip(*, as_written: bool = True) -> Any:
     from ruamel.yaml.nodes import ScalarNode as RtScalarNode
     from ruamel.yaml.resolver import VersionedResolver
 
-    class _AsWritten(VersionedResolver):  # type: ignore[misc]
+    class _AsWritten(VersionedResolver):
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
             if kind is RtScalarNode and implicit[0]:
                 return self.DEFAULT_SCALAR_TAG
