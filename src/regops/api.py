@@ -34,7 +34,7 @@ from regops.adapters.mlflow.registry import MlflowRegistry, search_models, searc
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
 from regops.core import audit, jsonio, promotion, views
 from regops.core.live import LiveModel, LiveState
-from regops.core.plan import COPY, DEFAULT_PARALLEL, Change, Plan
+from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
 from regops.core.planner import plan as compute_plan
 from regops.core.state import DesiredState
 from regops.core.time_travel import StateAt, state_at
@@ -372,7 +372,7 @@ def _copier(
     settings: Settings, plan: Plan, desired: DesiredState | None, registry: MlflowRegistry
 ) -> Callable[[Change], str] | None:
     """What makes the plan's COPY changes, with the commit that asked for each."""
-    copies = [c for c in plan.actionable if c.kind == COPY]
+    copies = [c for c in plan.actionable if c.kind == ChangeKind.COPY]
     if not copies:
         return None
     if settings.environment is None or settings.config is None:

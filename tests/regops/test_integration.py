@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
-from regops.adapters.mlflow.executor import FAILED, SKIPPED, apply
+from regops.adapters.mlflow.executor import apply
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.cli import cli
+from regops.core.plan import OutcomeStatus
 from regops.core.planner import plan
 from regops.files.loader import load_state
 from tests.support import MlflowServer, make_registry, start_mlflow_server
@@ -249,9 +250,9 @@ def test_server_stopped_midway_reports_then_rerun_converges(
         stamps = {m: {"regops.commit": "c1"} for m in p.models}
         result = apply(p, dying, stamps, sleep=lambda _s: None)
         statuses = [o.status for o in result.outcomes]
-        assert FAILED in statuses
-        assert statuses[-1] == SKIPPED
-        failed = next(o for o in result.outcomes if o.status == FAILED)
+        assert OutcomeStatus.FAILED in statuses
+        assert statuses[-1] == OutcomeStatus.SKIPPED
+        failed = next(o for o in result.outcomes if o.status == OutcomeStatus.FAILED)
         assert failed.error
         landed = sum(1 for o in result.outcomes if o.status == "applied")
 

@@ -315,6 +315,11 @@ WRONG_FIELDS: list[tuple[str, str, object, str]] = [
      "changes.0.version: 'one' is not a version number"),
     ("reconcile --plan", "restamp_not_a_version",
      {**PLAN, "restamps": [["Fraud", "1e5"]]}, "restamps.0.1: '1e5' is not a version number"),
+    # kinds and actions are enums in regops.core.plan: an unknown one is refused, not a ValueError
+    ("reconcile --plan", "kind_unknown", edited(PLAN, ["changes", 0, "kind"], "teleport"),
+     "changes.0.kind: 'teleport' is not one of"),
+    ("reconcile --plan", "action_unknown", edited(PLAN, ["changes", 0, "action"], "maybe"),
+     "changes.0.action: 'maybe' is not one of"),
     ("reconcile --plan", "format_version_huge", edited(PLAN, ["format_version"], "1" * N),
      "plan format_version '111"),
     ("propose --candidates", "object_not_list", {"model": "Fraud", "version": "1"},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from regops.core.plan import APPLY, BLOCKED, SUSPENDED, WARN, Plan
+from regops.core.plan import Action, Plan
 from regops.core.planner import plan
 from tests.regops.builders import desired, live, policy
 
@@ -36,38 +36,38 @@ CASES = [
     pytest.param(
         desired({"1": "Staging"}),
         live({"1": "None"}),
-        [("1", "stage", None, "None", "Staging", APPLY)],
+        [("1", "stage", None, "None", "Staging", Action.APPLY)],
         id="stage-transition",
     ),
     pytest.param(
         desired({"1": "Archived", "2": "Production"}),
         live({"1": "Production", "2": "Staging"}),
         [
-            ("2", "stage", None, "Staging", "Production", APPLY),
-            ("1", "stage", None, "Production", "Archived", APPLY),
+            ("2", "stage", None, "Staging", "Production", Action.APPLY),
+            ("1", "stage", None, "Production", "Archived", Action.APPLY),
         ],
         id="new-production-enters-before-old-leaves",
     ),
     pytest.param(
         desired({"1": ("Production", ["champion"])}),
         live({"1": "Production"}),
-        [("1", "alias_set", "champion", None, "1", APPLY)],
+        [("1", "alias_set", "champion", None, "1", Action.APPLY)],
         id="alias-set",
     ),
     pytest.param(
         desired({"1": ("Archived", []), "2": ("Production", ["champion"])}),
         live({"1": "Production", "2": "Staging"}, aliases={"champion": "1"}),
         [
-            ("2", "stage", None, "Staging", "Production", APPLY),
-            ("2", "alias_move", "champion", "1", "2", APPLY),
-            ("1", "stage", None, "Production", "Archived", APPLY),
+            ("2", "stage", None, "Staging", "Production", Action.APPLY),
+            ("2", "alias_move", "champion", "1", "2", Action.APPLY),
+            ("1", "stage", None, "Production", "Archived", Action.APPLY),
         ],
         id="alias-move-is-one-change-and-precedes-archiving",
     ),
     pytest.param(
         desired({"1": "Production"}),
         live({"1": "Production"}, aliases={"old": "1"}),
-        [("1", "alias_delete", "old", "1", None, APPLY)],
+        [("1", "alias_delete", "old", "1", None, Action.APPLY)],
         id="alias-delete-on-listed-version",
     ),
     pytest.param(
@@ -80,45 +80,45 @@ CASES = [
         desired({"1": "Production"}, pol=policy(unlisted="archive")),
         live({"1": "Production", "2": "Staging", "3": "Archived"}, aliases={"mine": "2"}),
         [
-            ("2", "alias_delete", "mine", "2", None, APPLY),
-            ("2", "stage", None, "Staging", "Archived", APPLY),
+            ("2", "alias_delete", "mine", "2", None, Action.APPLY),
+            ("2", "stage", None, "Staging", "Archived", Action.APPLY),
         ],
         id="unlisted-archived-under-archive-policy",
     ),
     pytest.param(
         desired({"1": (None, ["champion"])}),
         live({"1": "Staging"}),
-        [("1", "alias_set", "champion", None, "1", APPLY)],
+        [("1", "alias_set", "champion", None, "1", Action.APPLY)],
         id="stage-omitted-is-unmanaged",
     ),
     pytest.param(
         desired({"1": "Staging"}, pol=GATED),
         live({"1": ("None", {"validation_status": "passed"})}),
-        [("1", "stage", None, "None", "Staging", APPLY)],
+        [("1", "stage", None, "None", "Staging", Action.APPLY)],
         id="gate-require-tags-passes",
     ),
     pytest.param(
         desired({"1": "Staging"}, pol=GATED),
         live({"1": ("None", {"validation_status": "failed"})}),
-        [("1", "stage", None, "None", "Staging", BLOCKED)],
+        [("1", "stage", None, "None", "Staging", Action.BLOCKED)],
         id="gate-require-tags-fails",
     ),
     pytest.param(
         desired({"1": "Production"}, pol=GATED),
         live({"1": ("None", PASSED)}),
-        [("1", "stage", None, "None", "Production", BLOCKED)],
+        [("1", "stage", None, "None", "Production", Action.BLOCKED)],
         id="gate-require-from-fails",
     ),
     pytest.param(
         desired({"2": "Production"}, pol=GATED),
         live({"1": ("Production", PASSED), "2": ("Staging", PASSED)}),
-        [("2", "stage", None, "Staging", "Production", BLOCKED)],
+        [("2", "stage", None, "Staging", "Production", Action.BLOCKED)],
         id="gate-max-versions-counts-unlisted-holders",
     ),
     pytest.param(
         desired({"1": "Production"}, suspend=True),
         live({"1": "Staging"}),
-        [("1", "stage", None, "Staging", "Production", SUSPENDED)],
+        [("1", "stage", None, "Staging", "Production", Action.SUSPENDED)],
         id="suspended-model-shown-not-applied",
     ),
     pytest.param(
@@ -152,12 +152,18 @@ DRIFT = [
         "Production",
         "Archived",
         ["Production"],
-        (APPLY, True, "drift"),
+        (Action.APPLY, True, "drift"),
         3,
         id="drift-correct",
     ),
     pytest.param(
-        "warn", "Production", "Archived", ["Production"], (WARN, True, "drift"), 3, id="drift-warn"
+        "warn",
+        "Production",
+        "Archived",
+        ["Production"],
+        (Action.WARN, True, "drift"),
+        3,
+        id="drift-warn",
     ),
     pytest.param("ignore", "Production", "Archived", ["Production"], None, 0, id="drift-ignore"),
     pytest.param(
@@ -165,7 +171,7 @@ DRIFT = [
         "Staging",
         "Archived",
         ["Production"],
-        (APPLY, True, "state"),
+        (Action.APPLY, True, "state"),
         3,
         id="drift-and-git-change-applies-git",
     ),
@@ -174,7 +180,7 @@ DRIFT = [
         "Production",
         "Staging",
         ["Staging"],
-        (APPLY, False, "state"),
+        (Action.APPLY, False, "state"),
         2,
         id="git-change-no-drift",
     ),
@@ -183,7 +189,7 @@ DRIFT = [
         "Production",
         "Staging",
         None,
-        (APPLY, False, "state"),
+        (Action.APPLY, False, "state"),
         2,
         id="never-applied-is-not-drift",
     ),
@@ -221,7 +227,7 @@ def test_restoring_drift_skips_require_from_but_not_tags() -> None:
         live({"1": ("Archived", PASSED)}, applied={"1": ["Production"]}),
     )
     (c,) = p.changes
-    assert c.action == APPLY
+    assert c.action == Action.APPLY
     assert [g.gate for g in c.gates] == ["require_tags", "require_tags", "max_versions"]
 
 
@@ -309,7 +315,7 @@ def test_returning_to_a_stage_held_before_is_a_rollback_not_a_promotion() -> Non
     held = {**PASSED, "regops.held": "Production,Staging"}
     p = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", held)}))
     (c,) = p.changes
-    assert c.action == APPLY
+    assert c.action == Action.APPLY
     assert c.gates[0].detail == "version 1 held Production before (a rollback)"
     never = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", PASSED)}))
-    assert never.changes[0].action == BLOCKED
+    assert never.changes[0].action == Action.BLOCKED

@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from regops.core.live import LiveState
-from regops.core.plan import APPLY, BLOCKED, SUSPENDED, Plan
+from regops.core.plan import Action, Plan
 from regops.core.planner import plan, plan_snapshot
 from regops.core.promotion import LINEAGE_TAG, Lineage
 from regops.core.state import AliasPolicy, Policy, StagePolicy
@@ -74,7 +74,7 @@ PROTECTED = [
         {"1": "Production", "2": "Staging"},
         {"champion": "1"},
         [],
-        [("2", "alias_move", "champion", "1", "2", APPLY)],
+        [("2", "alias_move", "champion", "1", "2", Action.APPLY)],
         id="declared-elsewhere-moves-instead",
     ),
     pytest.param(
@@ -174,8 +174,8 @@ SNAPSHOT = [
         {"dev@7": "Staging"},
         live({"1": "Production"}),
         [
-            ("dev@7", "copy", None, "dev/M@7", "prod", BLOCKED),
-            ("dev@7", "stage", None, "None", "Staging", BLOCKED),
+            ("dev@7", "copy", None, "dev/M@7", "prod", Action.BLOCKED),
+            ("dev@7", "stage", None, "None", "Staging", Action.BLOCKED),
         ],
         id="copy-to-make-and-its-stage",
     ),
@@ -183,10 +183,10 @@ SNAPSHOT = [
         {"1": ("Archived", []), "dev@7": ("Production", ["champion"])},
         live({"1": "Production"}, aliases={"champion": "1"}),
         [
-            ("dev@7", "copy", None, "dev/M@7", "prod", BLOCKED),
-            ("dev@7", "stage", None, "None", "Production", BLOCKED),
-            ("dev@7", "alias_move", "champion", "1", "dev@7", BLOCKED),
-            ("1", "stage", None, "Production", "Archived", APPLY),
+            ("dev@7", "copy", None, "dev/M@7", "prod", Action.BLOCKED),
+            ("dev@7", "stage", None, "None", "Production", Action.BLOCKED),
+            ("dev@7", "alias_move", "champion", "1", "dev@7", Action.BLOCKED),
+            ("1", "stage", None, "Production", "Archived", Action.APPLY),
         ],
         id="champion-moving-to-a-copy",
     ),
@@ -199,15 +199,15 @@ SNAPSHOT = [
     pytest.param(
         {"dev@7": ("Production", [])},
         copied(live({"3": "Staging"}), "3", ("dev", "M", "7")),
-        [("3", "stage", None, "Staging", "Production", APPLY)],
+        [("3", "stage", None, "Staging", "Production", Action.APPLY)],
         id="copy-already-made-then-promoted",
     ),
     pytest.param(
         {"dev@7": "Staging"},
         copied(live({"3": "Staging"}), "3", ("dev", "M", "6")),
         [
-            ("dev@7", "copy", None, "dev/M@7", "prod", BLOCKED),
-            ("dev@7", "stage", None, "None", "Staging", BLOCKED),
+            ("dev@7", "copy", None, "dev/M@7", "prod", Action.BLOCKED),
+            ("dev@7", "stage", None, "None", "Staging", Action.BLOCKED),
         ],
         id="a-copy-of-another-version-is-not-this-one",
     ),
@@ -221,9 +221,9 @@ def test_copies_planned_against_a_snapshot(
     p = plan_snapshot(desired(want), have, env="prod")
     assert summary(p) == changes
     for c in p.changes:
-        if c.action == BLOCKED:  # each blocked change says why, and only that
+        if c.action == Action.BLOCKED:  # each blocked change says why, and only that
             assert [(g.gate, g.passed, g.detail) for g in c.gates] == [("source", False, UNREAD)]
-    assert p.ok == (not any(c.action == BLOCKED for c in p.changes))
+    assert p.ok == (not any(c.action == Action.BLOCKED for c in p.changes))
     assert p.live_fingerprint == have.fingerprint(["M"])  # the snapshot's, no placeholder
     valid(p)
 
@@ -243,9 +243,9 @@ def test_gates_that_would_judge_the_copy_give_way_to_the_one_verdict() -> None:
     d = desired({"dev@7": ("Production", ["champion"])}, pol=gated)
     p = plan_snapshot(d, live({"1": "None"}), env="prod")
     assert [(c.kind, c.action) for c in p.changes] == [
-        ("copy", BLOCKED),
-        ("stage", BLOCKED),
-        ("alias_set", BLOCKED),
+        ("copy", Action.BLOCKED),
+        ("stage", Action.BLOCKED),
+        ("alias_set", Action.BLOCKED),
     ]
     for c in p.changes:
         assert [(g.gate, g.passed, g.detail) for g in c.gates] == [("source", False, UNREAD)]
@@ -253,7 +253,10 @@ def test_gates_that_would_judge_the_copy_give_way_to_the_one_verdict() -> None:
 
 def test_a_suspended_model_stays_suspended() -> None:
     p = plan_snapshot(desired({"dev@7": "Staging"}, suspend=True), live({"1": "None"}), env="prod")
-    assert [(c.kind, c.action) for c in p.changes] == [("copy", SUSPENDED), ("stage", SUSPENDED)]
+    assert [(c.kind, c.action) for c in p.changes] == [
+        ("copy", Action.SUSPENDED),
+        ("stage", Action.SUSPENDED),
+    ]
     assert p.ok  # shown, skipped: as the real plan does
 
 

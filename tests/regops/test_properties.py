@@ -27,9 +27,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from regops.adapters.mlflow.executor import APPLIED, FAILED, apply
+from regops.adapters.mlflow.executor import apply
 from regops.core.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
-from regops.core.plan import APPLY, Plan
+from regops.core.plan import Action, OutcomeStatus, Plan
 from regops.core.planner import plan
 from regops.core.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 from regops.errors import PlanError
@@ -322,9 +322,9 @@ def test_apply_then_plan_has_nothing_left(scenario: tuple[DesiredState, LiveStat
         return
     result = apply(p, registry, dict.fromkeys(p.models, STAMPS))
     assert result.ok
-    assert [o.status for o in result.outcomes if o.change.action == APPLY] == [APPLIED] * len(
-        p.actionable
-    )
+    assert [o.status for o in result.outcomes if o.change.action == Action.APPLY] == [
+        OutcomeStatus.APPLIED
+    ] * len(p.actionable)
     again = plan(desired, registry.snapshot())
     assert again.ok
     assert actionable(again) == []
@@ -369,7 +369,7 @@ def test_server_dying_mid_apply_then_rerun_converges_without_repeats(
     registry = MemoryRegistry.of(live)
     registry.down_from, registry.lands_then_fails = down_from, landed
     first = apply(p, registry, dict.fromkeys(p.models, STAMPS), sleep=lambda _s: None)
-    failed = [i for i, o in enumerate(first.outcomes) if o.status == FAILED]
+    failed = [i for i, o in enumerate(first.outcomes) if o.status == OutcomeStatus.FAILED]
     assert len(failed) <= 1
     if failed:
         after = first.outcomes[failed[0] + 1 :]

@@ -19,22 +19,13 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from regops.core.live import LiveModel
-from regops.core.plan import (
-    ALIAS_DELETE,
-    ALIAS_MOVE,
-    ALIAS_SET,
-    APPLY,
-    BLOCKED,
-    WARN,
-    Change,
-    GateVerdict,
-)
+from regops.core.plan import Action, Change, ChangeKind, GateVerdict
 from regops.core.state import STAGES, AliasPolicy, ModelSpec
 
 
 def gate_alias_change(change: Change, spec: ModelSpec, lm: LiveModel) -> Change:
     """`change` with the verdicts of its alias's gates; BLOCKED when one fails."""
-    if change.kind not in (ALIAS_SET, ALIAS_MOVE) or change.alias is None:
+    if change.kind not in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE) or change.alias is None:
         return change
     ap = spec.policy.aliases.get(change.alias)
     if ap is None or change.after is None or change.after not in lm.versions:
@@ -43,8 +34,8 @@ def gate_alias_change(change: Change, spec: ModelSpec, lm: LiveModel) -> Change:
         ap, lm, change.after, change.alias, skip_require_from=change.reason == "drift"
     )
     action = change.action
-    if any(not g.passed for g in gates) and action == APPLY:
-        action = BLOCKED
+    if any(not g.passed for g in gates) and action == Action.APPLY:
+        action = Action.BLOCKED
     return replace(change, gates=gates, action=action)
 
 
@@ -91,7 +82,7 @@ def protected_removals(spec: ModelSpec, changes: Iterable[Change]) -> list[str]:
     """FILE:LINE errors for each protected alias the plan would remove."""
     errors = []
     for c in changes:
-        if c.kind != ALIAS_DELETE or c.alias is None or c.action == WARN:
+        if c.kind != ChangeKind.ALIAS_DELETE or c.alias is None or c.action == Action.WARN:
             continue
         if spec.policy.for_alias(c.alias).protected:
             errors.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
@@ -17,23 +18,68 @@ from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 FORMAT_VERSION = "1"
 DEFAULT_PARALLEL = 4  # writers applying a plan; executor.apply says why four
 
-# Change kinds
-STAGE = "stage"
-ALIAS_SET = "alias_set"  # the alias is new for this model
-ALIAS_MOVE = "alias_move"  # the alias moves from one version to another: one call
-ALIAS_DELETE = "alias_delete"
-DESCRIPTION = "description"
-# A version of another environment copied here (promotion.py): version is the state
-# key (`dev@7`), before the full source reference (`dev/Model@7`), after this environment.
-COPY = "copy"
-KINDS = (STAGE, ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE, DESCRIPTION, COPY)
 
-# What reconcile does with a change
-APPLY = "apply"
-BLOCKED = "blocked"  # a gate failed: nothing in the plan is applied
-SUSPENDED = "suspended"  # the model is suspended: shown, skipped
-WARN = "warn"  # drift under `drift: warn`: shown, not corrected
-ACTIONS = (APPLY, BLOCKED, SUSPENDED, WARN)
+class _Named(str, Enum):
+    """A str-valued enum whose str() and format() are its value on every Python.
+
+    Members compare, hash and serialise (json.dumps) as their value; `__str__` is set so
+    f-strings give the value on 3.12+ too, where Enum.__format__ would give `Kind.X`.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ChangeKind(_Named):
+    """What a change does; `symbol` is its mark in a plan (terraform's: + add, - remove, ~)."""
+
+    STAGE = "stage"
+    ALIAS_SET = "alias_set"  # the alias is new for this model
+    ALIAS_MOVE = "alias_move"  # the alias moves from one version to another: one call
+    ALIAS_DELETE = "alias_delete"
+    DESCRIPTION = "description"
+    # A version of another environment copied here (promotion.py): version is the state
+    # key (`dev@7`), before the full source reference (`dev/Model@7`), after this environment.
+    COPY = "copy"
+
+    @property
+    def symbol(self) -> str:
+        if self in (ChangeKind.ALIAS_SET, ChangeKind.COPY):
+            return "+"
+        return "-" if self is ChangeKind.ALIAS_DELETE else "~"
+
+
+class Action(_Named):
+    """What reconcile does with a change; `note` is how a plan annotates it (None: nothing)."""
+
+    APPLY = "apply"
+    BLOCKED = "blocked"  # a gate failed: nothing in the plan is applied
+    SUSPENDED = "suspended"  # the model is suspended: shown, skipped
+    WARN = "warn"  # drift under `drift: warn`: shown, not corrected
+
+    @property
+    def note(self) -> str | None:
+        if self is Action.BLOCKED:
+            return "BLOCKED"
+        if self is Action.SUSPENDED:
+            return "suspended: not applied"
+        if self is Action.WARN:
+            return "drift: not corrected (policy drift: warn)"
+        return None
+
+
+class OutcomeStatus(_Named):
+    """What happened to one change of an applied plan; `icon` marks it in markdown."""
+
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def icon(self) -> str:
+        if self is OutcomeStatus.APPLIED:
+            return "✅"
+        return "❌" if self is OutcomeStatus.FAILED else "⏭️"
 
 
 @dataclass(frozen=True)
@@ -47,30 +93,30 @@ class GateVerdict:
 class Change:
     model: str
     version: str | None
-    kind: str
+    kind: ChangeKind
     before: str | None
     after: str | None
     alias: str | None = None
     reason: str = "state"  # state: git says so | drift: live moved outside git | unlisted
     drift: bool = False
-    action: str = APPLY
+    action: Action = Action.APPLY
     gates: tuple[GateVerdict, ...] = ()
 
     @property
     def blocked(self) -> bool:
-        return self.action == BLOCKED
+        return self.action == Action.BLOCKED
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "version": self.version,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "alias": self.alias,
             "before": self.before,
             "after": self.after,
             "reason": self.reason,
             "drift": self.drift,
-            "action": self.action,
+            "action": self.action.value,
             "gates": [{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in self.gates],
         }
 
@@ -79,13 +125,13 @@ class Change:
         return cls(
             model=d["model"],
             version=d["version"],
-            kind=d["kind"],
+            kind=ChangeKind(d["kind"]),
             alias=d.get("alias"),
             before=d["before"],
             after=d["after"],
             reason=d["reason"],
             drift=d["drift"],
-            action=d["action"],
+            action=Action(d["action"]),
             gates=tuple(GateVerdict(g["gate"], g["passed"], g["detail"]) for g in d["gates"]),
         )
 
@@ -110,11 +156,11 @@ class Plan:
 
     @property
     def actionable(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action == APPLY)
+        return tuple(c for c in self.changes if c.action == Action.APPLY)
 
     @property
     def blocked(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action == BLOCKED)
+        return tuple(c for c in self.changes if c.action == Action.BLOCKED)
 
     @property
     def drifted(self) -> tuple[Change, ...]:
@@ -136,19 +182,19 @@ class Plan:
             return EXIT_ERROR
         if not detailed:
             return EXIT_OK
-        if any(c.drift and c.action in (APPLY, WARN) for c in self.changes):
+        if any(c.drift and c.action in (Action.APPLY, Action.WARN) for c in self.changes):
             return EXIT_DRIFT
         return EXIT_PENDING if self.actionable else EXIT_OK
 
     def summary(self) -> dict[str, int]:
-        counts = {a: 0 for a in ACTIONS}
+        counts = {a: 0 for a in Action}
         for c in self.changes:
             counts[c.action] += 1
         return {
-            "to_apply": counts[APPLY],
-            "blocked": counts[BLOCKED],
-            "suspended": counts[SUSPENDED],
-            "drift_warnings": counts[WARN],
+            "to_apply": counts[Action.APPLY],
+            "blocked": counts[Action.BLOCKED],
+            "suspended": counts[Action.SUSPENDED],
+            "drift_warnings": counts[Action.WARN],
             "drift": sum(1 for c in self.changes if c.drift),
             "errors": len(self.errors),
         }

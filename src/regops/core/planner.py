@@ -45,21 +45,7 @@ from types import MappingProxyType
 
 from regops.core.alias_gates import gate_alias_change, protected_removals, protected_unlisted
 from regops.core.live import READY, AppliedRecord, LiveModel, LiveState, LiveVersion
-from regops.core.plan import (
-    ALIAS_DELETE,
-    ALIAS_MOVE,
-    ALIAS_SET,
-    APPLY,
-    BLOCKED,
-    COPY,
-    DESCRIPTION,
-    STAGE,
-    SUSPENDED,
-    WARN,
-    Change,
-    GateVerdict,
-    Plan,
-)
+from regops.core.plan import Action, Change, ChangeKind, GateVerdict, Plan
 from regops.core.promotion import find_copy, parse_key
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
 
@@ -106,7 +92,7 @@ def plan(
             continue
         if spec.suspend:
             suspended.append(name)
-            model_changes = [_with(c, action=SUSPENDED) for c in model_changes]
+            model_changes = [_with(c, action=Action.SUSPENDED) for c in model_changes]
         else:
             record = _record(spec, lm)
             current = lm.applied()
@@ -178,10 +164,10 @@ def plan_snapshot(
                 Change(
                     name,
                     key,
-                    COPY,
+                    ChangeKind.COPY,
                     before=ref.ref,
                     after=env,
-                    action=SUSPENDED if spec.suspend else BLOCKED,
+                    action=Action.SUSPENDED if spec.suspend else Action.BLOCKED,
                 )
             )
         models[name] = replace(spec, versions=MappingProxyType(versions))
@@ -199,7 +185,11 @@ def plan_snapshot(
     )
 
     def unread_by(c: Change) -> str | None:
-        targets = (c.version, c.after) if c.kind in (ALIAS_SET, ALIAS_MOVE) else (c.version,)
+        targets = (
+            (c.version, c.after)
+            if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE)
+            else (c.version,)
+        )
         keys = [(c.model, t) for t in targets if t is not None]
         return next((unread[k] for k in keys if k in unread), None)
 
@@ -212,8 +202,8 @@ def plan_snapshot(
             if c.model != name:
                 continue
             why_ = unread_by(c)
-            if why_ is not None and c.action != SUSPENDED:  # gates it had were guesses
-                c = _with(c, action=BLOCKED, gates=(GateVerdict("source", False, why_),))
+            if why_ is not None and c.action != Action.SUSPENDED:  # gates it had were guesses
+                c = _with(c, action=Action.BLOCKED, gates=(GateVerdict("source", False, why_),))
             changes.append(c)
     return replace(p, changes=tuple(changes), live_fingerprint=live.fingerprint(p.models))
 
@@ -222,16 +212,21 @@ def _require_ready(changes: list[Change], lm: LiveModel) -> list[Change]:
     """Block every promotion of a version MLflow has not finished registering."""
     out = []
     for c in changes:
-        promotes = c.kind in (ALIAS_SET, ALIAS_MOVE) or (
-            c.kind == STAGE and c.after in ("Staging", "Production")
+        promotes = c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE) or (
+            c.kind == ChangeKind.STAGE and c.after in ("Staging", "Production")
         )
-        target = c.after if c.kind in (ALIAS_SET, ALIAS_MOVE) else c.version
+        target = c.after if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE) else c.version
         lv = lm.versions.get(target or "")
-        if promotes and lv is not None and lv.status != READY and c.action in (APPLY, WARN):
+        if (
+            promotes
+            and lv is not None
+            and lv.status != READY
+            and c.action in (Action.APPLY, Action.WARN)
+        ):
             gate = GateVerdict(
                 "ready", False, f"version {target} is {lv.status}, not READY: it cannot serve"
             )
-            c = _with(c, gates=(*c.gates, gate), action=BLOCKED)
+            c = _with(c, gates=(*c.gates, gate), action=Action.BLOCKED)
         out.append(c)
     return out
 
@@ -326,7 +321,7 @@ def _plan_model(spec: ModelSpec, lm: LiveModel, has_stages: bool) -> list[Change
     for alias in sorted(declared):
         owner, holder = declared[alias], lm.aliases.get(alias)
         if holder != owner:
-            kind = ALIAS_MOVE if holder is not None else ALIAS_SET
+            kind = ChangeKind.ALIAS_MOVE if holder is not None else ChangeKind.ALIAS_SET
             change = _drift_checked(
                 Change(spec.name, owner, kind, before=holder, after=owner, alias=alias),
                 spec,
@@ -342,7 +337,14 @@ def _plan_model(spec: ModelSpec, lm: LiveModel, has_stages: bool) -> list[Change
             continue
         if holder_ in spec.versions or spec.policy.unlisted_versions == "archive":
             change = _drift_checked(
-                Change(spec.name, holder_, ALIAS_DELETE, before=holder_, after=None, alias=alias),
+                Change(
+                    spec.name,
+                    holder_,
+                    ChangeKind.ALIAS_DELETE,
+                    before=holder_,
+                    after=None,
+                    alias=alias,
+                ),
                 spec,
                 applied,
                 None,
@@ -354,7 +356,13 @@ def _plan_model(spec: ModelSpec, lm: LiveModel, has_stages: bool) -> list[Change
 
     if spec.description is not None and spec.description != (lm.description or ""):
         out.append(
-            Change(spec.name, None, DESCRIPTION, before=lm.description, after=spec.description)
+            Change(
+                spec.name,
+                None,
+                ChangeKind.DESCRIPTION,
+                before=lm.description,
+                after=spec.description,
+            )
         )
     return sorted(out, key=_order)
 
@@ -382,7 +390,9 @@ def _drift_policy(change: Change, spec: ModelSpec, *, drift_only: bool) -> Chang
     mode = spec.policy.drift
     if mode == "ignore":
         return None
-    return _with(change, drift=True, reason="drift", action=WARN if mode == "warn" else APPLY)
+    return _with(
+        change, drift=True, reason="drift", action=Action.WARN if mode == "warn" else Action.APPLY
+    )
 
 
 def _stage_change(
@@ -395,7 +405,9 @@ def _stage_change(
     final: dict[str, str],
     reason: str,
 ) -> Change | None:
-    change: Change | None = Change(spec.name, ver, STAGE, before=cur, after=target, reason=reason)
+    change: Change | None = Change(
+        spec.name, ver, ChangeKind.STAGE, before=cur, after=target, reason=reason
+    )
     drift_only = False
     if recorded is not None and cur != recorded:
         drift_only = target == recorded
@@ -405,8 +417,8 @@ def _stage_change(
     assert change is not None
     gates = _gates(spec, lm, ver, cur, target, final, skip_require_from=drift_only)
     action = change.action
-    if any(not g.passed for g in gates) and action == APPLY:
-        action = BLOCKED
+    if any(not g.passed for g in gates) and action == Action.APPLY:
+        action = Action.BLOCKED
     return _with(change, gates=gates, action=action)
 
 
@@ -461,12 +473,12 @@ def _gates(
 
 def _order(c: Change) -> tuple[int, int, str, int]:
     ver = version_key(c.version) if c.version else 0
-    if c.kind == STAGE:
+    if c.kind == ChangeKind.STAGE:
         rank = STAGE_RANK.get(c.after or "None", 2)
         return (0 if rank <= 1 else 3, rank, "", ver)
-    if c.kind in (ALIAS_SET, ALIAS_MOVE):
+    if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE):
         return (1, 0, c.alias or "", ver)
-    if c.kind == ALIAS_DELETE:
+    if c.kind == ChangeKind.ALIAS_DELETE:
         return (2, 0, c.alias or "", ver)
     return (4, 0, "", 0)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from regops.core import jsonio
 from regops.core.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
-from regops.core.plan import COPY, Change, Plan
+from regops.core.plan import Action, Change, ChangeKind, Plan
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
 from regops.errors import JsonInputError
 
@@ -257,7 +257,7 @@ def resolve(
                 origin_stage=source.stage,
                 origin=ref.describe(),
             )
-            copies.append(Change(name, key, COPY, before=ref.ref, after=env))
+            copies.append(Change(name, key, ChangeKind.COPY, before=ref.ref, after=env))
         models[name] = replace(spec, versions=MappingProxyType(versions))
         if placeholders:
             base = lm or LiveModel(name=name, versions=MappingProxyType({}))
@@ -317,7 +317,9 @@ def with_copies(plan: Plan, res: Resolution, real_live: LiveState) -> Plan:
     if plan.suspended:
         suspended = set(plan.suspended)
         changes = [
-            replace(c, action="suspended") if c.kind == COPY and c.model in suspended else c
+            replace(c, action=Action.SUSPENDED)
+            if c.kind == ChangeKind.COPY and c.model in suspended
+            else c
             for c in changes
         ]
     return replace(

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from regops.core.plan import FORMAT_VERSION, Action, ChangeKind, OutcomeStatus
 from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 from regops.render.mdsafe import ljust, md, md_code, md_fence, safe, width
 
@@ -14,20 +15,6 @@ __all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one esc
 if TYPE_CHECKING:  # annotations only: `regops validate` does not load the history modules
     from regops.core.time_travel import Holding, StateAt
     from regops.core.timeline import Applied, Entry, History
-
-SYMBOL = {
-    "stage": "~",
-    "alias_set": "+",
-    "alias_move": "~",
-    "alias_delete": "-",
-    "description": "~",
-    "copy": "+",
-}
-NOTE = {
-    "blocked": "BLOCKED",
-    "suspended": "suspended: not applied",
-    "warn": "drift: not corrected (policy drift: warn)",
-}
 
 
 # ---- escaping: every renderer passes untrusted text (names, descriptions, commit
@@ -42,15 +29,15 @@ def md_row(cells: Iterable[str]) -> str:
 def describe(c: Mapping[str, Any]) -> str:
     """One line saying what a change does, e.g. `version 3 stage: Staging -> Production`."""
     kind = c["kind"]
-    if kind == "stage":
+    if kind == ChangeKind.STAGE:
         return f"version {c['version']} stage: {c['before']} -> {c['after']}"
-    if kind == "alias_set":
+    if kind == ChangeKind.ALIAS_SET:
         return f"alias {c['alias']}: set on version {c['after']}"
-    if kind == "alias_move":
+    if kind == ChangeKind.ALIAS_MOVE:
         return f"alias {c['alias']}: version {c['before']} -> {c['after']}"
-    if kind == "alias_delete":
+    if kind == ChangeKind.ALIAS_DELETE:
         return f"alias {c['alias']}: removed from version {c['before']}"
-    if kind == "copy":
+    if kind == ChangeKind.COPY:
         env, rest = c["before"].split("/", 1)
         model, version = rest.rsplit("@", 1)
         return f"copy {env} {model} v{version} -> {c['after']} (new version)"
@@ -68,12 +55,13 @@ def _notes(c: Mapping[str, Any]) -> list[str]:
     notes = []
     if c["drift"]:
         notes.append(
-            "drift: changed outside git" + (", corrected" if c["action"] == "apply" else "")
+            "drift: changed outside git" + (", corrected" if c["action"] == Action.APPLY else "")
         )
     if c["reason"] == "unlisted":
         notes.append("not listed in the state (unlisted_versions: archive)")
-    if c["action"] in NOTE:
-        notes.append(NOTE[c["action"]])
+    note = Action(c["action"]).note
+    if note:
+        notes.append(note)
     return notes
 
 
@@ -97,7 +85,7 @@ def render_text(d: Mapping[str, Any]) -> str:
         if c["model"] != current:
             current = c["model"]
             lines.append(current)
-        mark = "!" if c["action"] == "blocked" else SYMBOL[c["kind"]]
+        mark = "!" if c["action"] == Action.BLOCKED else ChangeKind(c["kind"]).symbol
         notes = _notes(c)
         lines.append(f"  {mark} {describe(c)}" + (f"  [{'; '.join(notes)}]" if notes else ""))
         for g in c["gates"]:
@@ -122,7 +110,7 @@ def render_markdown(d: Mapping[str, Any]) -> str:
     if d["changes"]:
         lines += ["| | Model | Change | Gates | Notes |", "|---|---|---|---|---|"]
         for c in d["changes"]:
-            mark = "⛔" if c["action"] == "blocked" else SYMBOL[c["kind"]]
+            mark = "⛔" if c["action"] == Action.BLOCKED else ChangeKind(c["kind"]).symbol
             gates = "<br>".join(
                 f"{'✅' if g['passed'] else '❌'} {md(g['gate'])}: {md(g['detail'])}"
                 for g in c["gates"]
@@ -157,7 +145,7 @@ def render(d: Mapping[str, Any], fmt: str) -> str:
 
 def environments_doc(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The JSON form: each environment's plan (or its error) under its name."""
-    return {"format_version": "1", "environments": dict(docs)}
+    return {"format_version": FORMAT_VERSION, "environments": dict(docs)}
 
 
 def render_environments(docs: Mapping[str, Mapping[str, Any]], fmt: str) -> str:
@@ -187,7 +175,7 @@ def environments_exit_code(docs: Mapping[str, Mapping[str, Any]], detailed: bool
         if not detailed:
             continue
         s = d["summary"]
-        drift = any(c["drift"] and c["action"] in ("apply", "warn") for c in d["changes"])
+        drift = any(c["drift"] and c["action"] in (Action.APPLY, Action.WARN) for c in d["changes"])
         codes.append(EXIT_DRIFT if drift else EXIT_PENDING if s["to_apply"] else EXIT_OK)
     return max(codes, default=EXIT_OK)
 
@@ -208,7 +196,7 @@ def render_result(d: Mapping[str, Any], fmt: str) -> str:
         if d["outcomes"]:
             out += ["| Outcome | Model | Change | Detail |", "|---|---|---|---|"]
             for o in d["outcomes"]:
-                icon = {"applied": "✅", "failed": "❌", "skipped": "⏭️"}[o["status"]]
+                icon = OutcomeStatus(o["status"]).icon
                 c = o["change"]
                 detail = o.get("error") or o.get("note")
                 out.append(
@@ -397,7 +385,7 @@ def validate_doc(
 ) -> dict[str, Any]:
     """The JSON form of `regops validate` (problems are Diagnostics: file, line, message)."""
     return {
-        "format_version": "1",
+        "format_version": FORMAT_VERSION,
         "valid": not problems,
         "files": files,
         "models": models,
@@ -439,7 +427,12 @@ def render_export(
     `skipped`: the models left out and why (text and markdown say it on stderr as warnings).
     """
     if fmt == "json":
-        doc = {"format_version": "1", "yaml": text, "written": written, "skipped": list(skipped)}
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "yaml": text,
+            "written": written,
+            "skipped": list(skipped),
+        }
         return render_json(doc)
     if text is not None:
         return text if fmt == "text" else "\n".join(md_fence(text, "yaml"))

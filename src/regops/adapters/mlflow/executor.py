@@ -21,23 +21,10 @@ from typing import Any, Protocol
 from regops.adapters.tracking import mask_secrets
 from regops.core.audit import AUDIT_TAG, Stamp
 from regops.core.live import ALIAS_MARK, APPLIED_TAG, AppliedRecord, LiveState
-from regops.core.plan import (
-    ALIAS_DELETE,
-    ALIAS_MOVE,
-    ALIAS_SET,
-    APPLY,
-    COPY,
-    DESCRIPTION,
-    STAGE,
-    SUSPENDED,
-    Change,
-    Plan,
-)
+from regops.core.plan import FORMAT_VERSION, Action, Change, ChangeKind, OutcomeStatus, Plan
 from regops.core.planner import MAX_RECORD_CHARS
 from regops.core.promotion import rename_record
 from regops.errors import PlanError, RegopsError, StalePlanError
-
-APPLIED, FAILED, SKIPPED = "applied", "failed", "skipped"
 
 
 class Registry(Protocol):
@@ -54,14 +41,14 @@ class Registry(Protocol):
 @dataclass(frozen=True)
 class Outcome:
     change: Change
-    status: str  # applied | failed | skipped
+    status: OutcomeStatus
     error: str | None = None
     note: str | None = None
     attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status,
+            "status": self.status.value,
             "error": self.error,
             "note": self.note,
             "attempts": self.attempts,
@@ -80,14 +67,12 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return all(o.status != FAILED for o in self.outcomes)
+        return all(o.status != OutcomeStatus.FAILED for o in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:
-        counts = {
-            s: sum(1 for o in self.outcomes if o.status == s) for s in (APPLIED, FAILED, SKIPPED)
-        }
+        counts = {s.value: sum(1 for o in self.outcomes if o.status == s) for s in OutcomeStatus}
         return {
-            "format_version": "1",
+            "format_version": FORMAT_VERSION,
             "ok": self.ok,
             "summary": counts,
             "writes": self.writes,
@@ -327,14 +312,14 @@ class _Run:
         made: dict[tuple[str, str], str],
         stamped: set[str],
     ) -> Outcome:
-        if change.action != APPLY:
-            note = "model suspended" if change.action == SUSPENDED else "drift not corrected"
-            return Outcome(change, SKIPPED, note=note)
+        if change.action != Action.APPLY:
+            note = "model suspended" if change.action == Action.SUSPENDED else "drift not corrected"
+            return Outcome(change, OutcomeStatus.SKIPPED, note=note)
         if (stopped := self.halted()) is not None:
             with self.lock:
                 self.incomplete.add(change.model)
-            return Outcome(change, SKIPPED, note=f"not attempted: {stopped}")
-        if change.kind == COPY:
+            return Outcome(change, OutcomeStatus.SKIPPED, note=f"not attempted: {stopped}")
+        if change.kind == ChangeKind.COPY:
             # Not retried as a whole: the copier finds a copy that landed by its lineage.
             try:
                 if self.copier is None:
@@ -344,9 +329,9 @@ class _Run:
             except Exception as exc:
                 self.fail(change.model, f"an earlier change failed ({change.model})")
                 why = str(exc) if isinstance(exc, RegopsError) else _explain(exc, change)
-                return Outcome(change, FAILED, error=why)
+                return Outcome(change, OutcomeStatus.FAILED, error=why)
             made[(change.model, change.version or "")] = new
-            return Outcome(change, APPLIED, note=f"new version {new}", attempts=1)
+            return Outcome(change, OutcomeStatus.APPLIED, note=f"new version {new}", attempts=1)
         try:
             if change.model not in self.started:
                 with self.lock:
@@ -355,7 +340,7 @@ class _Run:
             tries = self.call(_write(change, self.registry))
         except Exception as exc:
             self.fail(change.model, f"an earlier change failed ({change.model})")
-            return Outcome(change, FAILED, error=_explain(exc, change))
+            return Outcome(change, OutcomeStatus.FAILED, error=_explain(exc, change))
         if change.version is not None and change.version not in stamped:
             stamped.add(change.version)
             try:
@@ -364,11 +349,11 @@ class _Run:
                 self.fail(change.model, "writing an audit stamp failed")
                 return Outcome(
                     change,
-                    FAILED,
+                    OutcomeStatus.FAILED,
                     error=f"applied, but the audit stamp failed: {_explain(exc, change)}",
                     attempts=tries,
                 )
-        return Outcome(change, APPLIED, attempts=tries)
+        return Outcome(change, OutcomeStatus.APPLIED, attempts=tries)
 
     def _stamp(self, model: str, key: str, version: str) -> None:
         """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
@@ -405,7 +390,11 @@ def settle_stamps(
     one more timeout at most); the next plan sees those stamps disagree with their versions
     and restores them (the planner's lost stamps).
     """
-    landed = [o.change for o in outcomes if o.status == APPLIED and o.change.kind != COPY]
+    landed = [
+        o.change
+        for o in outcomes
+        if o.status == OutcomeStatus.APPLIED and o.change.kind != ChangeKind.COPY
+    ]
     if not landed:
         return []
     full = _final_states(plan, live)
@@ -466,7 +455,7 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
     out: Final = {}
     applying: dict[str, list[Change]] = {}  # per model, in plan order (one pass, not one per model)
     for c in plan.changes:
-        if c.action == APPLY:
+        if c.action == Action.APPLY:
             applying.setdefault(c.model, []).append(c)
     for name in plan.models:
         lm = live.models.get(name)
@@ -476,8 +465,12 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
         held = {v: set(lv.held_entries()) for v, lv in versions.items()}
         record = lm.applied() if lm else None
         ours = applying.get(name, [])
-        staged = {c.version for c in ours if c.kind == STAGE}
-        realiased = {c.alias for c in ours if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE)}
+        staged = {c.version for c in ours if c.kind == ChangeKind.STAGE}
+        realiased = {
+            c.alias
+            for c in ours
+            if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE, ChangeKind.ALIAS_DELETE)
+        }
         for v, lv in versions.items():
             if record is None or lm is None:
                 continue
@@ -498,16 +491,16 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
                 ):
                     held[v].add(ALIAS_MARK + alias)
         for c in ours:
-            if c.kind == COPY:
+            if c.kind == ChangeKind.COPY:
                 continue
             key = c.version or ""
-            if c.kind == STAGE:
+            if c.kind == ChangeKind.STAGE:
                 stages[key] = c.after or "None"
                 held.setdefault(key, set()).add(c.after or "None")
-            elif c.kind in (ALIAS_SET, ALIAS_MOVE) and c.alias:
+            elif c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE) and c.alias:
                 aliases[c.alias] = c.after or ""
                 held.setdefault(c.after or "", set()).add(ALIAS_MARK + c.alias)
-            elif c.kind == ALIAS_DELETE and c.alias:
+            elif c.kind == ChangeKind.ALIAS_DELETE and c.alias:
                 aliases.pop(c.alias, None)
         for v in set(stages) | set(held):
             mine = tuple(sorted(a for a, owner in aliases.items() if owner == v))
@@ -518,25 +511,25 @@ def _final_states(plan: Plan, live: LiveState) -> Final:
 
 def _made(c: Change, made: Mapping[tuple[str, str], str]) -> Change:
     """`c` with a copy's state key (`dev@7`) replaced by the version the copy made."""
-    if not made or c.kind == COPY:
+    if not made or c.kind == ChangeKind.COPY:
         return c
 
     def sub(v: str | None) -> str | None:
         return made.get((c.model, v), v) if v is not None else None
 
-    if c.kind in (ALIAS_SET, ALIAS_MOVE, ALIAS_DELETE):
+    if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE, ChangeKind.ALIAS_DELETE):
         return replace(c, version=sub(c.version), before=sub(c.before), after=sub(c.after))
     return replace(c, version=sub(c.version))
 
 
 def _write(c: Change, registry: Registry) -> Callable[[], int | None]:
-    if c.kind == STAGE:
+    if c.kind == ChangeKind.STAGE:
         return lambda: registry.transition_stage(c.model, c.version or "", c.after or "None")
-    if c.kind in (ALIAS_SET, ALIAS_MOVE):
+    if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE):
         return lambda: registry.set_alias(c.model, c.alias or "", c.after or "")
-    if c.kind == ALIAS_DELETE:
+    if c.kind == ChangeKind.ALIAS_DELETE:
         return lambda: registry.delete_alias(c.model, c.alias or "")
-    if c.kind == DESCRIPTION:
+    if c.kind == ChangeKind.DESCRIPTION:
         return lambda: registry.update_description(c.model, c.after or "")
     raise ValueError(f"unknown change kind {c.kind}")
 
@@ -548,7 +541,9 @@ def _explain(exc: BaseException, c: Change) -> str:
     # HTTP status as a whole number only: a model named Churn401 is no 401.
     if code == "PERMISSION_DENIED" or re.search(r"\b403\b", text) or "Permission denied" in text:
         return f"permission denied: the credentials in use may not change {what}" + (
-            " (deleting an alias needs MANAGE permission)" if c.kind == ALIAS_DELETE else ""
+            " (deleting an alias needs MANAGE permission)"
+            if c.kind == ChangeKind.ALIAS_DELETE
+            else ""
         )
     if code == "UNAUTHENTICATED" or re.search(r"\b401\b", text):
         return f"not authenticated: set MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN ({what})"
