@@ -69,24 +69,6 @@ def head(cwd: Path) -> str | None:
     return out.strip() if out and out.strip() else None
 
 
-def config(key: str, cwd: Path) -> str | None:
-    out = text(["config", key], cwd)
-    return out.strip() if out and out.strip() else None
-
-
-def last_commit_of(path: Path) -> str | None:
-    """The last commit that touched `path` (a file), or None."""
-    cwd = path.parent if path.parent.is_dir() else Path.cwd()
-    out = text(["log", "-1", "--format=%H", "--", path.name], cwd)
-    return out.strip() if out and out.strip() else None
-
-
-def is_dirty(path: Path) -> bool:
-    cwd = path.parent if path.parent.is_dir() else Path.cwd()
-    out = text(["status", "--porcelain", "--", path.name], cwd)
-    return bool(out and out.strip())
-
-
 def shallow_boundary(root: Path) -> frozenset[str]:
     """The commits whose parents a shallow clone does not have (empty when not shallow)."""
     out = text(["rev-parse", "--is-shallow-repository"], root)

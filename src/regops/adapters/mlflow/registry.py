@@ -44,12 +44,11 @@ from regops.errors import AnswerError, RegistryError, RegistryUnreachable
 
 T = TypeVar("T")
 
-MODELS_PAGE = 1000
-VERSIONS_PAGE = 200_000
+# Store reads (in-process or Unity Catalog): MLflow's own pages of objects, nothing held as
+# JSON, so a page as large as the server allows. Page of models, models per filter and the
+# prompt tag are rest_reads' (both read paths).
+STORE_VERSIONS_PAGE = 200_000
 MAX_EXPERIMENT_PAGES = 100  # artifact_roots: 100,000 experiments, and a paging loop ends
-NAMES_PER_FILTER = 100  # keeps the GET query string of search_model_versions well under URL limits
-PROMPT_TAG = "mlflow.prompt.is_prompt"
-READY = "READY"
 SHOWN_CHARS = 2000  # of a failed read's message (the server's words), once masked
 COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
@@ -195,33 +194,16 @@ Runner = Callable[[Callable[[], Any]], tuple[Any, int]]
 
 
 def paged(search: Callable[..., Any], run: Runner, **kwargs: Any) -> list[Any]:
-    """Every page of an MLflow search (`search(page_token=..., **kwargs)`), each page retried.
+    """Every page of an MLflow search (`search(page_token=..., **kwargs)`), each page retried,
+    read by rest_reads.pages: the one paging loop, with its guards (a repeated page token,
+    more than max_pages(max_results) pages or MAX_ITEMS items: AnswerError)."""
 
-    Bounded as rest_reads' JSON pager is: a page token seen before stops it at once, more
-    than max_pages(max_results) pages or MAX_ITEMS items stop it (AnswerError).
-    """
-    out: list[Any] = []
-    token: str | None = None
-    seen: set[str] = set()
-    what = getattr(search, "__name__", "search")
-    limit = rest_reads.max_pages(int(kwargs.get("max_results") or 1))
-    for page_no in range(1, limit + 1):
+    def fetch(token: str | None) -> tuple[Any, Any]:  # MLflow's PagedList: a list, and a token
         page, _ = run(functools.partial(search, page_token=token, **kwargs))
-        out.extend(page)
-        if len(out) > rest_reads.MAX_ITEMS:
-            raise AnswerError(
-                f"{what}: more than {rest_reads.MAX_ITEMS:,} items in one listing; stopped"
-            )
-        token = page.token
-        if not token:
-            return out
-        if token in seen:
-            raise AnswerError(
-                f"{what}: page {page_no} gave a page token the registry had sent before: "
-                "its pages would never end; stopped reading"
-            )
-        seen.add(token)
-    raise AnswerError(f"{what}: still more pages after {limit:,}; stopped reading")
+        return page, page.token
+
+    what = getattr(search, "__name__", "search")
+    return list(rest_reads.pages(fetch, what, int(kwargs.get("max_results") or 1)))
 
 
 def search_models(searcher: Any, run: Runner | None = None) -> list[Any]:
@@ -235,10 +217,12 @@ def search_models(searcher: Any, run: Runner | None = None) -> list[Any]:
             searcher.search_registered_models,
             run or RetryPolicy.from_env().run,
             filter_string=None,
-            max_results=MODELS_PAGE,
+            max_results=rest_reads.MODELS_PAGE,
             order_by=["name ASC"],
         )
-    return [m for m in models if str((m.tags or {}).get(PROMPT_TAG, "")).lower() != "true"]
+    return [
+        m for m in models if str((m.tags or {}).get(rest_reads.PROMPT_TAG, "")).lower() != "true"
+    ]
 
 
 def search_versions(searcher: Any, names: Iterable[str], run: Runner | None = None) -> list[Any]:
@@ -248,14 +232,15 @@ def search_versions(searcher: Any, names: Iterable[str], run: Runner | None = No
     out: list[Any] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        for i in range(0, len(wanted), NAMES_PER_FILTER):
-            chunk = wanted[i : i + NAMES_PER_FILTER]
+        per_filter = rest_reads.NAMES_PER_FILTER
+        for i in range(0, len(wanted), per_filter):
+            chunk = wanted[i : i + per_filter]
             out.extend(
                 paged(
                     searcher.search_model_versions,
                     run,
                     filter_string=f"name IN ({', '.join(map(quote_name, chunk))})",
-                    max_results=VERSIONS_PAGE,
+                    max_results=STORE_VERSIONS_PAGE,
                     order_by=["name ASC", "version_number ASC"],
                 )
             )

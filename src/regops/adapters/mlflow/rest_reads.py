@@ -24,22 +24,23 @@ the version and the field, never a traceback.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from regops.core.audit import STAGES
+from regops.core.state import STAGES
 from regops.core.live import READY, LiveModel, LiveState, LiveVersion
 from regops.errors import AnswerError
 
 API = "/api/2.0/mlflow"
-MODELS_PAGE = 1000  # the server's maximum for registered-models/search
+MODELS_PAGE = 1000  # the server's maximum for registered-models/search (both read paths)
 VERSIONS_PAGE = 10_000  # bounds the JSON held at once; the server allows 200,000
-NAMES_PER_FILTER = 100  # keeps the GET query string under URL limits
+NAMES_PER_FILTER = 100  # models per `name IN (...)` filter (both read paths): keeps a GET's
+# query string well under URL limits
 READ_WORKERS = 4  # version filters read at once: as many as a stock `mlflow server` has workers
-PROMPT_TAG = "mlflow.prompt.is_prompt"
+PROMPT_TAG = "mlflow.prompt.is_prompt"  # a registered model holding prompts, not a model
 # A listing (the registered models, or the versions of one filter) longer than this is
 # refused: a server whose pages never end stops after max_pages(page size) pages.
 MAX_ITEMS = 1_000_000
@@ -98,43 +99,56 @@ def json_getter(store: Any) -> Get:
     return get
 
 
-def _paged(get: Get, endpoint: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every item of a listing, page after page, until the server sends no page token.
+def pages(
+    fetch: Callable[[str | None], tuple[Sequence[Any], Any]], what: str, page_size: int
+) -> Iterator[Any]:
+    """Every item of a listing, page after page, until the answer holds no page token: the
+    one paging loop of both read paths (`_paged` over JSON, `registry.paged` over MLflow's
+    store). `fetch(token)` returns a page's items and its next token (None on the first).
 
-    A token seen before (the pages would loop) stops it at once; more than
-    max_pages(page size) pages or MAX_ITEMS items stops it too (AnswerError).
+    The pages are untrusted: a token seen before (the pages would loop) stops it at once;
+    more than max_pages(page_size) pages or MAX_ITEMS items stop it too (AnswerError).
     """
     token: str | None = None
     seen: set[bytes] = set()  # digests: a hostile token may be long
-    limit = max_pages(int(params.get("max_results") or 1))
+    limit = max_pages(page_size)
     items = 0
     for page in range(1, limit + 1):
-        doc = get(endpoint, {**params, **({"page_token": token} if token else {})})
-        got = doc.get(key) or []
-        if not isinstance(got, list):
-            raise AnswerError(f"{endpoint}: '{key}' is a {type(got).__name__}, not a list")
+        got, token = fetch(token)
         items += len(got)
         if items > MAX_ITEMS:
             raise AnswerError(
-                f"{endpoint}: more than {MAX_ITEMS:,} items in one listing; stopped reading"
+                f"{what}: more than {MAX_ITEMS:,} items in one listing; stopped reading"
             )
         yield from got
-        token = doc.get("next_page_token") or None
-        if token is None:
+        if not token:
             return
         if not isinstance(token, str):
-            raise AnswerError(f"{endpoint}: next_page_token is a {type(token).__name__}")
+            raise AnswerError(f"{what}: next_page_token is a {type(token).__name__}")
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         if digest in seen:
             raise AnswerError(
-                f"{endpoint}: page {page} gave a page token the server had sent before: "
+                f"{what}: page {page} gave a page token the registry had sent before: "
                 "its pages would never end; stopped reading"
             )
         seen.add(digest)
     raise AnswerError(
-        f"{endpoint}: still more pages after {limit:,} (at most {MAX_ITEMS:,} items are "
+        f"{what}: still more pages after {limit:,} (at most {MAX_ITEMS:,} items are "
         "read); stopped reading"
     )
+
+
+def _paged(get: Get, endpoint: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a JSON listing (`key` of each answer of `endpoint`), through `pages`."""
+
+    def fetch(token: str | None) -> tuple[list[Any], Any]:
+        doc = get(endpoint, {**params, **({"page_token": token} if token else {})})
+        got = doc.get(key) or []
+        if not isinstance(got, list):
+            raise AnswerError(f"{endpoint}: '{key}' is a {type(got).__name__}, not a list")
+        return got, doc.get("next_page_token") or None
+
+    return pages(fetch, endpoint, int(params.get("max_results") or 1))
 
 
 def _json_pairs(raw: Any, where: str, field: str, key: str, value: str) -> list[tuple[Any, Any]]:
