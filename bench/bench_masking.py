@@ -1,12 +1,12 @@
 """Benchmark: masking secrets is linear in the length of the text masked.
 
 Issue 17: a server's error body is untrusted, and every text regops shows passes through
-`regops.adapters.tracking.mask_secrets` (and reports through
-`regops.render.reports.redact`). Before, a long run of letters (one scheme start per
-letter) or of `?` (one query-key start per `?`) made it quadratic or worse: 40,000 `?`
-took 285 s. Each hostile shape is masked at `base` and 10 x `base` characters; a linear
-masker takes ~10 x as long on the larger (quadratic: ~100 x). Prints one row per shape
-with the ratio (min of 3 runs each).
+`regops.adapters.tracking.mask_secrets` (and reports through its `mask_values` of
+`report_secrets`). Before, a long run of letters (one scheme start per letter) or of `?`
+(one query-key start per `?`) made it quadratic or worse: 40,000 `?` took 285 s. Each
+hostile shape is masked at `base` and 10 x `base` characters; a linear masker takes
+~10 x as long on the larger (quadratic: ~100 x). Prints one row per shape with the ratio
+(min of 3 runs each).
 
 Run: .venv/bin/python bench/bench_masking.py [--base 100000] [--json]
 """
@@ -18,8 +18,7 @@ import json
 import time
 from collections.abc import Callable
 
-from regops.adapters.tracking import mask_secrets
-from regops.render import reports
+from regops.adapters.tracking import mask_secrets, mask_values, report_secrets
 
 # Secrets that share long prefixes with the text: every position starts a partial match.
 ENV = {"A_TOKEN": "aaaaaaaaaaaaaaab", "B_PASSWORD": "aaab", "C_SECRET": "?token=a?x"}
@@ -45,10 +44,10 @@ def best_of(fn: Callable[[], object], runs: int = 3) -> float:
 
 def ratios(base: int) -> dict[str, dict[str, float]]:
     """Per shape and masker: seconds at `base` and at 10 x `base`, and their ratio."""
-    secrets = reports.secret_values(["http://aaaa:aaaab@aaaa.example:5000"], ENV.values())
+    secrets = report_secrets(["http://aaaa:aaaab@aaaa.example:5000"], ENV.values())
     maskers: dict[str, Callable[[str], str]] = {
         "mask_secrets": lambda t: mask_secrets(t, environ=ENV),
-        "redact": lambda t: reports.redact(t, secrets),
+        "redact": lambda t: mask_values(t, secrets),
     }
     out: dict[str, dict[str, float]] = {}
     for shape, make in SHAPES.items():

@@ -522,7 +522,8 @@ def environments_report(
     import contextlib
     import os
 
-    from regops.files.environments import CREDENTIAL_VARS
+    from regops.adapters.tracking import mask_values, report_secrets
+    from regops.files.credentials import CREDENTIAL_VARS
     from regops.render import render_environments, reports
 
     uris: list[str | None] = []
@@ -536,7 +537,7 @@ def environments_report(
         if full_report is None
         else reports.environments_summary(docs, full_report)
     )
-    return reports.redact(f"{reports.MARKER}\n{body}\n", reports.secret_values(uris, others))
+    return mask_values(f"{reports.MARKER}\n{body}\n", report_secrets(uris, others))
 
 
 # The audit timeline (`regops history`): git log of the state files joined with the

@@ -327,8 +327,6 @@ def test_property_masking_removes_every_secret_even_overlapping(
     """No secret is left in the masked text, whatever the overlaps; every character of an
     occurrence is gone (not only enough of it to break the match); text holding no secret
     is left as it was."""
-    from regops.render import reports
-
     secrets, text = case
     covered = [False] * len(text)
     for s in secrets:
@@ -343,8 +341,8 @@ def test_property_masking_removes_every_secret_even_overlapping(
     )
     env = {f"S{i}_TOKEN": s for i, s in enumerate(secrets)}
     hidden_whole = any(tracking.MASK in s for s in secrets)  # could reappear across a mask
-    for masked in (tracking.mask_values(text, secrets), reports.redact(text, secrets)):
-        assert masked == want or (hidden_whole and masked == tracking.MASK)
+    masked = tracking.mask_values(text, secrets)  # what reports are masked with, too
+    assert masked == want or (hidden_whole and masked == tracking.MASK)
     for masked in (want, mask_secrets(text, environ=env)):
         assert hidden_whole or not any(s in masked for s in secrets)
     assert not any(s in mask_secrets(text, environ=env) for s in secrets)

@@ -7,8 +7,12 @@ The one adapter for tracking URIs and credentials, used by both `regops` and `ac
 - `mask_uri` / `mask_secrets`: every text regops prints, writes to a file, a tag or a
   PR body goes through `mask_secrets` first. It hides URI userinfo (a password may
   contain `@`), credential-like query parameters (`?token=...`), and the value of any
-  secret-looking environment variable (MLFLOW_TRACKING_PASSWORD, ..._TOKEN, ...) and of
-  any password seen in a URI, raw or percent-encoded, wherever it appears.
+  secret variable (`known_secrets`: MLFLOW_TRACKING_PASSWORD, ..._TOKEN, the list and its
+  name-pattern complement in files.credentials) and of any password seen in a URI, raw
+  or percent-encoded, wherever it appears.
+- Redaction, one way: `mask_values` masks given strings in one pass linear in the text
+  (what mask_secrets ends with); reports mask `report_secrets` (every URI whole, its host
+  and login, the credential variables' values) with it.
 - `http_defaults`: MLflow's HTTP client retries for minutes by default. Unless the user
   set them, regops caps it so an unreachable registry fails in well under 30 s.
 
@@ -22,9 +26,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from regops.errors import TrackingUriError
+from regops.files.credentials import is_secret_var
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MASK = "***"
@@ -46,9 +51,7 @@ _DAGSHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # A scheme is matched only where no scheme character precedes it: a long run of letters is
 # tried from its first letter only (scanned forth and back once), not once per letter, so
 # masking stays linear in its input. (No possessive `*+`: the core runs on Python 3.10.)
-_USERINFO = re.compile(
-    r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@"
-)
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])(?P<scheme>[A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#]*)@")
 # A query parameter's key (`?`, `&`, `;` or `#` up to `=`); its value is masked when the key
 # names a credential. The key holds no `?`, so each character is scanned from one start only.
 _PARAM_KEY = re.compile(r"[?&;#](?P<key>[^=&;#?\s]*)=")
@@ -56,9 +59,6 @@ _CREDENTIAL_KEY = re.compile(
     r"token|password|passwd|pwd|secret|signature|sig|key|credential|auth|session", re.IGNORECASE
 )
 _PARAM_VALUE = re.compile(r"[^&;#\s'\"]+")
-_SECRET_ENV = re.compile(
-    r"(PASSWORD|PASSWD|TOKEN|SECRET|API_KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE
-)
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words; nobody's password is "abc"
 _seen_secrets: set[str] = set()
 
@@ -125,11 +125,32 @@ def _remember(secret: str) -> None:
             _seen_secrets.add(form)
 
 
-def secret_values(environ: Mapping[str, str] | None = None) -> set[str]:
-    """Values worth hiding: secret-looking environment variables and passwords seen in URIs."""
+def known_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Values worth hiding in any text: those of the credential variables (the login's
+    password and token, and any variable whose name looks secret: files.credentials) and
+    the passwords seen in URIs."""
     env = os.environ if environ is None else environ
-    found = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= MIN_SECRET_CHARS}
+    found = {v for k, v in env.items() if is_secret_var(k) and len(v) >= MIN_SECRET_CHARS}
     return found | _seen_secrets
+
+
+def report_secrets(uris: Iterable[str | None], others: Iterable[str | None]) -> list[str]:
+    """The strings a report (a pull-request comment, an issue, a summary) must never show:
+    each URI whole, its host and its login; the values `others` (credential variables'),
+    longest first. A report is masked with them by `mask_values`."""
+    out: set[str] = set()
+    for uri in uris:
+        if not uri or uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+            continue
+        out.add(uri)
+        out.add(uri.split("://", 1)[1])
+        parts = urlsplit(uri)
+        for piece in (parts.netloc, parts.hostname, parts.username, parts.password):
+            if piece:
+                out.add(piece)
+    out.update(v for v in others if v)
+    # Longest first, so a URI is replaced whole before its host is.
+    return sorted((s for s in out if len(s) >= MIN_SECRET_CHARS), key=len, reverse=True)
 
 
 def mask_uri(uri: str) -> str:
@@ -146,7 +167,7 @@ def mask_secrets(text: str, environ: Mapping[str, str] | None = None) -> str:
     text = _mask_params(text)
     forms = {
         form
-        for secret in secret_values(environ)
+        for secret in known_secrets(environ)
         for form in (secret, quote(secret, safe=""), quote(secret))
     }
     return mask_values(text, forms)

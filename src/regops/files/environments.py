@@ -40,18 +40,13 @@ from jsonschema import Draft202012Validator
 from regops.core.state import shown
 from regops.errors import Diagnostic, EnvironmentError_, FileReadError, StateError, UsageError
 from regops.files import SCHEMAS, fileio, yamlio
+from regops.files.credentials import CREDENTIAL_VARS  # MLflow's login; the config names its fillers
 
 CONFIG_NAME = "regops.yaml"
 CONFIG_ENV = "REGOPS_CONFIG"  # an explicit path to the config, for scripts and tests
 SCHEMA_FILE = SCHEMAS / "regops-config.schema.json"
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ONLY_VAR = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-# What MLflow's client reads for a login; the config says which variables fill them.
-CREDENTIAL_VARS = {
-    "username": "MLFLOW_TRACKING_USERNAME",
-    "password": "MLFLOW_TRACKING_PASSWORD",
-    "token": "MLFLOW_TRACKING_TOKEN",
-}
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,22 @@
 the list of trained candidates and the proposal pull request's body.
 
 Built from data (the plan's JSON form, diagnostics, candidate rows), never inline in a
-command. Whatever they quote from the outside (error messages, file lines) passes
-through `redact`, so no registry URI or credential reaches a comment, issue or summary.
+command. Whatever they quote from the outside (error messages, file lines) is masked by
+the caller with adapters.tracking's redaction (`mask_values` of `report_secrets`), so no
+registry URI or credential reaches a comment, issue or summary.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from regops import render
+from regops.adapters.tracking import mask_values, report_secrets
 from regops.files import fileio
 from regops.render import md, md_code, md_fence
 
@@ -311,29 +312,8 @@ def render_proposal(rows: Sequence[Candidate], stage: str, changed: Sequence[str
     return "\n".join(lines) + "\n"
 
 
-# ---- redaction -----------------------------------------------------------------------------
-
-
-def secret_values(uris: Iterable[str | None], others: Iterable[str | None]) -> list[str]:
-    """The strings a report must never show: each URI, its host and user info; credentials."""
-    out: set[str] = set()
-    for uri in uris:
-        if not uri or uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-            continue
-        out.add(uri)
-        out.add(uri.split("://", 1)[1])
-        parts = urlsplit(uri)
-        for piece in (parts.netloc, parts.hostname, parts.username, parts.password):
-            if piece:
-                out.add(piece)
-    out.update(v for v in others if v)
-    # Longest first, so a URI is replaced whole before its host is.
-    return sorted((s for s in out if len(s) >= 4), key=len, reverse=True)
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every occurrence of each secret masked, overlapping ones included, in
-    one pass linear in `text` (tracking.mask_values)."""
-    from regops.adapters.tracking import mask_values
-
-    return mask_values(text, secrets, "***")
+# ---- redaction: adapters.tracking's (report_secrets, mask_values) -------------------------
+# These two names stay only while cli/ci.py calls them (that module changes in another step
+# of issue 18): the one implementation is tracking's. Remove them with that change.
+secret_values = report_secrets
+redact = mask_values
