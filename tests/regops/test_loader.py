@@ -155,3 +155,25 @@ def test_lazy_commands_table_matches_what_each_module_registers() -> None:
 def test_usage_errors_exit_64() -> None:
     assert CliRunner().invoke(cli, ["plan", "--bogus"]).exit_code == 64
     assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 64
+
+
+def test_core_names_are_the_state_schemas_patterns() -> None:
+    """One definition of a valid name (regops.core.state), the schema's, never two."""
+    import json
+
+    from regops.core.state import ALIAS, MODEL_NAME, RESERVED_ALIAS, RUN_ID, VERSION_KEY
+    from regops.files import SCHEMAS
+
+    defs = json.loads((SCHEMAS / "registry-state.schema.json").read_text())["$defs"]
+    whole = "^{}$(?!\\n)".format
+    assert defs["alias"]["pattern"] == whole(ALIAS.pattern)
+    assert defs["modelName"]["pattern"] == whole(MODEL_NAME.pattern)
+    assert defs["version"]["properties"]["run_id"]["pattern"] == whole(RUN_ID.pattern)
+    keys = json.dumps(defs)
+    assert f'"pattern": "^({VERSION_KEY.pattern}|' in keys  # a version key, or a copy key
+    assert [bool(RESERVED_ALIAS.fullmatch(a)) for a in ("latest", "V12", "v1x", "v1\n")] == [
+        True,
+        True,
+        False,
+        False,
+    ]

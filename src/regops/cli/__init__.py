@@ -23,6 +23,7 @@ import click
 from regops import render
 from regops.cli.options import common_options, registry_name_option, settings
 from regops.core.plan import DEFAULT_PARALLEL
+from regops.core.state import STAGES
 from regops.errors import (
     EXIT_ERROR,
     EXIT_INTERNAL,
@@ -451,7 +452,7 @@ def list_versions(ctx: click.Context, model_name: str) -> int:
 @cli.command("get-model")
 @common_options
 @click.option("--model-name", required=True, help="Registered model name.")
-@click.option("--stage", type=click.Choice(["None", "Staging", "Production", "Archived"]))
+@click.option("--stage", type=click.Choice(STAGES))
 @click.option("--alias", help="Alias, e.g. champion.")
 @click.pass_context
 def get_model(ctx: click.Context, model_name: str, stage: str | None, alias: str | None) -> int:

@@ -12,6 +12,7 @@ import click
 from regops.adapters.tracking import stages_supported
 from regops.cli.edit import edit_doc
 from regops.cli.options import common_options, settings
+from regops.core.plan import FORMAT_VERSION
 from regops.errors import EditError, FileWriteError
 from regops.files.fileio import write_atomic
 from regops.files.loader import display_path, load_state
@@ -62,7 +63,7 @@ def migrate_to_aliases(
     if not dry_run:
         write_migration(results)
     doc = {
-        "format_version": "1",
+        "format_version": FORMAT_VERSION,
         "written": not dry_run and any(r.changed for r in results),
         "dry_run": dry_run,
         "map": mapping,
@@ -107,7 +108,7 @@ def codeowners(ctx: click.Context, check: bool, file_: Path | None) -> int:
         # Atomic: the file is replaced (a symlink or FIFO there is never written through).
         write_atomic(co.path, co.after)
     doc = {
-        "format_version": "1",
+        "format_version": FORMAT_VERSION,
         "file": display_path(co.path),
         "check": check,
         "up_to_date": not co.changed,

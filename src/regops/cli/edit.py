@@ -15,6 +15,7 @@ import click
 from regops import render
 from regops.adapters.tracking import stages_supported
 from regops.cli.options import common_options, settings
+from regops.core.plan import FORMAT_VERSION
 from regops.core.state import STAGES
 from regops.errors import RegistryError, RegopsError
 from regops.files.edit import EditResult, latest_version, prepare_edit, write_edit
@@ -104,7 +105,7 @@ def run_edit(s: Settings, model: str, version: str, *, apply_now: bool, **edit: 
 def edit_doc(result: EditResult) -> dict[str, Any]:
     """The JSON form of one file's edit."""
     return {
-        "format_version": "1",
+        "format_version": FORMAT_VERSION,
         "file": display_path(result.path),
         "changed": result.changed,
         "summary": list(result.summary),

@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from regops.core import jsonio
+from regops.core.state import STAGES
 from regops.errors import JsonInputError
 
 AUDIT_TAG = "regops.audit"
-STAGES = ("None", "Staging", "Production", "Archived")
 # The tags of earlier versions, still read.
 COMMIT_TAG = "regops.commit"
 APPLIED_AT_TAG = "regops.applied_at"

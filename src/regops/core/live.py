@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from regops.core import jsonio
-from regops.core.audit import STAGES, Stamp
+from regops.core.audit import Stamp
+from regops.core.state import STAGES
 from regops.errors import JsonInputError
 
 AUDIT_PREFIX = "regops."

@@ -15,7 +15,7 @@ from typing import Any
 
 from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "1"  # of every JSON document regops writes (plans, reports, snapshots)
 DEFAULT_PARALLEL = 4  # writers applying a plan; executor.apply says why four
 
 

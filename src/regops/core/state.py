@@ -5,11 +5,21 @@ Nothing past the loader re-checks these values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 STAGES = ("None", "Staging", "Production", "Archived")
+
+# What a valid name is, in one place: the loader, edit, migrate and export check with
+# these, and tests/regops/test_loader.py checks they are the state schema's patterns.
+# Always matched with `fullmatch` (`$` would also match before a final "\n").
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,255}")
+VERSION_KEY = re.compile(r"[1-9][0-9]{0,9}")  # a version number, as state files write it
+ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+RESERVED_ALIAS = re.compile(r"latest|v[0-9]+", re.IGNORECASE)  # MLflow's own: never settable
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)

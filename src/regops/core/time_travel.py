@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from regops.core.plan import FORMAT_VERSION
 from regops.core.state import version_key
 from regops.core.timeline import Applied, Change, Entry, History
 from regops.errors import UsageError
-
-FORMAT_VERSION = "1"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regops.core.live import LiveState, LiveVersion
+from regops.core.plan import FORMAT_VERSION
 from regops.core.state import shown, version_key
 
-FORMAT_VERSION = "1"
 PR_PATTERNS = (
     re.compile(r"^Merge pull request #(\d+)\b"),  # GitHub merge commit
     re.compile(r"\(#(\d+)\)\s*$"),  # GitHub squash merge: "Subject (#12)"

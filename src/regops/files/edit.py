@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
@@ -28,7 +27,7 @@ from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from regops.core.live import LiveState
-from regops.core.state import STAGES, Policy, shown, version_key
+from regops.core.state import STAGES, VERSION_KEY, Policy, shown, version_key
 from regops.errors import EditError, FileReadError, FileWriteError
 from regops.files import fileio, yamlio
 from regops.files.loader import (
@@ -39,7 +38,6 @@ from regops.files.loader import (
     read_state_texts,
 )
 
-VERSION_RE = re.compile(r"^[1-9][0-9]{0,9}$")
 NEW_FILE_TEXT = "apiVersion: regops/v1\nmodels: {}\n"
 SCHEMA_HINT = "# yaml-language-server:"
 
@@ -187,7 +185,7 @@ def _check_request(
 ) -> None:
     if stage is None and alias is None and remove_alias is None:
         raise EditError("nothing to edit: give a stage, an alias or an alias to remove")
-    if not VERSION_RE.match(version):
+    if not VERSION_KEY.fullmatch(version):
         raise EditError(f"version {version!r} is not a version number (e.g. 7)")
     if stage is not None and stage not in STAGES:
         raise EditError(f"{stage!r} is not a stage (one of: {', '.join(STAGES)})")
@@ -204,9 +202,7 @@ def _file_for_new_model(
         if given.parent != Path() and given.parent.resolve() != state_dir.resolve():
             raise EditError(f"{new_model_file} is not in the state directory {state_dir}")
         if given.suffix not in (".yaml", ".yml"):
-            raise EditError(
-                f"{shown(new_model_file)}: a state file name must end in .yaml or .yml"
-            )
+            raise EditError(f"{shown(new_model_file)}: a state file name must end in .yaml or .yml")
         if why := name_problem(given.name):
             raise EditError(f"{shown(new_model_file)}: {why}")
         return state_dir / given.name

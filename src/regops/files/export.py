@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from regops.core.live import LiveModel, LiveState
-from regops.core.state import version_key
+from regops.core.state import ALIAS, MODEL_NAME, RESERVED_ALIAS, RUN_ID, version_key
 from regops.files import SCHEMAS, yamlio
 
 # ---- export: live state as state files -------------------------------------------------
 # What a state file can declare (the schema the loader validates against): a live model,
-# alias or run id outside it cannot be written so that it reads back as itself.
+# alias or run id outside it (core.state's names) cannot be written so that it reads back
+# as itself.
 _SCHEMA = SCHEMAS / "registry-state.schema.json"
 
 
 @lru_cache(maxsize=1)
-def _limits() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], int]:
+def _max_description() -> int:
     defs = json.loads(_SCHEMA.read_text(encoding="utf-8"))["$defs"]
-
-    def whole(pattern: str) -> re.Pattern[str]:  # `$` would also match before a final "\n"
-        return re.compile(pattern.removeprefix("^").removesuffix("$"))
-
-    return (
-        whole(defs["modelName"]["pattern"]),
-        whole(defs["alias"]["pattern"]),
-        whole(defs["version"]["properties"]["run_id"]["pattern"]),
-        int(defs["model"]["properties"]["description"]["maxLength"]),
-    )
-
-
-RESERVED_ALIAS = re.compile(r"(latest|v[0-9]+)", re.IGNORECASE)
+    return int(defs["model"]["properties"]["description"]["maxLength"])
 
 
 def shown(text: str) -> str:
@@ -82,13 +70,12 @@ class Export:
 
 def unexportable(m: LiveModel) -> str | None:
     """Why `m` cannot be declared in a state file exactly as it is live (None: it can)."""
-    name_re, alias_re, _run_re, _max = _limits()
-    if not name_re.fullmatch(m.name):
+    if not MODEL_NAME.fullmatch(m.name):
         return (
             "a state file cannot name it (model names there: ASCII letters, digits, "
             "'_', '.', '-', at most 256)"
         )
-    bad = sorted(a for a in m.aliases if not alias_re.fullmatch(a) or RESERVED_ALIAS.fullmatch(a))
+    bad = sorted(a for a in m.aliases if not ALIAS.fullmatch(a) or RESERVED_ALIAS.fullmatch(a))
     if bad:
         return (
             f"alias {', '.join(map(shown, bad))} cannot be declared in a state file (aliases "
@@ -102,7 +89,7 @@ def plan_export(live: LiveState, names: Iterable[str] | None = None) -> Export:
     """The models of `live` (or of `names`) to export, and the ones left out with why."""
     chosen = [live.models[n] for n in names] if names else list(live.models.values())
     keep, skipped, notes = [], [], []
-    _n, _a, run_re, max_description = _limits()
+    max_description = _max_description()
     for m in chosen:
         why = unexportable(m)
         if why is not None:
@@ -116,7 +103,7 @@ def plan_export(live: LiveState, names: Iterable[str] | None = None) -> Export:
                 "unmanaged"
             )
         for v in sorted(m.versions.values(), key=lambda v: version_key(v.version)):
-            if v.run_id and not run_re.fullmatch(v.run_id):
+            if v.run_id and not RUN_ID.fullmatch(v.run_id):
                 notes.append(
                     f"model {shown(m.name)} version {v.version}: run id {shown(v.run_id)} "
                     "not exported (a state file's run_id: ASCII letters, digits, '_', '-'); "
@@ -130,7 +117,7 @@ def export_yaml(models: Iterable[LiveModel], *, has_stages: bool) -> str:
 
     Give it models `unexportable` accepts (`plan_export` chooses them).
     """
-    _n, _a, run_re, max_description = _limits()
+    max_description = _max_description()
     models = list(models)
     out = [
         "# yaml-language-server: $schema=../schemas/registry-state.schema.json",
@@ -153,7 +140,7 @@ def export_yaml(models: Iterable[LiveModel], *, has_stages: bool) -> str:
             aliases = m.aliases_of(v.version)
             if aliases:
                 fields.append(f"aliases: [{', '.join(map(_scalar, aliases))}]")
-            if v.run_id and run_re.fullmatch(v.run_id):
+            if v.run_id and RUN_ID.fullmatch(v.run_id):
                 fields.append(f"run_id: {_scalar(v.run_id)}")
             out.append(f'      "{v.version}": {{{", ".join(fields)}}}')
     return "\n".join(out) + "\n"

@@ -20,7 +20,11 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError, validators
 
 from regops.core.state import (
+    ALIAS,
+    RESERVED_ALIAS,
+    RUN_ID,
     STAGES,
+    VERSION_KEY,
     AliasPolicy,
     DesiredState,
     ModelSpec,
@@ -53,7 +57,6 @@ STATE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml")
 PATH_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 MAX_NAME_CHARS = 255  # what most filesystems take (and `export` writes `<model>.yaml`)
 MAX_MESSAGE_CHARS = 300
-RESERVED_ALIAS = re.compile(r"^(latest|v[0-9]+)$", re.IGNORECASE)
 SCHEMA_FILE = SCHEMAS / "registry-state.schema.json"
 
 Path_ = KeyPath
@@ -212,14 +215,11 @@ _where = yamlio.where
 # A version entry of the usual shape, checked without jsonschema: at 20,000 versions the
 # generic validator costs seconds. Accepts only what the schema accepts (no stricter
 # check passes what it would refuse); everything else still goes through the schema.
-_VERSION_KEY = re.compile(r"[1-9][0-9]{0,9}")
-_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _VERSION_FIELDS = frozenset({"stage", "aliases", "run_id"})
 
 
 def _plain_version(key: Any, spec: Any) -> bool:
-    if type(key) is not str or not _VERSION_KEY.fullmatch(key) or type(spec) is not dict:
+    if type(key) is not str or not VERSION_KEY.fullmatch(key) or type(spec) is not dict:
         return False
     if not _VERSION_FIELDS.issuperset(spec):
         return False
@@ -227,10 +227,10 @@ def _plain_version(key: Any, spec: Any) -> bool:
     if type(stage) is not str or stage not in STAGES:
         return False
     run_id = spec.get("run_id", "x")
-    if type(run_id) is not str or not _RUN_ID.fullmatch(run_id):
+    if type(run_id) is not str or not RUN_ID.fullmatch(run_id):
         return False
     aliases = spec.get("aliases", [])
-    return type(aliases) is list and all(type(a) is str and _ALIAS.fullmatch(a) for a in aliases)
+    return type(aliases) is list and all(type(a) is str and ALIAS.fullmatch(a) for a in aliases)
 
 
 def _for_schema(data: Any) -> Any:
@@ -383,7 +383,7 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
             "gate aliases under policy.aliases",
         )
     for alias in _dict(raw.get("aliases")):
-        if RESERVED_ALIAS.match(alias):
+        if RESERVED_ALIAS.fullmatch(alias):
             f.diag(
                 f.line_of(("policy", "aliases", alias)),
                 f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
@@ -422,7 +422,7 @@ def _semantic_diags(f: _File, *, stages_supported: bool) -> None:
                 if not isinstance(alias, str):
                     continue
                 line = f.line_of((*vpath, "aliases", i))
-                if RESERVED_ALIAS.match(alias):
+                if RESERVED_ALIAS.fullmatch(alias):
                     f.diag(line, f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')")
                 elif alias in seen_alias and seen_alias[alias] != ver:
                     f.diag(

@@ -20,7 +20,6 @@ All files are validated together before any is written. Never imports mlflow.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,11 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.tokens import CommentToken
 
-from regops.core.state import STAGES, version_key
+from regops.core.state import ALIAS, RESERVED_ALIAS, STAGES, version_key
 from regops.errors import EditError
 from regops.files.edit import EditResult, _Doc, _load_all, write_edit
-from regops.files.loader import RESERVED_ALIAS, display_path, load_state
+from regops.files.loader import display_path, load_state
 
-ALIAS_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 DEFAULT_MAP = {"Production": "champion", "Staging": "challenger"}
 
 
@@ -49,7 +47,7 @@ def parse_map(pairs: tuple[str, ...]) -> dict[str, str]:
             raise EditError(
                 f"--map {pair!r}: expected STAGE=ALIAS, STAGE one of {', '.join(STAGES)}"
             )
-        if not ALIAS_RE.match(alias) or RESERVED_ALIAS.match(alias):
+        if not ALIAS.fullmatch(alias) or RESERVED_ALIAS.fullmatch(alias):
             raise EditError(f"--map {pair!r}: {alias!r} is not an alias regops can set")
         if stage in out:
             raise EditError(f"--map: stage {stage} is mapped twice")

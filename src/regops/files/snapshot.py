@@ -19,10 +19,10 @@ from typing import Any
 
 from regops.core import jsonio
 from regops.core.live import LiveModel, LiveState, LiveVersion
+from regops.core.plan import FORMAT_VERSION
 from regops.errors import SnapshotError
 from regops.files import SCHEMAS, jsonfile
 
-FORMAT_VERSION = "1"
 KIND = "regops-snapshot"
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from regops.core.state import STAGES
 from regops.core.live import READY, LiveModel, LiveState, LiveVersion
+from regops.core.state import STAGES
 from regops.errors import AnswerError
 
 API = "/api/2.0/mlflow"
