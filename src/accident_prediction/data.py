@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,6 +32,7 @@ RAW_COLUMNS = [*FEATURES, WEIGHT, *DROP]
 SEVERE_LEVELS = (3, 4)  # incapacitating, killed
 KNOWN_LEVELS = (0, 1, 2, 3, 4)  # 5 (injured, severity unknown), 6 (died prior) and NaN dropped
 COLUMNS = [*FEATURES, TARGET, WEIGHT]  # processed and features files
+DATA_STEPS = ("raw", "processed", "features")  # `accident data --step`, in build order
 
 
 class Splits(NamedTuple):
@@ -144,6 +145,18 @@ def write_features(config: Config) -> list[Path]:
         json.dumps(feature_list(train), indent=2) + "\n", encoding="utf-8"
     )
     return [paths.train, paths.test, paths.manifest, paths.feature_list]
+
+
+def build(config: Config, steps: tuple[str, ...] = ()) -> Iterator[tuple[str, Path]]:
+    """Run the DATA_STEPS asked for (all if none), in order: (step, file written) as each is."""
+    for step in [s for s in DATA_STEPS if not steps or s in steps]:
+        if step == "raw":
+            yield step, write_raw(config)
+        elif step == "processed":
+            yield step, write_processed(config)
+        else:
+            for path in write_features(config):
+                yield step, path
 
 
 def load_splits(config: Config, sample: int | None = None) -> Splits:

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from accident_prediction.errors import ModelLoadError, describe_exception
 from accident_prediction.features import FEATURES, TARGET
 from accident_prediction.model_source import ModelRef, by_version, champion
 from accident_prediction.predict import load_registered
-from accident_prediction.serving_errors import ModelLoadError, describe_exception
 
 if TYPE_CHECKING:
     import pandas as pd

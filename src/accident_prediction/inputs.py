@@ -12,8 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from accident_prediction.errors import InputError
 from accident_prediction.features import FEATURES
-from accident_prediction.serving_errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd

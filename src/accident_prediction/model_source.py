@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from accident_prediction.serving_errors import ModelNotFoundError, ServingError
+from accident_prediction.errors import ModelNotFoundError, ServingError
 from regops.adapters.tracking import stages_supported
 from regops.api import search_models, search_versions
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from accident_prediction.errors import ModelLoadError, describe_exception
 from accident_prediction.model_source import ModelRef
-from accident_prediction.serving_errors import ModelLoadError, describe_exception
 
 if TYPE_CHECKING:
     import pandas as pd

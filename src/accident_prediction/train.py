@@ -10,10 +10,12 @@ Nothing here prints: progress goes to the `progress` callback, the outcome is re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -93,6 +95,17 @@ class TrainingReport:
     tracking: TrackingTarget | None = None
     # (model, version, state file, "Staging" or "alias challenger")
     staged: tuple[tuple[str, str, Path, str], ...] = field(default=())
+
+
+def quiet_libraries() -> None:
+    """Our progress lines are the output; MLflow's INFO logs and library chatter are not."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401  (it sets its loggers up on import: set the level after)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
 
 
 def train(

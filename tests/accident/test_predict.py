@@ -156,6 +156,16 @@ def test_output_file(served: Registry, tmp_path: Path):
     assert json.loads(out.read_text())["model"]["name"] == XGB
 
 
+def test_output_file_that_cannot_be_written(served: Registry, tmp_path: Path):
+    out = tmp_path / "missing" / "predictions.json"
+    result = predict(str(EXAMPLES), "--config", str(served.config_path),
+                     "--use-mlflow-production", "--output", str(out))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {out}: No such file or directory")
+    assert "Traceback" not in result.output
+    assert not out.parent.exists()
+
+
 # --------------------------------------------------------------------------- bad input
 
 
