@@ -13,7 +13,6 @@ REGOPS_REGISTRY_NAME), never by its URI; reports are redacted of credentials too
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -35,7 +34,12 @@ from regops.core.state import STAGES
 from regops.errors import RegistryError, RegopsError, SnapshotError, StateError, UsageError
 from regops.files import fileio, jsonfile
 from regops.files.snapshot import SnapshotSource, load_snapshot, snapshot_doc
-from regops.render import reports
+from regops.render import (
+    render_candidates_file,
+    render_candidates_json,
+    render_file_json,
+    reports,
+)
 from regops.render.reports import Candidate, PlanReport, SnapshotNotice
 from regops.settings import Settings
 
@@ -183,8 +187,7 @@ def snapshot(ctx: click.Context, out: Path, models: tuple[str, ...]) -> int:
     s = settings(ctx)
     live = api.open_registry(s).snapshot(list(models) or None)
     doc = snapshot_doc(live, registry=registry_name(s) or "registry", created_at=audit.now())
-    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
-    fileio.write_atomic(out, reports.redact(text, _secrets(s)))
+    fileio.write_atomic(out, reports.redact(render_file_json(doc), _secrets(s)))
     click.echo(
         f"wrote {out}: {len(live.models)} model(s), fingerprint {doc['live_fingerprint'][:12]}"
     )
@@ -298,13 +301,9 @@ def candidates(
     s = settings(ctx)
     rows = find_candidates(s, manifest, _required(require_tags or DEFAULT_EVIDENCE))
     if out is not None:
-        passed = [{"model": c.model, "version": c.version} for c in rows if c.passed]
-        fileio.write_atomic(out, json.dumps(passed, separators=(",", ":")) + "\n")
+        fileio.write_atomic(out, render_candidates_file(rows))
     if s.fmt == "json":
-        doc = [
-            {"model": c.model, "version": c.version, "passed": c.passed, "why": c.why} for c in rows
-        ]
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(render_candidates_json(rows))
     else:
         click.echo(reports.render_candidates(rows, s.fmt))
     return 0

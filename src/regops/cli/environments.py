@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from regops.cli.options import common_options, settings
-from regops.render.mdsafe import safe
+from regops.render import render_environment_list
 
 
 @click.command()
@@ -22,15 +20,9 @@ def environments(ctx: click.Context) -> int:
     """
     s = settings(ctx, pick_env=False)
     envs = list(s.config.environments.values()) if s.config else []
-    if s.fmt == "json":
-        click.echo(json.dumps([e.name for e in envs]))
-        return 0
-    for e in envs:
-        line = (
-            f"{e.name}: state {e.state_dir}, registry {e.tracking_uri_template}, "
-            f"login from {e.describe_credentials()}"
-        )
-        click.echo(safe(line, oneline=True))  # regops.yaml's text: shown, not obeyed
+    out = render_environment_list(envs, s.fmt)
+    if out:  # none declared, in text: nothing at all
+        click.echo(out)
     return 0
 
 

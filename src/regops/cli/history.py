@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -13,8 +12,7 @@ from regops.cli.options import common_options, settings
 from regops.core.promotion import lineage_rows
 from regops.core.timeline import History
 from regops.errors import UsageError
-from regops.render import render_history, render_history_at, render_lineage
-from regops.render.mdsafe import md_fence
+from regops.render import render_history, render_history_at
 from regops.settings import Settings
 
 # The registry side of history is optional (the git side stands alone, and says when the
@@ -68,16 +66,7 @@ def history(
 
     warn(h.warnings)  # a hostile stamp is shown as absent in the history: say which
     lineage = _lineage(s, h, model) if h.registry else []
-    if s.fmt == "json" and lineage:
-        doc = h.to_dict()
-        doc["lineage"] = lineage
-        click.echo(json.dumps(doc, indent=2))
-        return 0
-    click.echo(render_history(h, s.fmt))
-    if lineage and s.fmt == "text":
-        click.echo("\n" + render_lineage(lineage))
-    elif lineage:
-        click.echo("\n" + "\n".join(md_fence(render_lineage(lineage))))
+    click.echo(render_history(h, s.fmt, lineage))
     return 0
 
 

@@ -15,6 +15,8 @@ __all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one esc
 if TYPE_CHECKING:  # annotations only: `regops validate` does not load the history modules
     from regops.core.time_travel import Holding, StateAt
     from regops.core.timeline import Applied, Entry, History
+    from regops.files.environments import Environment
+    from regops.render.reports import Candidate
 
 
 # ---- escaping: every renderer passes untrusted text (names, descriptions, commit
@@ -304,10 +306,18 @@ def history_markdown(h: History) -> str:
     return "\n".join(lines)
 
 
-def render_history(h: History, fmt: str) -> str:
+def render_history(h: History, fmt: str, lineage: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The timeline, then the versions copied from other environments (`lineage`) if any."""
     if fmt == "json":
-        return json.dumps(h.to_dict(), indent=2)
-    return history_markdown(h) if fmt == "markdown" else history_text(h)
+        doc = h.to_dict()
+        if lineage:
+            doc["lineage"] = list(lineage)
+        return json.dumps(doc, indent=2)
+    out = history_markdown(h) if fmt == "markdown" else history_text(h)
+    if not lineage:
+        return out
+    rows = render_lineage(list(lineage))
+    return out + "\n\n" + (rows if fmt == "text" else "\n".join(md_fence(rows)))
 
 
 # ---- history at a time (history --at) --------------------------------------------------------
@@ -564,7 +574,7 @@ def render_record(row: Mapping[str, Any], fmt: str) -> str:
     )
 
 
-def render_lineage(rows: list[dict[str, Any]]) -> str:
+def render_lineage(rows: Sequence[Mapping[str, Any]]) -> str:
     """Text lines, e.g. `M v3 <- dev M v7 (run 3f2a..., asked for by commit 67eaae0)`."""
     if not rows:
         return ""
@@ -579,3 +589,39 @@ def render_lineage(rows: list[dict[str, Any]]) -> str:
         # The lineage tag is registry data: shown, not obeyed, one line per copy.
         lines.append(safe(line, oneline=True))
     return "\n".join(lines)
+
+
+# ---- small documents: candidates, environments, snapshot files ------------------------------
+
+
+def render_file_json(doc: Mapping[str, Any]) -> str:
+    """A JSON file regops writes (a snapshot, a saved plan): indented, one final newline."""
+    return render_json(doc) + "\n"
+
+
+def render_candidates_json(rows: Sequence[Candidate]) -> str:
+    """`regops candidates --format json`: every candidate with its verdict."""
+    doc = [{"model": c.model, "version": c.version, "passed": c.passed, "why": c.why} for c in rows]
+    return json.dumps(doc, indent=2)
+
+
+def render_candidates_file(rows: Sequence[Candidate]) -> str:
+    """`regops candidates --out`: the passing versions, one line of JSON (`propose` reads it)."""
+    passed = [{"model": c.model, "version": c.version} for c in rows if c.passed]
+    return json.dumps(passed, separators=(",", ":")) + "\n"
+
+
+def render_environment_list(envs: Sequence[Environment], fmt: str) -> str:
+    """`regops environments`: JSON, the names (a CI matrix); text, a line each ("" for none).
+
+    Variable names only, never a value; regops.yaml's text is shown, not obeyed."""
+    if fmt == "json":
+        return json.dumps([e.name for e in envs])
+    return "\n".join(
+        safe(
+            f"{e.name}: state {e.state_dir}, registry {e.tracking_uri_template}, "
+            f"login from {e.describe_credentials()}",
+            oneline=True,
+        )
+        for e in envs
+    )
