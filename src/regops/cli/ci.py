@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from regops import api
-from regops.adapters.tracking import resolve_tracking_uri
+from regops.adapters.tracking import mask_values, report_secrets, resolve_tracking_uri
 from regops.cli.options import (
     REGISTRY_NAME_ENV,
     common_options,
@@ -68,7 +68,7 @@ def _secrets(s: Settings) -> list[str]:
         # An unset ${VAR}: nothing of that URI can appear in a report either.
         with contextlib.suppress(RegopsError):
             uris.append(s.environment.tracking_uri)
-    return reports.secret_values(uris, env)
+    return report_secrets(uris, env)
 
 
 def _footer() -> tuple[str, ...]:
@@ -119,11 +119,9 @@ def run_plan_command(
         secrets = _secrets(s)
 
         def summary(full: str) -> str:  # when the report is too long for one comment
-            return reports.redact(reports.render_plan_report(doc, full), secrets)
+            return mask_values(reports.render_plan_report(doc, full), secrets)
 
-        reports.write_report(
-            report, reports.redact(reports.render_plan_report(doc), secrets), summary
-        )
+        reports.write_report(report, mask_values(reports.render_plan_report(doc), secrets), summary)
 
     try:
         source: SnapshotSource | None = None
@@ -162,7 +160,7 @@ def run_plan_command(
     if out is not None:
         from regops.render import render_json
 
-        fileio.write_atomic(out, reports.redact(render_json(doc), _secrets(s)) + "\n")
+        fileio.write_atomic(out, mask_values(render_json(doc), _secrets(s)) + "\n")
     write(plan=doc)
     return p
 
@@ -187,7 +185,7 @@ def snapshot(ctx: click.Context, out: Path, models: tuple[str, ...]) -> int:
     s = settings(ctx)
     live = api.open_registry(s).snapshot(list(models) or None)
     doc = snapshot_doc(live, registry=registry_name(s) or "registry", created_at=audit.now())
-    fileio.write_atomic(out, reports.redact(render_file_json(doc), _secrets(s)))
+    fileio.write_atomic(out, mask_values(render_file_json(doc), _secrets(s)))
     click.echo(
         f"wrote {out}: {len(live.models)} model(s), fingerprint {doc['live_fingerprint'][:12]}"
     )
