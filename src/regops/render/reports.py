@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from regops import render
-from regops.adapters.tracking import mask_values, report_secrets
 from regops.files import fileio
 from regops.render import md, md_code, md_fence
 
@@ -310,10 +309,3 @@ def render_proposal(rows: Sequence[Candidate], stage: str, changed: Sequence[str
         "updated in place by the next training run.",
     ]
     return "\n".join(lines) + "\n"
-
-
-# ---- redaction: adapters.tracking's (report_secrets, mask_values) -------------------------
-# These two names stay only while cli/ci.py calls them (that module changes in another step
-# of issue 18): the one implementation is tracking's. Remove them with that change.
-secret_values = report_secrets
-redact = mask_values
