@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from accident_prediction.errors import ModelNotFoundError, ServingError
 from regops.adapters.tracking import stages_supported
-from regops.api import search_models, search_versions
+from regops.api import STAGES, search_models, search_versions
 
 __all__ = ["stages_supported"]  # re-exported: callers ask this module
 
@@ -30,7 +30,6 @@ DEFAULT_MODEL = "Accident_Prediction_XGBoost"  # what --use-mlflow-production se
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"  # what training proposes when the state is alias-only
 PRODUCTION = "Production"
-STAGES = ("None", "Staging", "Production", "Archived")
 
 
 @dataclass(frozen=True)

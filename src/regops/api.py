@@ -36,7 +36,7 @@ from regops.core import audit, jsonio, promotion, views
 from regops.core.live import LiveModel, LiveState
 from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
 from regops.core.planner import plan as compute_plan
-from regops.core.state import DesiredState
+from regops.core.state import STAGES, DesiredState
 from regops.core.time_travel import StateAt, state_at
 from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
 from regops.errors import PlanError, RegopsError, StalePlanError, UsageError
@@ -50,6 +50,7 @@ from regops.files.stage_mode import stages_in_use
 from regops.settings import Settings
 
 __all__ = [
+    "STAGES",
     "DesiredState",
     "EditResult",
     "History",

@@ -33,6 +33,7 @@ from regops.core.plan import Plan
 from regops.core.state import STAGES
 from regops.errors import RegistryError, RegopsError, SnapshotError, StateError, UsageError
 from regops.files import fileio, jsonfile
+from regops.files.credentials import CREDENTIAL_ENV
 from regops.files.snapshot import SnapshotSource, load_snapshot, snapshot_doc
 from regops.render import (
     render_candidates_file,
@@ -46,14 +47,6 @@ from regops.settings import Settings
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
 MAX_NAME_CHARS = 256  # MLflow stores a registered model name in 256 characters
 DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
-CREDENTIAL_ENV = (
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_TOKEN",
-    "DAGSHUB_REPO",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-)
 
 
 def registry_name(s: Settings) -> str | None:
