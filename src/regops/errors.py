@@ -89,7 +89,7 @@ class EditError(RegopsError):
 
 
 # regops.files.environments
-class EnvironmentError_(RegopsError):  # noqa: N801 - `EnvironmentError` is a builtin alias
+class UnknownEnvironmentError(RegopsError):
     """An environment cannot be used (unknown name, unset variable)."""
 
 
@@ -111,6 +111,25 @@ class CopyError(RegopsError):
 # regops.adapters.mlflow.rest_reads
 class AnswerError(RegistryError):
     """The registry answered something regops cannot use (wrong types, endless pages, ...)."""
+
+
+# regops.adapters.mlflow.rest_http (the registry's reader turns both into a RegistryError
+# naming the registry; they are RegopsErrors so that none can reach the user as a traceback)
+class RestError(RegopsError):
+    """An error answer, as MLflow's RestException / MlflowException would report it."""
+
+    def __init__(self, message: str, error_code: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+# regops.adapters.mlflow.rest_http
+class SlowAnswerError(RegopsError):
+    """No complete answer within the call's budget (the server stalled or dripped)."""
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"no complete answer within {budget:g} s")
+        self.budget = budget
 
 
 # regops.adapters.mlflow.registry

@@ -21,7 +21,7 @@ import pytest
 
 from regops.adapters.mlflow import rest_http, rest_reads
 from regops.adapters.mlflow.registry import MlflowRegistry, classify
-from regops.errors import RegistryUnreachable
+from regops.errors import RegistryUnreachable, RestError
 from tests.support import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_error_answers_match_mlflows(
     theirs, ours = both_getters(recorder.url)
     with pytest.raises(Exception) as want:
         theirs("registered-models/search", PARAMS)
-    with pytest.raises(rest_http.RestError) as got:
+    with pytest.raises(RestError) as got:
         ours("registered-models/search", PARAMS)
     assert str(got.value) == str(want.value)
     assert got.value.error_code == want.value.error_code  # type: ignore[attr-defined]
@@ -263,5 +263,5 @@ def test_a_query_string_in_the_uri_is_sent_with_every_read(recorder: Recorder) -
     ids=["deep", "huge-numeric-code", "unicode-digit-code"],
 )
 def test_a_hostile_error_body_is_a_rest_error(text: str) -> None:
-    with pytest.raises(rest_http.RestError):
+    with pytest.raises(RestError):
         rest_http.check(400, text, "registered-models/search")

@@ -38,7 +38,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from regops.core.state import shown
-from regops.errors import Diagnostic, EnvironmentError_, FileReadError, StateError, UsageError
+from regops.errors import Diagnostic, FileReadError, StateError, UnknownEnvironmentError, UsageError
 from regops.files import SCHEMAS, fileio, yamlio
 from regops.files.credentials import CREDENTIAL_VARS  # MLflow's login; the config names its fillers
 
@@ -72,7 +72,7 @@ class Environment:
         for kind, var in self.credentials.items():
             value = os.environ.get(var)
             if not value:
-                raise EnvironmentError_(
+                raise UnknownEnvironmentError(
                     f"environment {self.name}: ${{{var}}} ({kind}) is not set; "
                     f"{self.config_file} names it as {self.name}'s {kind}"
                 )
@@ -111,7 +111,7 @@ def expand(template: str, *, what: str) -> str:
     def sub(m: re.Match[str]) -> str:
         value = os.environ.get(m.group(1))
         if not value:
-            raise EnvironmentError_(f"{what} needs ${{{m.group(1)}}}, which is not set")
+            raise UnknownEnvironmentError(f"{what} needs ${{{m.group(1)}}}, which is not set")
         return value
 
     return VAR.sub(sub, template)

@@ -40,7 +40,7 @@ from regops.adapters.mlflow.rest_reads import quote_name
 from regops.adapters.tracking import http_defaults, mask_secrets, mask_uri, remember_uri_secrets
 from regops.adapters.tracking import stages_supported as stages_supported
 from regops.core.live import AUDIT_PREFIX, LiveModel, LiveState, LiveVersion, tag_problems
-from regops.errors import AnswerError, RegistryError, RegistryUnreachable
+from regops.errors import AnswerError, RegistryError, RegistryUnreachable, SlowAnswerError
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ def classify(exc: BaseException) -> str:
 
     By exception type and MLflow error code, never by the wording of a message.
     """
-    if _requests_failure(exc) is not None or isinstance(exc, rest_http.AnswerTooSlow):
+    if _requests_failure(exc) is not None or isinstance(exc, SlowAnswerError):
         return UNREACHABLE
     if isinstance(exc, ConnectionError | TimeoutError):
         # Raised by the operating system below a direct (non-HTTP) store: nobody retried it.
@@ -122,7 +122,7 @@ def unreachable_reason(exc: BaseException) -> str:
     timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "?")
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
     cert = _cert_failure(failure)
-    if isinstance(exc, rest_http.AnswerTooSlow):
+    if isinstance(exc, SlowAnswerError):
         what = (
             f"no complete answer within {exc.budget:g} s (the server answered too slowly, "
             "or a byte at a time)"

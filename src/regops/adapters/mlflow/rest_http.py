@@ -23,7 +23,7 @@ The server's answers are untrusted input (issue 17), on this path and on MLflow'
   MLFLOW_HTTP_REQUEST_TIMEOUT per try plus the backoff between tries (and a second's
   grace), however slowly the
   server drips its headers or body (`requests`' timeout bounds each socket read only);
-  past it, AnswerTooSlow (reported as an unreachable registry);
+  past it, SlowAnswerError (reported as an unreachable registry);
 - size: an answer's body is read up to MAX_ANSWER_BYTES (else AnswerError, nothing
   parsed) and an error answer's up to MAX_ERROR_BYTES (cut, then shown and masked);
 - the URI's path prefix is kept and its query parameters are sent with every request:
@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from regops.adapters.mlflow.rest_reads import API, Get
-from regops.errors import AnswerError
+from regops.errors import AnswerError, RestError, SlowAnswerError
 
 T = TypeVar("T")
 
@@ -90,22 +90,6 @@ BACKOFF_MAX = 120.0  # urllib3's cap on one backoff sleep (Retry.DEFAULT_BACKOFF
 BUDGET_GRACE_S = 1.0
 
 
-class RestError(Exception):
-    """An error answer, as MLflow's RestException / MlflowException would report it."""
-
-    def __init__(self, message: str, error_code: str) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-
-
-class AnswerTooSlow(Exception):  # noqa: N818 - what the user reads: the answer was too slow
-    """No complete answer within the call's budget (the server stalled or dripped)."""
-
-    def __init__(self, budget: float) -> None:
-        super().__init__(f"no complete answer within {budget:g} s")
-        self.budget = budget
-
-
 def call_budget(environ: Mapping[str, str] | None = None) -> float:
     """Seconds a call may take with MLflow's retries: MLFLOW_HTTP_REQUEST_TIMEOUT per try,
     plus each backoff sleep (factor x 2^n, capped as urllib3 caps it) and its jitter, and
@@ -120,7 +104,7 @@ def call_budget(environ: Mapping[str, str] | None = None) -> float:
 
 
 def within(budget: float, call: Callable[[threading.Event], T]) -> T:
-    """`call(expired)` in a worker thread; AnswerTooSlow if it has not returned after
+    """`call(expired)` in a worker thread; SlowAnswerError if it has not returned after
     `budget` seconds. `expired` is set then: a call reading a body stops at its next chunk
     (a call stalled in a socket read ends at `requests`' own per-read timeout; the daemon
     worker never holds the process)."""
@@ -139,7 +123,7 @@ def within(budget: float, call: Callable[[threading.Event], T]) -> T:
     threading.Thread(target=run, name="regops-http", daemon=True).start()
     if not done.wait(budget):
         expired.set()
-        raise AnswerTooSlow(budget)
+        raise SlowAnswerError(budget)
     if "error" in box:
         raise box["error"]
     value: T = box["value"]
@@ -157,7 +141,7 @@ def read_body(response: Any, expired: threading.Event, endpoint: str) -> bytes:
     try:
         for chunk in stream:
             if expired.is_set():
-                return b""  # the caller has already reported AnswerTooSlow
+                return b""  # the caller has already reported SlowAnswerError
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
