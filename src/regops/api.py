@@ -35,7 +35,7 @@ from regops.adapters.tracking import resolve_tracking_uri, stages_supported
 from regops.core import audit, jsonio, promotion, views
 from regops.core.live import LiveModel, LiveState
 from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
-from regops.core.planner import plan as compute_plan
+from regops.core.planner import diff
 from regops.core.state import STAGES, DesiredState
 from regops.core.time_travel import StateAt, state_at
 from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
@@ -223,15 +223,15 @@ def run_plan(
     shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
-        return compute_plan(desired, live, only=only, registry=shown, created_at=audit.now())
+        return diff(desired, live, only=only, registry=shown, created_at=audit.now())
     if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
-        from regops.core.planner import plan_snapshot
+        from regops.core.planner import diff_snapshot
 
-        return plan_snapshot(
+        return diff_snapshot(
             desired, live, env=settings.env_name, only=only, registry=shown, created_at=audit.now()
         )
     res = _resolve_copies(settings, desired, live, refs)
-    p = compute_plan(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
+    p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
     return promotion.with_copies(p, res, live)
 
 

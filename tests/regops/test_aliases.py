@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from regops.cli import cli
 from regops.core.audit import Stamp
-from regops.core.planner import plan
+from regops.core.planner import diff
 from regops.core.state import AliasPolicy, Policy
 from regops.errors import StateError
 from regops.files.loader import load_state
@@ -292,7 +292,7 @@ def test_alias_only_plans_no_stage_change(
 ) -> None:
     desired = b.desired({"1": (None, ["champion"]), "2": (None, [])}, pol=ALIAS_ONLY)
     live = b.live(live_versions, aliases=live_aliases)
-    p = plan(desired, live)
+    p = diff(desired, live)
     assert not p.errors
     assert [(c.kind, c.alias, c.action, tuple(g.gate for g in c.gates)) for c in p.changes] == (
         expected
@@ -407,7 +407,7 @@ def test_alias_gate_verdicts(
 ) -> None:
     desired = b.desired({"1": (None, []), "2": (None, ["champion"])}, pol=GATED_ALIASES)
     live = b.live({"1": "None", "2": (stage, tags)}, aliases={"champion": "1", **live_aliases})
-    p = plan(desired, live)
+    p = diff(desired, live)
     (change,) = [c for c in p.changes if c.alias == "champion"]
     assert [(g.passed, g.detail) for g in change.gates] == expected
     assert change.blocked == (not all(ok for ok, _ in expected))
@@ -422,6 +422,6 @@ def test_restoring_a_drifted_alias_skips_require_from() -> None:
         aliases={"champion": "2"},
         applied={"1": [None, "champion"], "2": [None]},
     )
-    (change,) = plan(desired, live).changes
+    (change,) = diff(desired, live).changes
     assert (change.reason, change.action) == ("drift", "apply")
     assert [g.gate for g in change.gates] == ["require_tags"]

@@ -14,7 +14,7 @@ from regops.adapters.mlflow.executor import apply
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.cli import cli
 from regops.core.plan import OutcomeStatus
-from regops.core.planner import plan
+from regops.core.planner import diff
 from regops.files.loader import load_state
 from tests.support import MlflowServer, make_registry, start_mlflow_server
 
@@ -246,7 +246,7 @@ def test_server_stopped_midway_reports_then_rerun_converges(
         (tmp_path / "registry-state" / "m.yaml").write_text(STATE)
         desired = load_state(Path("registry-state"))
         dying = _DyingRegistry(server, budget=2)  # dies while stamping the 3rd change
-        p = plan(desired, dying.snapshot(list(desired.models)))
+        p = diff(desired, dying.snapshot(list(desired.models)))
         stamps = {m: {"regops.commit": "c1"} for m in p.models}
         result = apply(p, dying, stamps, sleep=lambda _s: None)
         statuses = [o.status for o in result.outcomes]

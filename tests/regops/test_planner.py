@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from regops.core.plan import Action, Plan
-from regops.core.planner import plan
+from regops.core.planner import diff
 from tests.regops.builders import desired, live, policy
 
 PLAN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
@@ -132,7 +132,7 @@ CASES = [
 
 @pytest.mark.parametrize(("want", "have", "expected"), CASES)
 def test_plan_changes(want, have, expected) -> None:  # type: ignore[no-untyped-def]
-    p = plan(want, have)
+    p = diff(want, have)
     assert summary(p) == expected
     doc = p.to_dict()
     Draft202012Validator(PLAN_SCHEMA).validate(doc)
@@ -140,9 +140,9 @@ def test_plan_changes(want, have, expected) -> None:  # type: ignore[no-untyped-
 
 
 def test_description_change_and_unmanaged_description() -> None:
-    p = plan(desired({"1": "None"}, description="new"), live({"1": "None"}, description="old"))
+    p = diff(desired({"1": "None"}, description="new"), live({"1": "None"}, description="old"))
     assert [(c.kind, c.before, c.after) for c in p.changes] == [("description", "old", "new")]
-    assert plan(desired({"1": "None"}), live({"1": "None"}, description="old")).changes == ()
+    assert diff(desired({"1": "None"}), live({"1": "None"}, description="old")).changes == ()
 
 
 DRIFT = [
@@ -199,7 +199,7 @@ DRIFT = [
 @pytest.mark.parametrize(("mode", "want", "have", "record", "expected", "code"), DRIFT)
 def test_drift_modes(mode, want, have, record, expected, code) -> None:  # type: ignore[no-untyped-def]
     applied = {"1": record} if record else None
-    p = plan(desired({"1": want}, pol=policy(drift=mode)), live({"1": have}, applied=applied))
+    p = diff(desired({"1": want}, pol=policy(drift=mode)), live({"1": have}, applied=applied))
     if expected is None:
         assert p.changes == ()
     else:
@@ -209,7 +209,7 @@ def test_drift_modes(mode, want, have, record, expected, code) -> None:  # type:
 
 
 def test_alias_drift_is_detected_and_corrected() -> None:
-    p = plan(
+    p = diff(
         desired({"1": ("Production", ["champion"]), "2": ("Staging", [])}),
         live(
             {"1": "Production", "2": "Staging"},
@@ -222,7 +222,7 @@ def test_alias_drift_is_detected_and_corrected() -> None:
 
 
 def test_restoring_drift_skips_require_from_but_not_tags() -> None:
-    p = plan(
+    p = diff(
         desired({"1": "Production"}, pol=GATED),
         live({"1": ("Archived", PASSED)}, applied={"1": ["Production"]}),
     )
@@ -232,7 +232,7 @@ def test_restoring_drift_skips_require_from_but_not_tags() -> None:
 
 
 def test_gate_verdicts_explain_failures() -> None:
-    p = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("None", {})}))
+    p = diff(desired({"1": "Production"}, pol=GATED), live({"1": ("None", {})}))
     (c,) = p.changes
     failed = {g.gate: g.detail for g in c.gates if not g.passed}
     assert (
@@ -270,26 +270,26 @@ def test_gate_verdicts_explain_failures() -> None:
     ],
 )
 def test_plan_errors(want, have, error) -> None:  # type: ignore[no-untyped-def]
-    p = plan(want, have)
+    p = diff(want, have)
     assert p.errors
     assert p.errors[0].startswith(error)
     assert p.exit_code(detailed=True) == 1
 
 
 def test_exit_codes() -> None:
-    assert plan(desired({"1": "None"}), live({"1": "None"})).exit_code(detailed=True) == 0
-    assert plan(desired({"1": "Staging"}), live({"1": "None"})).exit_code(detailed=True) == 2
-    assert plan(desired({"1": "Staging"}), live({"1": "None"})).exit_code(detailed=False) == 0
-    suspended = plan(desired({"1": "Staging"}, suspend=True), live({"1": "None"}))
+    assert diff(desired({"1": "None"}), live({"1": "None"})).exit_code(detailed=True) == 0
+    assert diff(desired({"1": "Staging"}), live({"1": "None"})).exit_code(detailed=True) == 2
+    assert diff(desired({"1": "Staging"}), live({"1": "None"})).exit_code(detailed=False) == 0
+    suspended = diff(desired({"1": "Staging"}, suspend=True), live({"1": "None"}))
     assert suspended.exit_code(detailed=True) == 0
     assert suspended.suspended == ("M",)
 
 
 def test_applied_record_written_only_when_it_changes() -> None:
     want = desired({"1": ("Production", ["champion"])})
-    first = plan(want, live({"1": "Production"}, aliases={"champion": "1"}))
+    first = diff(want, live({"1": "Production"}, aliases={"champion": "1"}))
     assert json.loads(first.records["M"]) == {"1": ["Production", "champion"]}
-    again = plan(
+    again = diff(
         want,
         live(
             {"1": "Production"},
@@ -299,23 +299,23 @@ def test_applied_record_written_only_when_it_changes() -> None:
     )
     assert again.records == {}
     assert again.changes == ()
-    assert plan(desired({"1": "None"}, suspend=True), live({"1": "None"})).records == {}
+    assert diff(desired({"1": "None"}, suspend=True), live({"1": "None"})).records == {}
 
 
 def test_only_limits_models_and_order_is_deterministic() -> None:
     want = desired({"1": "Staging"}, extra={})
-    p1 = plan(want, live({"1": "None"}), only=["M"])
-    p2 = plan(want, live({"1": "None"}), only=["M"])
+    p1 = diff(want, live({"1": "None"}), only=["M"])
+    p2 = diff(want, live({"1": "None"}), only=["M"])
     assert p1.changes == p2.changes
     assert p1.models == ("M",)
-    assert plan(want, live({"1": "None"}), only=[]).changes == ()
+    assert diff(want, live({"1": "None"}), only=[]).changes == ()
 
 
 def test_returning_to_a_stage_held_before_is_a_rollback_not_a_promotion() -> None:
     held = {**PASSED, "regops.held": "Production,Staging"}
-    p = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", held)}))
+    p = diff(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", held)}))
     (c,) = p.changes
     assert c.action == Action.APPLY
     assert c.gates[0].detail == "version 1 held Production before (a rollback)"
-    never = plan(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", PASSED)}))
+    never = diff(desired({"1": "Production"}, pol=GATED), live({"1": ("Archived", PASSED)}))
     assert never.changes[0].action == Action.BLOCKED

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from regops.core.live import LiveState
 from regops.core.plan import Action, Plan
-from regops.core.planner import plan, plan_snapshot
+from regops.core.planner import diff, diff_snapshot
 from regops.core.promotion import LINEAGE_TAG, Lineage
 from regops.core.state import AliasPolicy, Policy, StagePolicy
 from tests.regops.builders import desired, live
@@ -121,7 +121,7 @@ def test_a_protected_alias_the_state_no_longer_names(
     warnings: list[str],
     changes: list[tuple[str, ...]],
 ) -> None:
-    p = plan(desired(want, pol=pol), live(have, aliases=aliases))
+    p = diff(desired(want, pol=pol), live(have, aliases=aliases))
     assert list(p.warnings) == warnings
     assert summary(p) == changes
     assert p.ok  # a warning, not a block: nothing in git asks to move it
@@ -138,7 +138,7 @@ def test_a_protected_alias_the_state_no_longer_names(
 )
 def test_a_plan_that_would_remove_it_is_still_refused(pol: Policy, errors: str) -> None:
     want = {"1": ("Production", [])} if pol.unlisted_versions == "ignore" else {"2": "Staging"}
-    p = plan(desired(want, pol=pol), live({"1": "Production", "2": "Staging"}, aliases={
+    p = diff(desired(want, pol=pol), live({"1": "Production", "2": "Staging"}, aliases={
         "champion": "1"}))  # fmt: skip
     assert any(errors in e for e in p.errors), p.errors
     assert not p.warnings  # the error already says it
@@ -146,7 +146,7 @@ def test_a_plan_that_would_remove_it_is_still_refused(pol: Policy, errors: str) 
 
 def test_a_suspended_model_still_says_it() -> None:
     d = desired({"2": "Staging"}, pol=protecting("champion"), suspend=True)
-    p = plan(d, live({"1": "Production", "2": "Staging"}, aliases={"champion": "1"}))
+    p = diff(d, live({"1": "Production", "2": "Staging"}, aliases={"champion": "1"}))
     assert list(p.warnings) == [HELD_BY_UNLISTED]
 
 
@@ -218,7 +218,7 @@ SNAPSHOT = [
 def test_copies_planned_against_a_snapshot(
     want: dict[str, object], have: LiveState, changes: list[tuple[str, ...]]
 ) -> None:
-    p = plan_snapshot(desired(want), have, env="prod")
+    p = diff_snapshot(desired(want), have, env="prod")
     assert summary(p) == changes
     for c in p.changes:
         if c.action == Action.BLOCKED:  # each blocked change says why, and only that
@@ -241,7 +241,7 @@ def test_gates_that_would_judge_the_copy_give_way_to_the_one_verdict() -> None:
         aliases=MappingProxyType({"champion": AliasPolicy(require_from=("Production",))}),
     )
     d = desired({"dev@7": ("Production", ["champion"])}, pol=gated)
-    p = plan_snapshot(d, live({"1": "None"}), env="prod")
+    p = diff_snapshot(d, live({"1": "None"}), env="prod")
     assert [(c.kind, c.action) for c in p.changes] == [
         ("copy", Action.BLOCKED),
         ("stage", Action.BLOCKED),
@@ -252,7 +252,7 @@ def test_gates_that_would_judge_the_copy_give_way_to_the_one_verdict() -> None:
 
 
 def test_a_suspended_model_stays_suspended() -> None:
-    p = plan_snapshot(desired({"dev@7": "Staging"}, suspend=True), live({"1": "None"}), env="prod")
+    p = diff_snapshot(desired({"dev@7": "Staging"}, suspend=True), live({"1": "None"}), env="prod")
     assert [(c.kind, c.action) for c in p.changes] == [
         ("copy", Action.SUSPENDED),
         ("stage", Action.SUSPENDED),
@@ -261,7 +261,7 @@ def test_a_suspended_model_stays_suspended() -> None:
 
 
 def test_without_an_environment_the_verdict_says_how_to_name_one() -> None:
-    p = plan_snapshot(desired({"dev@7": "Staging"}), live({"1": "None"}), env=None)
+    p = diff_snapshot(desired({"dev@7": "Staging"}), live({"1": "None"}), env=None)
     detail = p.changes[0].gates[0].detail
     assert "--live holds this environment's registry only, not dev's" in detail
     assert "(regops plan --env NAME)" in detail
@@ -277,7 +277,7 @@ def test_only_the_models_asked_for() -> None:
             {**state.models, "Other": replace(state.models["M"], name="Other")}
         ),
     )
-    p = plan_snapshot(d, state, env="prod", only=["M"])
+    p = diff_snapshot(d, state, env="prod", only=["M"])
     assert {c.model for c in p.changes} == {"M"}
     assert p.changes[0].before == "dev/M@7"
 

@@ -1,4 +1,4 @@
-"""plan(desired, live) -> Plan. Pure: no I/O, no mlflow, deterministic order.
+"""diff(desired, live) -> Plan. Pure: no I/O, no mlflow, deterministic order.
 
 Rules, per managed model:
 - A listed version whose live stage differs from its declared stage gets a stage
@@ -29,7 +29,7 @@ Rules, per managed model:
   `restamps` and reconcile writes the stamp.
 - Protected aliases: one held live by a version no state file lists, and declared on no
   version, is left alone (`unlisted_versions: ignore`) but named in the plan's warnings.
-- Copies planned against a snapshot (`plan --live`, `plan_snapshot`): the snapshot
+- Copies planned against a snapshot (`plan --live`, `diff_snapshot`): the snapshot
   holds no other environment, so a copy key (`dev@7`) not yet made here is a BLOCKED
   copy whose `source` verdict says why (and so is each change that needs the copy);
   one already made (found by its lineage) is planned as the version it became.
@@ -53,7 +53,7 @@ STAGE_RANK = {"Production": 0, "Staging": 1, "None": 2, "Archived": 3}
 MAX_RECORD_CHARS = 5000  # MLflow's limit on a registered-model tag value
 
 
-def plan(
+def diff(
     desired: DesiredState,
     live: LiveState,
     *,
@@ -117,7 +117,7 @@ def plan(
     )
 
 
-def plan_snapshot(
+def diff_snapshot(
     desired: DesiredState,
     live: LiveState,
     *,
@@ -176,7 +176,7 @@ def plan_snapshot(
             live_models[name] = replace(
                 base, versions=MappingProxyType({**base.versions, **placeholders})
             )
-    p = plan(
+    p = diff(
         replace(desired, models=MappingProxyType(models)),
         replace(live, models=MappingProxyType(live_models)),
         only=only,
