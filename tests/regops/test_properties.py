@@ -24,13 +24,13 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 
 from regops.adapters.mlflow.executor import apply
 from regops.core.live import APPLIED_TAG, LiveModel, LiveState, LiveVersion
 from regops.core.plan import Action, OutcomeStatus, Plan
-from regops.core.planner import plan
+from regops.core.planner import diff
 from regops.core.state import DesiredState, ModelSpec, Policy, StagePolicy, VersionSpec
 from regops.errors import PlanError
 
@@ -303,8 +303,8 @@ def actionable(p: Plan) -> list[str]:
 @given(scenarios(valid=False))
 def test_plan_never_raises_and_is_deterministic(scenario: tuple[DesiredState, LiveState]) -> None:
     desired, live = scenario
-    first = plan(desired, live)
-    assert first == plan(desired, live)
+    first = diff(desired, live)
+    assert first == diff(desired, live)
     assert Plan.from_dict(json.loads(json.dumps(first.to_dict()))).changes == first.changes
     assert first.exit_code(detailed=True) in (0, 1, 2, 3)
 
@@ -314,7 +314,7 @@ def test_plan_never_raises_and_is_deterministic(scenario: tuple[DesiredState, Li
 def test_apply_then_plan_has_nothing_left(scenario: tuple[DesiredState, LiveState]) -> None:
     desired, live = scenario
     registry = MemoryRegistry.of(live)
-    p = plan(desired, live)
+    p = diff(desired, live)
     if not p.ok:
         with pytest.raises(PlanError):
             apply(p, registry, {})
@@ -325,7 +325,7 @@ def test_apply_then_plan_has_nothing_left(scenario: tuple[DesiredState, LiveStat
     assert [o.status for o in result.outcomes if o.change.action == Action.APPLY] == [
         OutcomeStatus.APPLIED
     ] * len(p.actionable)
-    again = plan(desired, registry.snapshot())
+    again = diff(desired, registry.snapshot())
     assert again.ok
     assert actionable(again) == []
     assert again.records == {}  # what was applied is recorded: no drift next time
@@ -335,7 +335,7 @@ def test_apply_then_plan_has_nothing_left(scenario: tuple[DesiredState, LiveStat
 @given(scenarios())
 def test_no_production_gap_and_no_alias_gap(scenario: tuple[DesiredState, LiveState]) -> None:
     desired, live = scenario
-    p = plan(desired, live)
+    p = diff(desired, live)
     assume(p.ok and p.actionable)
     registry = MemoryRegistry.of(live)
     apply(p, registry, {})
@@ -364,7 +364,7 @@ def test_server_dying_mid_apply_then_rerun_converges_without_repeats(
     stops there and reports the rest as skipped; after a restart one re-plan + apply
     converges, and no change that landed is applied again."""
     desired, live = scenario
-    p = plan(desired, live)
+    p = diff(desired, live)
     assume(p.ok and p.actionable)
     registry = MemoryRegistry.of(live)
     registry.down_from, registry.lands_then_fails = down_from, landed
@@ -378,10 +378,10 @@ def test_server_dying_mid_apply_then_rerun_converges_without_repeats(
 
     registry.down_from = None  # restarted
     registry.writes.clear()
-    rerun = plan(desired, registry.snapshot())
+    rerun = diff(desired, registry.snapshot())
     assert rerun.ok
     apply(rerun, registry, dict.fromkeys(rerun.models, STAMPS))
-    assert actionable(plan(desired, registry.snapshot())) == []
+    assert actionable(diff(desired, registry.snapshot())) == []
     again = [w for w in registry.writes if w[0] in CHANGE_WRITES]
     assert not landed_first & set(again), f"applied twice: {sorted(landed_first & set(again))}"
     assert len(again) == len(set(again))
@@ -402,11 +402,11 @@ def test_warned_drift_on_an_unlisted_version_stays_warned() -> None:
             }
         )
     )
-    first = plan(desired, live)
+    first = diff(desired, live)
     assert [(c.version, c.after, c.action) for c in first.changes] == [("1", "Archived", "warn")]
     registry = MemoryRegistry.of(live)
     apply(first, registry, {})  # writes nothing but the new record
-    second = plan(desired, registry.snapshot())
+    second = diff(desired, registry.snapshot())
     assert [(c.version, c.after, c.action) for c in second.changes] == [("1", "Archived", "warn")]
 
 
@@ -489,12 +489,12 @@ def test_real_sqlite_registry_converges(
     }
     desired = DesiredState(MappingProxyType(specs), files=desired.files)
     registry = MlflowRegistry(sqlite_registry)
-    p = plan(desired, registry.snapshot(list(specs)))
+    p = diff(desired, registry.snapshot(list(specs)))
     if not p.ok:
         return
     result = apply(p, registry, dict.fromkeys(p.models, STAMPS))
     assert result.ok, [o.error for o in result.outcomes if o.error]
-    assert actionable(plan(desired, registry.snapshot(list(specs)))) == []
+    assert actionable(diff(desired, registry.snapshot(list(specs)))) == []
 
 
 def test_memory_registry_matches_sqlite_snapshot(sqlite_registry: str) -> None:
@@ -529,19 +529,37 @@ def test_memory_registry_matches_sqlite_snapshot(sqlite_registry: str) -> None:
     }
 
 
-def test_strategies_reach_interesting_cases() -> None:
-    """Guard against a vacuous property: plans that apply, block, drift and suspend all occur."""
-    seen: set[str] = set()
+def _outcomes(p: Plan) -> set[str]:
+    """The actions, kinds and drift a plan shows."""
+    return (
+        {c.action.value for c in p.changes}
+        | {c.kind.value for c in p.changes}
+        | ({"drift"} if any(c.drift for c in p.changes) else set())
+    )
 
-    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
-    @given(scenarios())
-    def collect(scenario: tuple[DesiredState, LiveState]) -> None:
-        p = plan(*scenario)
-        seen.update(c.action for c in p.changes)
-        seen.update("drift" for c in p.changes if c.drift)
-        seen.update(c.kind for c in p.changes)
 
-    collect()
-    wanted = {"apply", "blocked", "warn", "suspended", "drift"}
-    wanted |= {"stage", "alias_set", "alias_move", "alias_delete", "description"}
-    assert wanted - seen == set()
+@pytest.mark.parametrize(
+    "outcome",
+    ["apply", "blocked", "warn", "suspended", "drift"]
+    + ["stage", "alias_set", "alias_move", "alias_delete", "description"],
+)
+def test_strategies_reach_interesting_cases(outcome: str) -> None:
+    """Guard against a vacuous property: plans that apply, block, drift and suspend all occur.
+
+    Searched for (hypothesis.find) rather than counted over a fixed number of examples: the
+    rarest, `warn`, first came after 66 to 712 examples over 20 seeds (one seed needed more
+    than 1,000), so a fixed count passed or failed with the seed, which derandomize derives
+    from the test's own code.
+    """
+    found = find(
+        scenarios(),
+        lambda scenario: outcome in _outcomes(diff(*scenario)),
+        settings=settings(
+            max_examples=20_000,
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],  # found is enough: no shrinking
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    assert outcome in _outcomes(diff(*found))
