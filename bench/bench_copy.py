@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support: the real-server helpers the tests use
 
-from tests.support import FAST_HTTP_ENV, MlflowServer, start_mlflow_server  # noqa: E402
+from tests.support.servers import FAST_HTTP_ENV, MlflowServer, start_mlflow_server  # noqa: E402
 
 XGB = "Accident_Prediction_XGBoost"
 BIN = Path(sys.executable).parent

@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.support: the real-server helpers the tests use
 
-from tests.support import FAST_HTTP_ENV, start_mlflow_server  # noqa: E402
+from tests.support.servers import FAST_HTTP_ENV, start_mlflow_server  # noqa: E402
 
 import registry_seed  # noqa: E402
 from bench_plan import cli_cmd, fmt_s  # noqa: E402

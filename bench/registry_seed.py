@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.support import MlflowServer, start_mlflow_server
+from tests.support.servers import MlflowServer, start_mlflow_server
 
 # The registry needs no job runner; without this each server also forks ~7 huey
 # consumers (~260 MB each) that compete for the CPU with what is measured.

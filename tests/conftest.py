@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FAST_HTTP_ENV, MlflowServer, refused_port, start_mlflow_server
+from tests.support.servers import FAST_HTTP_ENV, MlflowServer, refused_port, start_mlflow_server
 
 for _k, _v in FAST_HTTP_ENV.items():
     os.environ.setdefault(_k, _v)

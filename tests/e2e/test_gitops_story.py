@@ -22,9 +22,9 @@ from mlflow import MlflowClient
 
 from accident_prediction.cli import main as accident_cli
 from regops.cli import cli as regops_cli
-from tests.support import MlflowServer
+from tests.support.paths import ROOT
+from tests.support.servers import MlflowServer
 
-ROOT = Path(__file__).parents[2]
 XGB, LOGREG = "Accident_Prediction_XGBoost", "Accident_Prediction_Logistic_Regression"
 PEOPLE = {
     "bot": ("regops-bot", "bot@example.com"),

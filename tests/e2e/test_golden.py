@@ -20,10 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from regops.cli import cli
-from tests.support import make_registry
+from tests.support.paths import FIXTURES, GOLDEN
+from tests.support.servers import make_registry
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FORMATS = ("text", "markdown", "json")
 UPDATE = os.environ.get("REGOPS_UPDATE_GOLDEN") == "1"
 

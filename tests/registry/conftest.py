@@ -10,26 +10,20 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.backends.helpers import environ
-from tests.support import MlflowServer, start_mlflow_server
+from tests.support.backends import POSTGRES_ENV, AuthServer, in_ci
+from tests.support.servers import MlflowServer, start_mlflow_server
 
 # MLflow's client and server phone home for telemetry; with no network that only costs time.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-POSTGRES_ENV = "REGOPS_TEST_POSTGRES_URI"
 ENABLE_HINT = (
     f"set {POSTGRES_ENV}=postgresql+psycopg2://USER:PASSWORD@127.0.0.1:5432/DB "
     f'(a role allowed to CREATEDB), e.g. `export {POSTGRES_ENV}="$(.ci/start-postgres)"`'
 )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def _unavailable(reason: str) -> None:
@@ -80,37 +74,6 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "registry-state"
     path.mkdir()
     return path
-
-
-@dataclass
-class AuthServer:
-    """A real `mlflow server --app-name basic-auth` and its admin's credentials."""
-
-    server: MlflowServer
-    admin_user: str
-    admin_password: str
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def admin_env(self) -> dict[str, str]:
-        return {
-            "MLFLOW_TRACKING_USERNAME": self.admin_user,
-            "MLFLOW_TRACKING_PASSWORD": self.admin_password,
-        }
-
-    def create_user(self, name: str, grants: dict[str, str] | None = None) -> str:
-        """Create a user (as admin) with permissions per model; returns its password."""
-        from mlflow.server import get_app_client
-
-        password = secrets.token_urlsafe(18)
-        with environ(self.admin_env()):
-            admin = get_app_client("basic-auth", tracking_uri=self.url)
-            admin.create_user(name, password)
-            for model, permission in (grants or {}).items():
-                admin.grant_user_permission(name, "registered_model", model, permission)
-        return password
 
 
 @pytest.fixture(scope="module")

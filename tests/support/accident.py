@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
+REPO = ROOT
 EXAMPLES = REPO / "examples" / "test_features.json"
 SAMPLE = 4000  # rows in all (80/20): enough for roc_auc well above the 0.70 floor
 MAX_TREES = 30

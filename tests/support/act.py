@@ -32,10 +32,10 @@ from typing import Any
 
 import yaml
 
-from tests.support import free_port
-from tests.workflows.fake_github import FakeGitHubServer
+from tests.support.fake_github import FakeGitHubServer
+from tests.support.paths import ROOT
+from tests.support.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 REPO = "acme/models"
 PINNED = re.compile(r"uses:\s+([\w.-]+/[\w.-]+)@([0-9a-f]{40})")
 BOT = ("-c", "user.name=test", "-c", "user.email=test@example.com")
@@ -308,6 +308,6 @@ def state(models: Mapping[str, Mapping[str, str]], policy: str = "") -> str:
 
 
 def seed(uri: str, models: Sequence[str], versions: int = 2) -> None:
-    from tests.support import make_registry
+    from tests.support.servers import make_registry
 
     make_registry(uri, dict.fromkeys(models, versions))

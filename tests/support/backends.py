@@ -1,20 +1,25 @@
-"""Helpers for the backend tests: regops in-process and as a subprocess, state files, tags."""
+"""Helpers for the backend tests: regops in-process and as a subprocess, state files, tags,
+the PostgreSQL switch and the basic-auth server's handle."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 
 from regops.cli import cli
-from tests.support import FAST_HTTP_ENV
+from tests.support.servers import FAST_HTTP_ENV, MlflowServer
+
+POSTGRES_ENV = "REGOPS_TEST_POSTGRES_URI"
 
 # The environment variables through which MLflow's client takes credentials.
 REGOPS_BIN = str(Path(sys.executable).with_name("regops"))  # the console script users run
@@ -98,3 +103,38 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
 def leaks(secrets: list[str], **texts: str) -> list[str]:
     """Where any of `secrets` appears among `texts` (name -> text)."""
     return sorted({where for where, text in texts.items() for s in secrets if s and s in text})
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass
+class AuthServer:
+    """A real `mlflow server --app-name basic-auth` and its admin's credentials."""
+
+    server: MlflowServer
+    admin_user: str
+    admin_password: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def admin_env(self) -> dict[str, str]:
+        return {
+            "MLFLOW_TRACKING_USERNAME": self.admin_user,
+            "MLFLOW_TRACKING_PASSWORD": self.admin_password,
+        }
+
+    def create_user(self, name: str, grants: dict[str, str] | None = None) -> str:
+        """Create a user (as admin) with permissions per model; returns its password."""
+        from mlflow.server import get_app_client
+
+        password = secrets.token_urlsafe(18)
+        with environ(self.admin_env()):
+            admin = get_app_client("basic-auth", tracking_uri=self.url)
+            admin.create_user(name, password)
+            for model, permission in (grants or {}).items():
+                admin.grant_user_permission(name, "registered_model", model, permission)
+        return password

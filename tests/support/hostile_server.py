@@ -7,8 +7,8 @@ query parameters and returns an `Answer`: a status, a body, and how to send it (
 once, or a byte at a time from some offset: a server that drips). Unset endpoints answer
 an empty registry. Every request is recorded (path and query) so a test can count pages.
 
-Used by tests/regops/test_hostile_server.py: endless and looping pages, drips, huge
-bodies, wrong JSON types, untrusted TLS, path prefixes.
+Used by tests/unit/regops/adapters/mlflow/test_hostile_server.py: endless and looping
+pages, drips, huge bodies, wrong JSON types, untrusted TLS, path prefixes.
 """
 
 from __future__ import annotations

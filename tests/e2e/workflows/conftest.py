@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MlflowServer, start_mlflow_server
-from tests.workflows.harness import Sandbox, act_binary, actions_dir, gh_binary
+from tests.support.act import Sandbox, act_binary, actions_dir, gh_binary
+from tests.support.servers import MlflowServer, start_mlflow_server
 
 
 def _require() -> Path:

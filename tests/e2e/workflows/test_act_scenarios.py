@@ -24,8 +24,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from tests.support import MlflowServer, make_registry
-from tests.workflows.harness import (
+from tests.support.act import (
     ROOT,
     Sandbox,
     git,
@@ -33,6 +32,7 @@ from tests.workflows.harness import (
     push_payload,
     state,
 )
+from tests.support.servers import MlflowServer, make_registry
 
 pytestmark = [pytest.mark.act, pytest.mark.server]
 

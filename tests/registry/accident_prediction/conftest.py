@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.accident.helpers import Registry, Template, build_template, copy_registry
+from tests.support.accident import Registry, Template, build_template, copy_registry
 
 
 @pytest.fixture(scope="session")

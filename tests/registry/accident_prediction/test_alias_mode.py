@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from accident_prediction.cli import main
-from tests.accident.helpers import EXAMPLES, LR, REPO, SAMPLE, XGB, Registry, split_ref
+from tests.support.accident import EXAMPLES, LR, REPO, SAMPLE, XGB, Registry, split_ref
 
 ALIAS_ONLY = """\
 apiVersion: regops/v1

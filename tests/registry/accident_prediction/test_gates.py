@@ -22,7 +22,7 @@ from accident_prediction.gates import (
     validate_version,
 )
 from accident_prediction.inputs import load_records, to_frame
-from tests.accident.helpers import EXAMPLES, LR, SAMPLE, XGB, Registry, split_ref
+from tests.support.accident import EXAMPLES, LR, SAMPLE, XGB, Registry, split_ref
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from accident_prediction.cli import main
 from accident_prediction.features import FEATURES
-from tests.accident.helpers import BROKEN, EXAMPLES, LR, XGB, Registry, split_ref
+from tests.support.accident import BROKEN, EXAMPLES, LR, XGB, Registry, split_ref
 
 RECORDS = json.loads(EXAMPLES.read_text())
 

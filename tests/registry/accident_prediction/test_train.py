@@ -36,8 +36,9 @@ from accident_prediction.tracking import (
     mask_credentials,
     resolve_tracking_uri,
 )
+from tests.support.paths import ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = ROOT
 SAMPLE = 1200  # rows in all: 960 train / 240 test
 MAX_TREES = 15
 QUICK = ["--sample", str(SAMPLE), "--max-trees", str(MAX_TREES)]

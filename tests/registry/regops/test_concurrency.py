@@ -26,9 +26,9 @@ from regops import api
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.errors import StalePlanError
 from regops.settings import Settings
-from tests.backends.helpers import client, registry_dump, regops, regops_process, write_state
-from tests.backends.proxy import FaultProxy
-from tests.support import MlflowServer, make_registry
+from tests.support.backends import client, registry_dump, regops, regops_process, write_state
+from tests.support.proxy import FaultProxy
+from tests.support.servers import MlflowServer, make_registry
 
 pytestmark = pytest.mark.server
 

@@ -1,4 +1,4 @@
-"""tests/support.py's own promise: the server a test starts is that test's server."""
+"""tests/support/servers.py's own promise: the server a test starts is that test's server."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import support
+from tests.support import servers
 
 
 class _HealthOnly(BaseHTTPRequestHandler):
@@ -35,10 +35,10 @@ def test_a_port_taken_before_the_server_binds_it_is_retried_on_another(
     threading.Thread(target=impostor.serve_forever, daemon=True).start()
     taken = int(impostor.server_address[1])
     first = iter([taken])
-    real_free_port = support.free_port
-    monkeypatch.setattr(support, "free_port", lambda: next(first, 0) or real_free_port())
+    real_free_port = servers.free_port
+    monkeypatch.setattr(servers, "free_port", lambda: next(first, 0) or real_free_port())
     try:
-        server = support.start_mlflow_server(tmp_path)
+        server = servers.start_mlflow_server(tmp_path)
     finally:
         impostor.shutdown()
         impostor.server_close()

@@ -1,6 +1,6 @@
 """The GitHub workflows, linted offline: GitHub's workflow schema, actionlint and zizmor.
 
-What the workflows *do* is tested by running them (tests/workflows/, under act), not
+What the workflows *do* is tested by running them (tests/e2e/workflows/, under act), not
 by reading their text here.
 """
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 WORKFLOWS = ROOT / ".github" / "workflows"
 ACTIONLINT = ROOT / "tools" / "actionlint"
 

@@ -35,7 +35,6 @@ from regops.cli import cli
 from regops.errors import TrackingUriError
 
 STATE = 'apiVersion: regops/v1\nmodels:\n  M:\n    versions:\n      "1": {stage: Production}\n'
-ROOT = Path(__file__).resolve().parents[2]
 REGOPS_BIN = str(Path(sys.executable).with_name("regops"))
 
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from tests.support import make_registry
+from tests.support.paths import ROOT
+from tests.support.servers import make_registry
 
-ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_SCHEMA = json.loads((ROOT / "schemas" / "snapshot.schema.json").read_text())
 
 STATE = """\

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from mlflow import MlflowClient
 
 from regops.cli import cli
-from tests.support import make_registry
+from tests.support.servers import make_registry
 
 STATE = """\
 apiVersion: regops/v1

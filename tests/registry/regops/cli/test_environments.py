@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from regops.cli import cli
 from regops.core.audit import Stamp
 from regops.core.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
-from tests.regops.helpers_edit import ENVS_CONFIG
+from tests.support.repo import ENVS_CONFIG
 
 DEV_STATE = """\
 apiVersion: regops/v1

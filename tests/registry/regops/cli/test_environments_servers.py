@@ -28,14 +28,13 @@ from mlflow import MlflowClient
 from accident_prediction.cli import main as accident_cli
 from regops.cli import cli as regops_cli
 from regops.core.promotion import LINEAGE_TAG, Lineage
-from tests.backends.conftest import POSTGRES_ENV, AuthServer, in_ci
-from tests.backends.helpers import environ, leaks
-from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write
-from tests.support import MlflowServer, start_mlflow_server
+from tests.support.backends import POSTGRES_ENV, AuthServer, environ, in_ci, leaks
+from tests.support.paths import ROOT
+from tests.support.proxy import AFTER, BEFORE, FaultProxy, Write
+from tests.support.servers import MlflowServer, start_mlflow_server
 
 pytestmark = pytest.mark.server
 
-ROOT = Path(__file__).parents[2]
 LR = "Accident_Prediction_Logistic_Regression"
 CONFIG = """\
 apiVersion: regops/v1

@@ -11,8 +11,8 @@ import pytest
 from regops.adapters.history_git import parse_state
 from regops.core.audit import ACTOR_TAG, APPLIED_AT_TAG, COMMIT_TAG
 from regops.core.timeline import Change, diff_states, pr_number
-from tests.regops.helpers_edit import Repo, client, copy_registry, live_stage, regops
-from tests.support import make_registry
+from tests.support.repo import Repo, client, copy_registry, live_stage, regops
+from tests.support.servers import make_registry
 
 STATE = """\
 apiVersion: regops/v1

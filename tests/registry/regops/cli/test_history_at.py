@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regops.cli import cli
-from tests.regops.helpers_edit import Repo, client, write_state
-from tests.regops.test_aliases import ALIAS_STATE, PASSED, tag_version
-from tests.support import make_registry
+from tests.registry.regops.core.test_alias_gates import ALIAS_STATE, PASSED, tag_version
+from tests.support.repo import Repo, client, write_state
+from tests.support.servers import make_registry
 
 
 def regops(uri: str, *args: str) -> Result:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from regops.cli import RegopsGroup
-from tests.regops.helpers_edit import Repo, regops, write_state
+from tests.support.repo import Repo, regops, write_state
 
 STATE = """\
 apiVersion: regops/v1

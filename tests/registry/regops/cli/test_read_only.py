@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.regops.helpers_edit import EMPTY_STATE, Repo, regops, write_state
+from tests.support.repo import EMPTY_STATE, Repo, regops, write_state
 
 STATE = """\
 apiVersion: regops/v1

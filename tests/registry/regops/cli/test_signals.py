@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from regops.core.audit import AUDIT_TAG
-from tests.backends.helpers import registry_dump, regops, regops_process, write_state
-from tests.backends.proxy import FaultProxy
-from tests.support import MlflowServer, make_registry
+from tests.support.backends import registry_dump, regops, regops_process, write_state
+from tests.support.proxy import FaultProxy
+from tests.support.servers import MlflowServer, make_registry
 
 pytestmark = pytest.mark.server
 

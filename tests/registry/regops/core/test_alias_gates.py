@@ -15,9 +15,9 @@ from regops.core.planner import diff
 from regops.core.state import AliasPolicy, Policy
 from regops.errors import StateError
 from regops.files.loader import load_state
-from tests.regops import builders as b
-from tests.regops.helpers_edit import Repo, client, line_diff, live_stage, write_state
-from tests.support import make_registry
+from tests.support import builders as b
+from tests.support.repo import Repo, client, line_diff, live_stage, write_state
+from tests.support.servers import make_registry
 
 ALIAS_STATE = """\
 # yaml-language-server: $schema=../schemas/registry-state.schema.json

@@ -22,9 +22,10 @@ from regops.core.plan import Action, Plan
 from regops.core.planner import diff, diff_snapshot
 from regops.core.promotion import LINEAGE_TAG, Lineage
 from regops.core.state import AliasPolicy, Policy, StagePolicy
-from tests.regops.builders import desired, live
+from tests.support.builders import desired, live
+from tests.support.paths import SCHEMAS
 
-PLAN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
+PLAN_SCHEMA = json.loads((SCHEMAS / "plan.schema.json").read_text())
 
 
 def protecting(*aliases: str, unlisted: str = "ignore") -> Policy:
@@ -292,7 +293,7 @@ def test_plan_says_it_on_a_real_registry(
 
     from mlflow import MlflowClient
 
-    from tests.regops.helpers_edit import regops, write_state
+    from tests.support.repo import regops, write_state
 
     c = MlflowClient(tracking_uri=sqlite_uri, registry_uri=sqlite_uri)
     with warnings.catch_warnings():

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from regops.errors import EditError, StateError
 from regops.files.edit import edit_state, prepare_edit
 from regops.files.loader import load_state
-from tests.regops.helpers_edit import (
+from tests.support.paths import ROOT
+from tests.support.repo import (
     EMPTY_STATE,
     STATE,
     line_diff,
@@ -20,9 +21,9 @@ from tests.regops.helpers_edit import (
     regops,
     write_state,
 )
-from tests.support import make_registry
+from tests.support.servers import make_registry
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = ROOT
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ from click.testing import CliRunner
 
 from regops.cli import cli
 from regops.files.loader import MAX_DEPTH, MAX_FILE_BYTES
-from tests.support import make_registry
+from tests.support.paths import FIXTURES
+from tests.support.servers import make_registry
 
-HOSTILE = Path(__file__).resolve().parent.parent / "fixtures" / "hostile"
+HOSTILE = FIXTURES / "hostile"
 TIME_LIMIT_S = 20  # generous: every committed input takes well under a second
 SLOW_TIME_LIMIT_S = 120  # a valid-looking 1 MiB file: pure-Python PyYAML needs ~10 s for it
 MEMORY_LIMIT_BYTES = 64 << 20  # peak Python allocations of one in-process command

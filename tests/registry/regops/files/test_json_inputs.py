@@ -29,10 +29,11 @@ from hypothesis import strategies as st
 from regops.cli import cli
 from regops.core import jsonio
 from regops.errors import JsonInputError, RegopsError
-from tests.regops.helpers_edit import Repo, client
-from tests.support import MlflowServer, make_registry
+from tests.support.paths import FIXTURES
+from tests.support.repo import Repo, client
+from tests.support.servers import MlflowServer, make_registry
 
-HOSTILE = Path(__file__).resolve().parent.parent / "fixtures" / "hostile_json"
+HOSTILE = FIXTURES / "hostile_json"
 
 STATE = """\
 apiVersion: regops/v1

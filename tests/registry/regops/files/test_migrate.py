@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regops.cli import cli
-from tests.regops.helpers_edit import STATE, client, line_diff, live_stage, write_state
-from tests.support import make_registry
+from tests.support.paths import ROOT
+from tests.support.repo import STATE, client, line_diff, live_stage, write_state
+from tests.support.servers import make_registry
 
-REPO_STATE = Path(__file__).resolve().parents[2] / "registry-state" / "accident_prediction.yaml"
+REPO_STATE = ROOT / "registry-state" / "accident_prediction.yaml"
 MAP = ("--map", "Production=champion", "--map", "Staging=challenger")
 
 

@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regops.files.loader import MAX_DEPTH, MAX_FILE_BYTES, NAME_CHARS, STATE_FILE_NAME, name_problem
-from tests.regops.helpers_edit import Repo
-from tests.support import make_registry
+from tests.support.paths import FIXTURES
+from tests.support.repo import Repo
+from tests.support.servers import make_registry
 
-HOSTILE = Path(__file__).resolve().parent.parent / "fixtures" / "hostile"
+HOSTILE = FIXTURES / "hostile"
 REGOPS = str(Path(sys.executable).with_name("regops"))
 MEMORY_CAP_BYTES = 1 << 30  # address space of one regops process: an expanded bomb dies here
 TIMEOUT_S = 60  # a FIFO opened for reading would block forever; validate takes < 1 s

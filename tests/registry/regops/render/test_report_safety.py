@@ -34,8 +34,8 @@ from regops.cli import cli
 from regops.render import reports
 from regops.render.mdsafe import JOINER, md, md_code, md_fence, safe
 from regops.render.reports import Candidate
-from tests.regops.helpers_edit import ENVS_CONFIG
-from tests.support import make_registry
+from tests.support.repo import ENVS_CONFIG
+from tests.support.servers import make_registry
 
 RENDERER = MarkdownIt("gfm-like")  # tables, strikethrough, raw HTML, linkify (GitHub's set)
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from regops.core.plan import Action, Plan
 from regops.core.planner import diff
-from tests.regops.builders import desired, live, policy
+from tests.support.builders import desired, live, policy
+from tests.support.paths import SCHEMAS
 
-PLAN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
+PLAN_SCHEMA = json.loads((SCHEMAS / "plan.schema.json").read_text())
 GATED = policy(
     stages={
         "Production": {

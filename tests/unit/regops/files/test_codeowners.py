@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regops.cli import cli
-from tests.regops.helpers_edit import Repo
+from tests.support.repo import Repo
 
 FRAUD = """\
 apiVersion: regops/v1

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from regops.cli import cli
 from regops.errors import StateError
 from regops.files.loader import load_state
+from tests.support.paths import FIXTURES, ROOT
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
 EXPECT = re.compile(r"^# expect: (\d+): (.*)$")
 
@@ -109,7 +109,7 @@ def test_missing_state_dir_and_repo_state_is_valid(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", "--state-dir", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert "state directory not found" in result.output
-    repo_state = Path(__file__).parents[2] / "registry-state"
+    repo_state = ROOT / "registry-state"
     ok = CliRunner().invoke(cli, ["validate", "--state-dir", str(repo_state)])
     assert ok.exit_code == 0, ok.output
 
@@ -128,7 +128,7 @@ def test_validate_never_imports_mlflow_nor_the_registry_layers() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[2],
+        cwd=ROOT,
     )
     assert out.stdout.split() == ["0"] + ["False"] * len(heavy)
 

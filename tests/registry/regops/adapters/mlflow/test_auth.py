@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from tests.backends.conftest import AuthServer
-from tests.backends.helpers import environ, leaks, registry_dump, regops, write_state
-from tests.support import make_registry
+from tests.support.backends import AuthServer, environ, leaks, registry_dump, regops, write_state
+from tests.support.servers import make_registry
 
 pytestmark = pytest.mark.server
 
@@ -171,7 +170,7 @@ def test_deleting_an_alias_needs_manage(
 ) -> None:
     seed(auth_server, {"AuthAlias": 2})
     with environ(auth_server.admin_env()):
-        from tests.backends.helpers import client
+        from tests.support.backends import client
 
         client(auth_server.url).set_registered_model_alias("AuthAlias", "stale", "1")
     write_state(state_dir, state({"AuthAlias": {"1": "{stage: Staging}"}}))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from regops.adapters.mlflow.copying import outside_store
-from tests.regops import test_environments as envs
+from tests.registry.regops.cli import test_environments as envs
 
 repo = envs.repo  # dev and prod, each its own sqlite registry; dev holds Fraud v1 (Staging)
 Repo = envs.Repo

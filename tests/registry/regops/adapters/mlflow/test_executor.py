@@ -16,7 +16,7 @@ from regops.cli import cli
 from regops.core.plan import OutcomeStatus
 from regops.core.planner import diff
 from regops.files.loader import load_state
-from tests.support import MlflowServer, make_registry, start_mlflow_server
+from tests.support.servers import MlflowServer, make_registry, start_mlflow_server
 
 STATE = """\
 # yaml-language-server: $schema=../schemas/registry-state.schema.json

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from regops.core.audit import AUDIT_TAG
-from tests.backends.helpers import registry_dump, regops, write_state
-from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write
-from tests.support import MlflowServer, make_registry, start_mlflow_server
+from tests.support.backends import registry_dump, regops, write_state
+from tests.support.proxy import AFTER, BEFORE, FaultProxy, Write
+from tests.support.servers import MlflowServer, make_registry, start_mlflow_server
 
 pytestmark = pytest.mark.server
 

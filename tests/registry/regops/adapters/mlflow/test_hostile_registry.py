@@ -33,7 +33,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from regops.cli import cli
-from tests.support import MlflowServer, start_mlflow_server
+from tests.support.servers import MlflowServer, start_mlflow_server
 
 # Names MLflow accepts that a state file cannot declare: listed, never exported.
 ODD_NAMES = [

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from regops.core.audit import AUDIT_TAG
-from tests.backends.helpers import client, registry_dump, regops, regops_process, write_state
-from tests.backends.proxy import AFTER, BEFORE, FaultProxy, Write
-from tests.support import MlflowServer, make_registry
+from tests.support.backends import client, registry_dump, regops, regops_process, write_state
+from tests.support.proxy import AFTER, BEFORE, FaultProxy, Write
+from tests.support.servers import MlflowServer, make_registry
 
 MODELS = 5
 VERSIONS = 4

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.helpers import client, registry_dump, regops, write_state
-from tests.support import MlflowServer, make_registry
+from tests.support.backends import client, registry_dump, regops, write_state
+from tests.support.servers import MlflowServer, make_registry
 
 pytestmark = pytest.mark.server
 

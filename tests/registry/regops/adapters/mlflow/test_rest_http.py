@@ -22,9 +22,9 @@ import pytest
 from regops.adapters.mlflow import rest_http, rest_reads
 from regops.adapters.mlflow.registry import MlflowRegistry, classify
 from regops.errors import RegistryUnreachable, RestError
-from tests.support import MlflowServer
+from tests.support.paths import ROOT
+from tests.support.servers import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPARED = ("Authorization", "User-Agent", "X-MLflow-Client-Version")
 
 

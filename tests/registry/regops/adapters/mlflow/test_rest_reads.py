@@ -18,7 +18,7 @@ from regops.adapters.mlflow import rest_reads
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.core.live import LiveState
 from regops.errors import AnswerError, RegistryUnreachable
-from tests.support import MlflowServer
+from tests.support.servers import MlflowServer
 
 
 def store_snapshot(uri: str, names: list[str] | None) -> LiveState:

@@ -1,7 +1,7 @@
 """A hostile (or broken) MLflow server cannot hang regops, exhaust it or crash it.
 
 The server's answers are untrusted input (issue 17, class 2). Against the hostile server
-(tests/support_hostile_server.py: a real HTTP(S) server on 127.0.0.1), `regops plan` and
+(tests/support/hostile_server.py: a real HTTP(S) server on 127.0.0.1), `regops plan` and
 the read commands end with exit 1 and a message naming what was wrong, never a traceback:
 
 - pages whose token repeats stop at once; pages that never end stop after max_pages;
@@ -36,7 +36,7 @@ from regops.adapters.mlflow import rest_http, rest_reads
 from regops.adapters.mlflow.registry import SHOWN_CHARS
 from regops.cli import cli
 from regops.errors import RegistryUnreachable
-from tests.support_hostile_server import (
+from tests.support.hostile_server import (
     Answer,
     HostileServer,
     Query,
