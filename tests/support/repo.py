@@ -59,6 +59,30 @@ environments:
 """
 
 
+# Alias era: champion (protected) and challenger, gated by tags; Fraud v1 and v2 hold them.
+ALIAS_STATE = """\
+# yaml-language-server: $schema=../schemas/registry-state.schema.json
+apiVersion: regops/v1
+policy:
+  use_stages: false            # alias-only
+  aliases:
+    champion:
+      require_tags: {validation_status: passed, smoke_test_status: passed}
+      require_from: [challenger]
+      protected: true
+    challenger:
+      require_tags: {validation_status: passed}
+models:
+  Fraud:
+    owners: ["@acme/ml-platform", "@alice"]
+    versions:
+      "1": {aliases: [champion]}
+      "2": {aliases: [challenger]}
+"""
+
+PASSED = {"validation_status": "passed", "smoke_test_status": "passed"}
+
+
 EMPTY_STATE = """\
 # yaml-language-server: $schema=../schemas/registry-state.schema.json
 apiVersion: regops/v1
@@ -144,6 +168,11 @@ class Repo:
 
 def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def tag_version(uri: str, version: str, tags: dict[str, str], name: str = "Fraud") -> None:
+    for key, value in tags.items():
+        client(uri).set_model_version_tag(name, version, key, value)
 
 
 def live_stage(uri: str, name: str, version: str) -> str:

@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from regops.cli import cli
-from tests.registry.regops.core.test_alias_gates import ALIAS_STATE, PASSED, tag_version
-from tests.support.repo import Repo, client, write_state
+from tests.support.repo import ALIAS_STATE, PASSED, Repo, client, tag_version, write_state
 from tests.support.servers import make_registry
 
 

@@ -16,30 +16,17 @@ from regops.core.state import AliasPolicy, Policy
 from regops.errors import StateError
 from regops.files.loader import load_state
 from tests.support import builders as b
-from tests.support.repo import Repo, client, line_diff, live_stage, write_state
+from tests.support.repo import (
+    ALIAS_STATE,
+    PASSED,
+    Repo,
+    client,
+    line_diff,
+    live_stage,
+    tag_version,
+    write_state,
+)
 from tests.support.servers import make_registry
-
-ALIAS_STATE = """\
-# yaml-language-server: $schema=../schemas/registry-state.schema.json
-apiVersion: regops/v1
-policy:
-  use_stages: false            # alias-only
-  aliases:
-    champion:
-      require_tags: {validation_status: passed, smoke_test_status: passed}
-      require_from: [challenger]
-      protected: true
-    challenger:
-      require_tags: {validation_status: passed}
-models:
-  Fraud:
-    owners: ["@acme/ml-platform", "@alice"]
-    versions:
-      "1": {aliases: [champion]}
-      "2": {aliases: [challenger]}
-"""
-
-PASSED = {"validation_status": "passed", "smoke_test_status": "passed"}
 
 
 def regops(uri: str, *args: str) -> Result:
@@ -48,11 +35,6 @@ def regops(uri: str, *args: str) -> Result:
 
 def aliases(uri: str, name: str = "Fraud") -> dict[str, str]:
     return {a: str(v) for a, v in client(uri).get_registered_model(name).aliases.items()}
-
-
-def tag_version(uri: str, version: str, tags: dict[str, str], name: str = "Fraud") -> None:
-    for key, value in tags.items():
-        client(uri).set_model_version_tag(name, version, key, value)
 
 
 @pytest.fixture

@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 
 from regops.adapters.mlflow.copying import outside_store
-from tests.registry.regops.cli import test_environments as envs
+from tests.support import environments as envs
+from tests.support.environments import Repo, two_environments
+from tests.support.repo import client
 
-repo = envs.repo  # dev and prod, each its own sqlite registry; dev holds Fraud v1 (Staging)
-Repo = envs.Repo
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_registry_db: Path) -> Repo:
+    """dev and prod, each its own sqlite registry; dev holds Fraud v1 (Staging)."""
+    return two_environments(tmp_path, monkeypatch, _empty_registry_db)
+
 
 PROD_COPIES_2 = """\
 apiVersion: regops/v1
@@ -78,7 +84,7 @@ def digest(uri: str) -> str:
 def dev_version(repo: Repo, source: str, run_id: str | None = None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        mv = envs.client(repo.dev).create_model_version(
+        mv = client(repo.dev).create_model_version(
             "Fraud", source, run_id=run_id, tags={"validation_status": "passed"}
         )
     return str(mv.version)
@@ -99,14 +105,14 @@ def test_prod_refuses_a_dev_source_outside_devs_store(
     repo: Repo, tmp_path: Path, kind: str
 ) -> None:
     local = elsewhere(tmp_path)
-    dev_root = envs.client(repo.dev).get_experiment("0").artifact_location.removesuffix("/0")
+    dev_root = client(repo.dev).get_experiment("0").artifact_location.removesuffix("/0")
     run_id = None
     if kind == "outside-root":
         source = str(local)
     elif kind == "traversal":
         source = f"{dev_root}/0/../../{'../' * 12}{str(local).lstrip('/')}"
     elif kind == "run-elsewhere":  # a run whose experiment keeps its files outside the root
-        c = envs.client(repo.dev)
+        c = client(repo.dev)
         exp = c.create_experiment("mine", artifact_location=str(tmp_path / "ci-machine"))
         run = c.create_run(exp)
         c.log_artifacts(run.info.run_id, str(local), "model")
@@ -127,7 +133,7 @@ def test_prod_refuses_a_dev_source_outside_devs_store(
     assert repr(shown) in result.output
     assert "not in dev's artifact store" in result.output
     assert digest(repo.prod) == before  # not one write: no model, no run, no tag
-    assert not envs.client(repo.prod).search_registered_models()
+    assert not client(repo.prod).search_registered_models()
 
 
 def test_every_refused_copy_is_named_at_once(repo: Repo) -> None:
