@@ -1,4 +1,6 @@
-"""Fixtures for production-like backends: PostgreSQL store, authenticated server.
+"""Fixtures of the real-registry tests beyond tests/conftest.py's (sqlite_uri and
+mlflow_server, which the end-to-end tests share): a PostgreSQL store, an authenticated
+server, a scratch state directory.
 
 PostgreSQL comes from REGOPS_TEST_POSTGRES_URI (`.ci/run` starts one and exports it).
 Without it the PostgreSQL tests skip on a laptop and fail under CI=true: CI must
