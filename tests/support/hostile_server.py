@@ -201,4 +201,3 @@ def serving(tls: tuple[Path, Path] | None = None) -> Iterator[HostileServer]:
         yield server
     finally:
         server.stop()
-
