@@ -4,6 +4,7 @@
 - paths: the repository's root, fixtures, goldens and schemas
 - builders: DesiredState / LiveState objects for the pure planner
 - repo: a state repository for CLI tests (state files, real git, the CLI, the registry)
+- environments: two environments (dev, prod) in one repository, each its own registry
 - backends: regops in-process and as a process against a server, PostgreSQL, basic auth
 - proxy: a fault-injecting proxy in front of a real server
 - hostile_server: a hostile MLflow REST server (untrusted answers, TLS)
