@@ -23,7 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
 from regops.core import audit, jsonio, promotion, views
+from regops.core.lanes import Page, build_lanes
 from regops.core.live import LiveModel, LiveState
 from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
 from regops.core.planner import diff
@@ -554,8 +556,27 @@ def build_history(
     version: str | None = None,
 ) -> History:
     """The whole timeline; the registry is read when `tracking_uri` is given."""
+    return _history_live(state_dir, tracking_uri, model=model, version=version)[0]
+
+
+def _history_live(
+    state_dir: Path,
+    tracking_uri: str | None,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    models: Sequence[str] = (),
+) -> tuple[History, LiveState | None]:
+    """The timeline and the registry snapshot its stamps came from (None: not read)."""
     repo = StateRepo(state_dir)
     found, cut_short = entries(repo.read(), model=model, version=version)
+    if models:  # several models (the HTML page): keep the commits that concern them
+        wanted = set(models)
+        found = [
+            replace(e, changes=kept)
+            for e in found
+            if (kept := tuple(c for c in e.changes if c.model in wanted)) or e.note
+        ]
     filters = {"model": model, "version": version}
     truncated = None
     if cut_short:
@@ -571,7 +592,7 @@ def build_history(
         truncated=truncated,
     )
     if tracking_uri is None:
-        return base
+        return base, None
     from regops.adapters.tracking import mask_secrets, mask_uri
 
     names = sorted({c.model for e in found for c in e.changes})
@@ -589,7 +610,7 @@ def build_history(
             registry_error=mask_secrets(str(exc)),
             filters=filters,
             truncated=truncated,
-        )
+        ), None
     joined = join_stamps(found, live, repo.is_ancestor)
     return History(
         str(state_dir),
@@ -598,6 +619,37 @@ def build_history(
         filters=filters,
         truncated=truncated,
         warnings=live.warnings,
+    ), live
+
+
+def build_page(
+    state_dir: Path,
+    tracking_uri: str | None,
+    *,
+    models: Sequence[str] = (),
+    since: datetime | None = None,
+    at: datetime | None = None,
+    now: datetime | None = None,
+) -> Page:
+    """The history as lanes for the HTML page: one registry read serves stamps, lineage
+    and drift; `--at` is answered by the same replay as `regops history --at`."""
+    history, live = _history_live(state_dir, tracking_uri, models=models)
+    names = set(models) or {c.model for e in history.entries for c in e.changes}
+    lineage = promotion.lineage_rows(live, names) if live is not None else []
+    when = now or datetime.now(timezone.utc)
+    held = None
+    if at is not None:
+        scoped = replace(history, filters={**history.filters, "model": None})
+        held = state_at(scoped, at)
+    return build_lanes(
+        history,
+        now=int(when.timestamp()),
+        live=live,
+        lineage=lineage,
+        since=int(since.timestamp()) if since else None,
+        at=held,
+        at_epoch=int(at.timestamp()) if at else None,
+        models=models,
     )
 
 

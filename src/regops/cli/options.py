@@ -25,14 +25,17 @@ def _obj(ctx: click.Context) -> Settings:
     return obj
 
 
-def settings(ctx: click.Context, *, pick_env: bool = True) -> Settings:
+def settings(ctx: click.Context, *, pick_env: bool = True, html: bool = False) -> Settings:
     """The command's settings, with `--env` applied (its registry, state dir and login).
 
     When the repository declares environments (regops.yaml) a command must be told
     which one (`--env NAME`) unless it names a state directory itself; `pick_env=False`
     is for commands that can cover every environment (validate, plan --all-envs).
+    `html`: the command writes `--format html` (only `history` does).
     """
     s = _obj(ctx)
+    if s.fmt == "html" and not html:
+        raise click.UsageError("--format html: only `regops history` writes HTML")
     if s.resolved:
         return s
     from regops.files import environments
@@ -98,12 +101,12 @@ def format_option(f: F) -> F:
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "markdown", "json"]),
+        type=click.Choice(["text", "markdown", "json", "html"]),
         default=None,
         expose_value=False,
         is_eager=True,
         callback=_store("fmt"),
-        help="Report format. Default: text.",
+        help="Report format. Default: text (html: `history` only).",
     )(f)
 
 

@@ -1,0 +1,174 @@
+"""`regops history --format html`: one self-contained page of who held each stage and alias.
+
+The page makes no request: CSS and script are inline, allowed by their hashes in a
+Content-Security-Policy meta tag whose default is 'none'. Every string on it came from
+git or a registry and is hostile: the data travels as JSON inside
+`<script type="application/json">` blocks (with `<`, `>` and `&` written as `\\u003c`...,
+so neither `</script>` nor `<!--` can end the block) and the script builds the DOM with
+`textContent` only. Each model's data is its own block, parsed and drawn when its
+section scrolls into view (IntersectionObserver), so 1,000 models open as fast as ten.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime, timezone
+from importlib import resources
+from typing import Any
+
+from regops.core.lanes import Page, Tenure
+from regops.render.mdsafe import safe
+
+MAX_TEXT = 300  # characters of one string shown (a commit subject, an actor, a name)
+DATA_VERSION = 1
+_HERE = resources.files("regops.render")
+CSS = (_HERE / "history_page.css").read_text(encoding="utf-8")
+SCRIPT = (_HERE / "history_page.js").read_text(encoding="utf-8")
+
+
+def _s(text: object, limit: int = MAX_TEXT) -> str | None:
+    """A hostile string made inert for display: controls escaped, length bounded."""
+    if text is None:
+        return None
+    shown = safe(str(text), oneline=True)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
+
+
+def _iso(epoch: int | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_block(obj: object) -> str:
+    """JSON that cannot leave its `<script type="application/json">` block."""
+    text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _tenure(t: Tenure, local: dict[int, int]) -> list[Any]:
+    return [
+        _s(t.version),
+        t.start,
+        t.end,
+        local[t.commit],
+        None if t.end_commit is None else local[t.end_commit],
+        _s(t.status),
+        _s(t.applied_at),
+        _s(t.actor),
+        t.flags,
+        [_s(n) for n in t.notes],
+    ]
+
+
+def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the page's index, one block per model): plain JSON-ready data."""
+    blocks: list[dict[str, Any]] = []
+    index: list[list[Any]] = []
+    first = page.now
+    for m in page.models:
+        local: dict[int, int] = {}
+        commits: list[list[Any]] = []
+        lanes = []
+        count = 0
+        for lane in m.lanes.values():
+            for t in lane.tenures:
+                first = min(first, t.start)
+                for ci in (t.commit, t.end_commit):
+                    if ci is not None and ci not in local:
+                        local[ci] = len(commits)
+                        e = page.commits[ci]
+                        commits.append(
+                            [
+                                _s(e.commit, 64),
+                                e.pr,
+                                _s(e.author),
+                                _s(e.subject),
+                                _s(e.committed_at),
+                                _s(e.reverts, 64),
+                            ]
+                        )
+            lanes.append([lane.kind, _s(lane.name), [_tenure(t, local) for t in lane.tenures]])
+            count += len(lane.tenures)
+        blocks.append({"c": commits, "l": lanes})
+        index.append([_s(m.name), len(lanes), count])
+    h = page.history
+    at = None
+    if page.at is not None:
+        at = {
+            "t": page.at_epoch,
+            "iso": _s(page.at.at),
+            "commit": _s(page.at.commit, 64),
+            "pr": page.at.pr,
+            "held": [
+                [
+                    _s(x.model),
+                    x.kind,
+                    _s(x.name),
+                    _s(x.version),
+                    _s(x.commit[:12]),
+                    x.pr,
+                    _s(x.author),
+                    _s(x.effect),
+                    _s(x.effect_detail),
+                ]
+                for x in page.at.holdings
+            ],
+        }
+    meta = {
+        "v": DATA_VERSION,
+        "generated": _iso(page.now),
+        "now": page.now,
+        "since": page.since,
+        "start": page.since if page.since is not None else first,
+        "at": at,
+        "state_dir": _s(h.state_dir),
+        "registry": {
+            "read": h.registry is not None,
+            "uri": _s(h.registry),
+            "error": _s(h.registry_error),
+        },
+        "truncated": _s(h.truncated),
+        "models": index,
+    }
+    return meta, blocks
+
+
+def _hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def render_html(page: Page, title: str = "regops history") -> str:
+    """The whole page, one string (write it as UTF-8)."""
+    meta, blocks = page_data(page)
+    csp = (
+        f"default-src 'none'; style-src {_hash(CSS)}; script-src {_hash(SCRIPT)}; "
+        "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n',
+        '<meta name="referrer" content="no-referrer">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>{_text(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        '<header><h1 id="title"></h1><p id="summary"></p><p id="legend"></p></header>\n',
+        '<main id="models" aria-live="polite"></main>\n',
+        "<noscript>This page draws its timeline with a script; the data is in the page "
+        "source as JSON.</noscript>\n",
+        f'<script type="application/json" id="regops-meta">{_json_block(meta)}</script>\n',
+    ]
+    parts += [
+        f'<script type="application/json" id="m{i}">{_json_block(b)}</script>\n'
+        for i, b in enumerate(blocks)
+    ]
+    parts.append(f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    return "".join(parts)
+
+
+def _text(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
