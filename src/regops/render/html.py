@@ -18,28 +18,53 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
-from regops.core.lanes import Page, Tenure
+from regops.core.lanes import Page, Tenure, epoch, no_gc
 from regops.render.mdsafe import safe
 
 MAX_TEXT = 300  # characters of one string shown (a commit subject, an actor, a name)
 DATA_VERSION = 1
+FIRST_SCREEN = 12  # models whose data precedes the program (more than one screen holds)
 _HERE = resources.files("regops.render")
 CSS = (_HERE / "history_page.css").read_text(encoding="utf-8")
 SCRIPT = (_HERE / "history_page.js").read_text(encoding="utf-8")
 
 
-def _s(text: object, limit: int = MAX_TEXT) -> str | None:
-    """A hostile string made inert for display: controls escaped, length bounded."""
-    if text is None:
-        return None
-    shown = safe(str(text), oneline=True)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
+class _Strings:
+    """Hostile strings made inert for display (controls escaped, length bounded), each
+    computed once; `index` numbers the repeated ones (actors, authors, statuses)."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, str] = {}
+        self.table: list[str] = []
+        self.numbers: dict[str, int] = {}
+
+    def __call__(self, text: object, limit: int = MAX_TEXT) -> str | None:
+        if text is None:
+            return None
+        raw = str(text)
+        done = self.shown.get(raw)
+        if done is None:
+            done = raw if raw.isascii() and raw.isprintable() else safe(raw, oneline=True)
+            if len(done) > limit:
+                done = done[: limit - 1] + "\u2026"
+            self.shown[raw] = done
+        return done
+
+    def index(self, text: object) -> int | None:
+        shown = self(text)
+        if shown is None:
+            return None
+        n = self.numbers.get(shown)
+        if n is None:
+            n = self.numbers[shown] = len(self.table)
+            self.table.append(shown)
+        return n
 
 
-def _iso(epoch: int | None) -> str | None:
-    if epoch is None:
+def _iso(epoch_: int | None) -> str | None:
+    if epoch_ is None:
         return None
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch_, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json_block(obj: object) -> str:
@@ -48,23 +73,29 @@ def _json_block(obj: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _tenure(t: Tenure, local: dict[int, int]) -> list[Any]:
-    return [
-        _s(t.version),
+def _tenure(t: Tenure, local: dict[int, int], s: _Strings) -> list[Any]:
+    # [version, start, end, commit, end commit, status, applied at (when not the start),
+    #  actor, flags, notes?]: positional, since a large history holds 100,000s of them.
+    applied = None if t.applied_at is None or epoch(t.applied_at) == t.start else s(t.applied_at)
+    row: list[Any] = [
+        s(t.version),
         t.start,
         t.end,
         local[t.commit],
         None if t.end_commit is None else local[t.end_commit],
-        _s(t.status),
-        _s(t.applied_at),
-        _s(t.actor),
+        s.index(t.status),
+        applied,
+        s.index(t.actor),
         t.flags,
-        [_s(n) for n in t.notes],
     ]
+    if t.notes:
+        row.append([s(n) for n in t.notes])
+    return row
 
 
 def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the page's index, one block per model): plain JSON-ready data."""
+    s = _Strings()
     blocks: list[dict[str, Any]] = []
     index: list[list[Any]] = []
     first = page.now
@@ -82,37 +113,37 @@ def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                         e = page.commits[ci]
                         commits.append(
                             [
-                                _s(e.commit, 64),
+                                s(e.commit, 64),
                                 e.pr,
-                                _s(e.author),
-                                _s(e.subject),
-                                _s(e.committed_at),
-                                _s(e.reverts, 64),
+                                s.index(e.author),
+                                s(e.subject),
+                                epoch(e.committed_at),
+                                s(e.reverts, 64),
                             ]
                         )
-            lanes.append([lane.kind, _s(lane.name), [_tenure(t, local) for t in lane.tenures]])
+            lanes.append([lane.kind, s(lane.name), [_tenure(t, local, s) for t in lane.tenures]])
             count += len(lane.tenures)
         blocks.append({"c": commits, "l": lanes})
-        index.append([_s(m.name), len(lanes), count])
+        index.append([s(m.name), len(lanes), count])
     h = page.history
     at = None
     if page.at is not None:
         at = {
             "t": page.at_epoch,
-            "iso": _s(page.at.at),
-            "commit": _s(page.at.commit, 64),
+            "iso": s(page.at.at),
+            "commit": s(page.at.commit, 64),
             "pr": page.at.pr,
             "held": [
                 [
-                    _s(x.model),
+                    s(x.model),
                     x.kind,
-                    _s(x.name),
-                    _s(x.version),
-                    _s(x.commit[:12]),
+                    s(x.name),
+                    s(x.version),
+                    s(x.commit[:12]),
                     x.pr,
-                    _s(x.author),
-                    _s(x.effect),
-                    _s(x.effect_detail),
+                    s(x.author),
+                    s(x.effect),
+                    s(x.effect_detail),
                 ]
                 for x in page.at.holdings
             ],
@@ -124,14 +155,15 @@ def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "since": page.since,
         "start": page.since if page.since is not None else first,
         "at": at,
-        "state_dir": _s(h.state_dir),
+        "state_dir": s(h.state_dir),
         "registry": {
             "read": h.registry is not None,
-            "uri": _s(h.registry),
-            "error": _s(h.registry_error),
+            "uri": s(h.registry),
+            "error": s(h.registry_error),
         },
-        "truncated": _s(h.truncated),
+        "truncated": s(h.truncated),
         "models": index,
+        "s": s.table,
     }
     return meta, blocks
 
@@ -143,7 +175,8 @@ def _hash(text: str) -> str:
 
 def render_html(page: Page, title: str = "regops history") -> str:
     """The whole page, one string (write it as UTF-8)."""
-    meta, blocks = page_data(page)
+    with no_gc():
+        meta, blocks = page_data(page)
     csp = (
         f"default-src 'none'; style-src {_hash(CSS)}; script-src {_hash(SCRIPT)}; "
         "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
@@ -160,11 +193,16 @@ def render_html(page: Page, title: str = "regops history") -> str:
         "source as JSON.</noscript>\n",
         f'<script type="application/json" id="regops-meta">{_json_block(meta)}</script>\n',
     ]
-    parts += [
+    data = [
         f'<script type="application/json" id="m{i}">{_json_block(b)}</script>\n'
         for i, b in enumerate(blocks)
     ]
-    parts.append(f"<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    # The program runs right after the first screen's data: it draws that screen while
+    # the browser still parses the rest (lanes further down wait for it, drawn lazily).
+    parts += data[:FIRST_SCREEN]
+    parts.append(f"<script>{SCRIPT}</script>\n")
+    parts += data[FIRST_SCREEN:]
+    parts.append("</body>\n</html>\n")
     return "".join(parts)
 
 

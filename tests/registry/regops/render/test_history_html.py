@@ -188,9 +188,13 @@ def open_page(browser: Any, path: Path) -> Opened:
     for section in page.query_selector_all("section.model"):
         section.scroll_into_view_if_needed()
         section.query_selector("summary").click()  # the table view, drawn on expand
-    page.wait_for_function(
-        "[...document.querySelectorAll('section.model')].every(s => s.dataset.drawn)"
-    )
+    # Polled from here: wait_for_function evaluates inside the page, which its CSP forbids.
+    drawn = "[...document.querySelectorAll('section.model')].every(s => s.dataset.drawn)"
+    for _ in range(500):
+        if page.evaluate(drawn):
+            break
+        time.sleep(0.02)
+    assert page.evaluate(drawn)
     return opened
 
 
