@@ -116,7 +116,7 @@ def _since(text: str | None) -> datetime | None:
         return None
     from regops.core import time_travel
 
-    when = time_travel.parse_time(text)
+    when = time_travel.parse_time(text, flag="--since")
     if len(text.strip()) == 10:  # a bare date: from that day's start (--at takes its end)
         when = when.replace(hour=0, minute=0, second=0, microsecond=0)
     return when

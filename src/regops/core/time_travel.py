@@ -91,7 +91,7 @@ class StateAt:
         }
 
 
-def parse_time(text: str) -> datetime:
+def parse_time(text: str, flag: str = "--at") -> datetime:
     """ISO 8601 date or date-time (`2026-12-01`, `2026-12-01T10:00`, `...Z`, `...+02:00`).
 
     Without a zone it is UTC; a bare date means the end of that day.
@@ -108,11 +108,11 @@ def parse_time(text: str) -> datetime:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # e.g. 9999-12-31T23:59-05:00 is past year 9999 in UTC
         raise UsageError(
-            f"--at {text!r}: out of range once converted to UTC (years 1 to 9999)"
+            f"{flag} {text!r}: out of range once converted to UTC (years 1 to 9999)"
         ) from None
     except ValueError:
         raise UsageError(
-            f"--at {text!r}: expected an ISO 8601 time such as 2026-12-01 or 2026-12-01T10:00:00Z"
+            f"{flag} {text!r}: expected an ISO 8601 time such as 2026-12-01 or 2026-12-01T10:00:00Z"
         ) from None
 
 

@@ -337,6 +337,15 @@ def test_models_and_since_select_what_is_drawn(story: Story, tmp_path: Path) -> 
     assert all(t[2] is None or t[2] >= since for lane in kept["l"] for t in lane[2])
     meta, _ = blocks(render(story, tmp_path / "none.html", "Churn"))
     assert meta["models"] == []
+    # --since filters the JSON history the same way (commits from that time on).
+    full = json.loads(regops(story.uri, "history", "--format", "json").stdout)["entries"]
+    since_doc = regops(story.uri, "history", "--format", "json", "--since", iso(since))
+    kept_entries = json.loads(since_doc.stdout)["entries"]
+    assert [e["commit"] for e in kept_entries] == [story.c4, story.c3]
+    assert len(full) == 4
+    garbage = regops(story.uri, "history", "--since", "garbage")
+    assert garbage.exit_code == 64
+    assert "--since 'garbage': expected an ISO 8601 time" in garbage.output
     bad = regops(story.uri, "--format", "html", "plan")
     assert bad.exit_code == 64
     assert "only `regops history` writes HTML" in bad.output
