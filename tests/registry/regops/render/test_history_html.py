@@ -6,7 +6,8 @@ real: a git repository whose commits promote, revert and (hostile) re-stage vers
 real sqlite registry that `regops reconcile` stamps. The page must load with no console
 message of level error, no request but its own file, draw one lane per stage and alias
 with the versions and dates that git and the stamps give, show hostile text as text
-only, and highlight at `--at` exactly what `regops history --at` names.
+only, highlight at `--at` exactly what `regops history --at` names, and mark a version
+copied from another environment with its lineage.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from click.testing import CliRunner, Result
 
 from regops.cli import cli
 from tests.support.backends import in_ci
+from tests.support.environments import Repo as EnvRepo
+from tests.support.environments import run as envs_run
+from tests.support.environments import two_environments
 from tests.support.repo import PASSED, Repo, client, tag_version, write_state
 from tests.support.servers import make_registry
 
@@ -349,3 +353,33 @@ def test_models_and_since_select_what_is_drawn(story: Story, tmp_path: Path) -> 
     bad = regops(story.uri, "--format", "html", "plan")
     assert bad.exit_code == 64
     assert "only `regops history` writes HTML" in bad.output
+
+
+@pytest.fixture
+def envs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_registry_db: Path) -> EnvRepo:
+    return two_environments(tmp_path, monkeypatch, _empty_registry_db)
+
+
+def test_a_copy_across_environments_carries_its_lineage(
+    envs: EnvRepo, browser: Any, tmp_path: Path
+) -> None:
+    repo = envs
+    applied = envs_run("--env", "prod", "reconcile")  # copies dev's v1 into prod, once
+    assert applied.exit_code == 0, applied.output
+    out = tmp_path / "prod.html"
+    result = envs_run("--env", "prod", "history", "--format", "html", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    opened = open_page(browser, out)
+    assert opened.errors == []
+    assert opened.requests == []
+    found = bars(opened.page)
+    assert {(b["lane"], b["version"]) for b in found} == {
+        ("stage Production", "dev@1"),
+        ("alias champion", "dev@1"),
+    }
+    assert all(b["flags"] & 2 for b in found)  # COPY
+    titles = opened.page.eval_on_selector_all(".bar", "bs => bs.map(b => b.title)")
+    copied = repo.versions(repo.prod, "Fraud")
+    assert list(copied) == ["1"]
+    assert all("copy of dev/Fraud v1 (here v1)" in t for t in titles)
+    assert opened.page.eval_on_selector_all(".mark.copy", "m => m.length") == 2
