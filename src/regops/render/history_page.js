@@ -137,11 +137,11 @@
   function ready(i) { return cache[i] || document.readyState !== 'loading' || document.getElementById('m' + (Number(i) + 1)); }
   function draw(sec) {
     if (sec.dataset.drawn) { return; }
-    if (!ready(sec.dataset.i)) { waiting.push(sec); return; }
+    if (!ready(sec.dataset.i)) { waiting.push(function () { draw(sec); }); return; }
     if (!marked) { marked = true; performance.mark('regops-first-lane'); } // bench/bench_history_html.py
     sec.dataset.drawn = '1'; var box = sec.querySelector('.lanes'); box.textContent = ''; drawLanes(box, data(sec.dataset.i));
   }
-  document.addEventListener('DOMContentLoaded', function () { var w = waiting; waiting = []; w.forEach(draw); });
+  document.addEventListener('DOMContentLoaded', function () { var w = waiting; waiting = []; w.forEach(function (f) { f(); }); });
   var io = ('IntersectionObserver' in window) ? new IntersectionObserver(function (es) {
     es.forEach(function (e) { if (e.isIntersecting) { io.unobserve(e.target); draw(e.target); } });
   }, {rootMargin: '400px'}) : null;
@@ -151,9 +151,12 @@
     sec.appendChild(el('h2', null, m[0])); sec.appendChild(el('span', 'placeholder', m[1] + ' lanes, ' + m[2] + ' tenures'));
     var box = el('div', 'lanes'); box.style.minHeight = (16 + m[1] * 24) + 'px'; sec.appendChild(box);
     var det = el('details'); det.appendChild(el('summary', null, 'Table of ' + m[2] + ' tenures'));
-    det.addEventListener('toggle', function () {
-      if (det.open && !det.dataset.drawn && ready(i)) { det.dataset.drawn = '1'; drawTable(det, data(i)); }
-    });
+    function table() {
+      if (!det.open || det.dataset.drawn) { return; }
+      if (!ready(i)) { waiting.push(table); return; } // its data is still being parsed
+      det.dataset.drawn = '1'; drawTable(det, data(i));
+    }
+    det.addEventListener('toggle', table);
     sec.appendChild(det); main.appendChild(sec);
     if (io) { io.observe(sec); } else { draw(sec); }
   });
