@@ -23,8 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from regops.adapters import gitio
@@ -32,7 +34,7 @@ from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
-from regops.core import audit, jsonio, promotion, views
+from regops.core import audit, jsonio, metric_gates, promotion, views
 from regops.core.live import LiveModel, LiveState
 from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
 from regops.core.planner import diff
@@ -219,7 +221,7 @@ def run_plan(
     only = _select(desired, models)
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
-    live = registry.snapshot(names)
+    live = with_run_metrics(registry, desired, registry.snapshot(names), names)
     shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
@@ -233,6 +235,19 @@ def run_plan(
     res = _resolve_copies(settings, desired, live, refs)
     p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
     return promotion.with_copies(p, res, live)
+
+
+def with_run_metrics(
+    registry: LiveSource, desired: DesiredState, live: LiveState, names: Sequence[str]
+) -> LiveState:
+    """`live` with the metrics its `require_metrics` gates read (MlflowRegistry.run_metrics:
+    a few batched searches), only when a pending change is gated by them: a plan without
+    such gates makes no extra call. A snapshot (`plan --live`) holds no runs: its gates
+    say so and block."""
+    run_ids, keys = metric_gates.runs_to_read(desired, live, names)
+    if not run_ids or not isinstance(registry, MlflowRegistry):
+        return live
+    return replace(live, run_metrics=MappingProxyType(registry.run_metrics(run_ids, keys)))
 
 
 def _resolve_copies(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -21,12 +22,14 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from regops.core.state import (
     ALIAS,
+    MAXIMIZE,
     RESERVED_ALIAS,
     RUN_ID,
     STAGES,
     VERSION_KEY,
     AliasPolicy,
     DesiredState,
+    MetricRequirement,
     ModelSpec,
     Policy,
     StagePolicy,
@@ -291,6 +294,12 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
                 f"alias {ascii(key)} in policy.aliases has characters that are not allowed "
                 "(use ASCII letters, digits, '_' and '-')",
             )
+        elif path and path[-1] == "require_metrics":
+            yield (
+                line,
+                f"metric {ascii(key)} in {where} is not an MLflow metric key (ASCII letters, "
+                "digits, '_', '-', '.', ' ', ':', '/'; at most 250)",
+            )
         else:
             yield line, f"key {ascii(key)} in {where}: {err.message}"
         return
@@ -327,13 +336,37 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         yield line, f"{where}: {err.message}"
 
 
-def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> Policy:
+def _build_metrics(raw: Any, at: Path_, f: _File | None) -> tuple[MetricRequirement, ...]:
+    """`require_metrics` (already validated) as typed requirements, in the file's order."""
+    out = []
+    for metric, req in (raw or {}).items():
+        req = req or {}
+        out.append(
+            MetricRequirement(
+                metric=metric,
+                goal=req.get("goal", MAXIMIZE),
+                min=float(req["min"]) if "min" in req else None,
+                max=float(req["max"]) if "max" in req else None,
+                beats=req.get("beats"),
+                by=float(req.get("by", 0)),
+                line=f.line_of((*at, "require_metrics", metric)) if f is not None else 0,
+            )
+        )
+    return tuple(out)
+
+
+def _build_policy(
+    raw: Mapping[str, Any] | None, *, stages_supported: bool, f: _File | None = None
+) -> Policy:
     raw = raw or {}
     aliases = {
         alias: AliasPolicy(
             require_from=tuple(ap["require_from"]) if "require_from" in ap else None,
             require_tags=MappingProxyType(dict(ap.get("require_tags", {}))),
             protected=bool(ap.get("protected", False)),
+            require_metrics=_build_metrics(
+                ap.get("require_metrics"), ("policy", "aliases", alias), f
+            ),
         )
         for alias, ap in (raw.get("aliases") or {}).items()
     }
@@ -342,6 +375,9 @@ def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> P
             max_versions=sp.get("max_versions"),
             require_from=tuple(sp["require_from"]) if "require_from" in sp else None,
             require_tags=MappingProxyType(dict(sp.get("require_tags", {}))),
+            require_metrics=_build_metrics(
+                sp.get("require_metrics"), ("policy", "stages", stage), f
+            ),
         )
         for stage, sp in (raw.get("stages") or {}).items()
     }
@@ -387,6 +423,32 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
             f.diag(
                 f.line_of(("policy", "aliases", alias)),
                 f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
+            )
+    for kind in ("aliases", "stages"):
+        for key, gate in _dict(raw.get(kind)).items():
+            _metric_diags(f, ("policy", kind, key, "require_metrics"), _dict(gate))
+
+
+def _metric_diags(f: _File, at: Path_, gate: dict[str, Any]) -> None:
+    """`require_metrics` entries the schema accepts but that cannot be meant."""
+    for metric, req in _dict(gate.get("require_metrics")).items():
+        req = _dict(req)
+        where = f"{_where(at)}.{metric}"
+        for key in ("min", "max", "by"):
+            value = req.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                f.diag(f.line_of((*at, metric, key)), f"{where}: {key} must be a finite number")
+        lo, hi = req.get("min"), req.get("max")
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+            f.diag(
+                f.line_of((*at, metric, "max")),
+                f"{where}: min {lo} is above max {hi}: no value can pass",
+            )
+        if "by" in req and "beats" not in req:
+            f.diag(
+                f.line_of((*at, metric, "by")),
+                f"{where}: by is the margin of beats; name the alias or stage to beat "
+                "(beats: champion)",
             )
 
 
@@ -524,7 +586,7 @@ def load_state(
                 else:
                     declared[model] = (name, line)
         if f.parsed and not f.diags:
-            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
+            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported, f=f)
             policies[name] = policy
             for spec in _build_models(f, policy):
                 models[spec.name] = spec
