@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -15,10 +16,11 @@ from mlflow import MlflowClient
 from regops import api
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.cli import cli
+from regops.core.audit import MetricEvidence, Stamp
 from regops.core.plan import Plan
 from regops.files import SCHEMAS
 from regops.settings import Settings
-from tests.support.repo import write_state
+from tests.support.repo import Repo, write_state
 from tests.support.servers import MlflowServer
 
 PLAN_SCHEMA = json.loads((SCHEMAS / "plan.schema.json").read_text())
@@ -250,7 +252,7 @@ def test_stage_incumbent(uri: str, tmp_path: Path, auc: float, code: int) -> Non
     result = regops(uri, "plan", "--format", "json")
     assert result.exit_code == code, result.output
     doc = json.loads(result.stdout)
-    (gated,) = [c for c in doc["changes"] if c["metrics"]]
+    (gated,) = [c for c in doc["changes"] if c.get("metrics")]
     assert (gated["version"], gated["after"]) == ("2", "Production")
     (row,) = gated["metrics"]
     assert (row["incumbent_version"], row["incumbent"], row["candidate"]) == ("1", 0.80, auc)
@@ -386,3 +388,174 @@ def test_gate_on_a_real_mlflow_server(mlflow_server: MlflowServer, tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert aliases(uri, name) == {"champion": "3"}
+
+
+# ---- what a user sees: the plan's table, the PR comment, the stamp, history -----------------
+
+
+def test_plan_text_shows_a_table_per_gated_change(uri: str, tmp_path: Path) -> None:
+    start(uri, tmp_path, {"auc": 0.799, "loss": 0.35})
+    result = regops(uri, "plan")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    at = lines.index("  ! alias champion: version 1 -> 2  [BLOCKED]")
+    assert lines[at + 1 : at + 6] == [
+        "      metric      candidate  incumbent  bound   margin                          verdict",
+        "      auc (max)   0.799      0.8 (v1)   >= 0.7  -0.001 (by 0.005, vs champion)  FAIL",
+        "        auc: 0.799 >= min 0.7; 0.001 worse than champion (version 1: 0.8); needs 0.005",
+        "      loss (min)  0.35       0.4 (v1)   <= 0.6  +0.05 (by 0, vs champion)       ok",
+        "        loss: 0.35 <= max 0.6; 0.05 better than champion (version 1: 0.4); margin 0",
+    ]
+
+
+def test_markdown_report_renders_the_table_escaped(uri: str, tmp_path: Path) -> None:
+    """Metric keys may hold characters markdown reads (`_` for emphasis, `:` and `/` for
+    links): escaped in the PR comment; each row keeps its six cells."""
+    key = "__val_auc__ www.x.io:8/y"
+    new_version(uri, "Fraud", {key: 0.9})
+    new_version(uri, "Fraud", {key: 0.95})
+    set_alias(uri, "Fraud", "champion", "1")
+    state(
+        tmp_path,
+        f"""\
+apiVersion: regops/v1
+policy:
+  aliases:
+    champion:
+      require_metrics:
+        "{key}": {{beats: champion}}
+models:
+  MODEL:
+    versions:
+      "1": {{}}
+      "2": {{aliases: [champion]}}
+""",
+    )
+    result = regops(uri, "plan", "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index("#### Metric gates")
+    assert lines[at + 2] == "`Fraud` alias champion: version 1 -> 2"
+    assert lines[at + 4] == "| Metric | Candidate | Incumbent | Bound | Margin | Verdict |"
+    row = lines[at + 6]
+    assert row.startswith(f"| `{key} (max)` |"), row  # code span: nothing in it is markup
+    verdict = row.rsplit(" | ", 1)[1]
+    assert verdict.startswith("✅ ")
+    assert "__val" not in verdict  # escaped where it is text
+    assert "www.x.io" not in verdict  # no autolink
+    assert row.count(" | ") == 5
+    assert "require_metrics: 1 of 1 passed (table below)" in result.output
+
+
+def stamp_doc(uri: str, version: str) -> dict[str, object]:
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("Fraud", version)
+    raw = tags.tags["regops.audit"]
+    assert len(raw) <= 5000
+    doc: dict[str, object] = json.loads(raw)
+    return doc
+
+
+def test_stamp_and_history_keep_the_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_uri: str
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    monkeypatch.chdir(repo.root)
+    uri = sqlite_uri
+    new_version(uri, "Fraud", {"auc": 0.80, "loss": 0.40})
+    new_version(uri, "Fraud", {"auc": 0.82, "loss": 0.35})
+    write_state(repo.root / "registry-state", GATED.replace("MODEL", "Fraud"))
+    repo.commit("champion: Fraud v1", who="alice")
+    assert regops(uri, "reconcile").exit_code == 0
+    assert stamp_doc(uri, "1")["metrics"] == [  # no incumbent: the bounds and the words
+        {
+            "for": "champion",
+            "metric": "auc",
+            "value": 0.8,
+            "min": 0.7,
+            "note": "0.8 >= min 0.7; no incumbent: nothing holds champion, beats passes",
+        },
+        {
+            "for": "champion",
+            "metric": "loss",
+            "value": 0.4,
+            "goal": "minimize",
+            "max": 0.6,
+            "note": "0.4 <= max 0.6; no incumbent: nothing holds champion, beats passes",
+        },
+    ]
+    path = repo.root / "registry-state" / "models.yaml"
+    path.write_text(
+        path.read_text()
+        .replace('"1": {aliases: [champion]}', '"1": {}')
+        .replace('"2": {}', '"2": {aliases: [champion]}')
+    )
+    promotion = repo.commit("champion: Fraud v2", who="bob")
+    assert regops(uri, "reconcile").exit_code == 0
+    auc = stamp_doc(uri, "2")["metrics"][0]  # type: ignore[index]
+    assert auc == {
+        "for": "champion",
+        "metric": "auc",
+        "value": 0.82,
+        "incumbent": 0.8,
+        "incumbent_version": "1",
+        "min": 0.7,
+        "by": 0.005,
+        "note": "0.82 >= min 0.7; 0.02 better than champion (version 1: 0.8); margin 0.005",
+    }
+    result = regops(uri, "history", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (entry,) = [e for e in json.loads(result.stdout)["entries"] if e["commit"] == promotion]
+    (change,) = entry["changes"]
+    assert change["applied"]["status"] == "applied"
+    assert change["applied"]["metrics"] == [
+        "champion: auc 0.82 (maximize): 0.82 >= min 0.7; 0.02 better than champion "
+        "(version 1: 0.8); margin 0.005",
+        "champion: loss 0.35 (minimize): 0.35 <= max 0.6; 0.05 better than champion "
+        "(version 1: 0.4); margin 0",
+    ]
+    text = regops(uri, "history").output
+    assert (
+        "        metric gate passed: champion: auc 0.82 (maximize): 0.82 >= min 0.7; "
+        "0.02 better than champion (version 1: 0.8); margin 0.005"
+    ) in text
+    # A later change to v2 without gates of its own keeps the numbers on its stamp.
+    path.write_text(path.read_text().replace('"1": {}', '"1": {aliases: [old]}'))
+    path.write_text(
+        path.read_text().replace('"2": {aliases: [champion]}', '"2": {aliases: [champion, b]}')
+    )
+    repo.commit("b: Fraud v2", who="carol")
+    assert regops(uri, "reconcile").exit_code == 0
+    assert stamp_doc(uri, "2")["metrics"][0] == auc  # type: ignore[index]
+
+
+def test_stamp_with_many_metrics_stays_within_mlflows_limit() -> None:
+    many = tuple(
+        MetricEvidence(
+            "champion", f"metric_{i:03d}_" + "x" * 40, 0.5, incumbent=0.4,
+            incumbent_version="7", by=0.01, note="n" * 120,
+        )
+        for i in range(200)
+    )  # fmt: skip
+    stamp = Stamp(commit="a" * 40, held=frozenset({"@champion"}), aliases=("champion",))
+    raw = replace(stamp, metrics=many).dump()
+    assert len(raw) <= 5000
+    back = Stamp.from_tags({"regops.audit": raw})[0]
+    assert back is not None
+    assert back.held == {"@champion"}
+    assert 0 < len(back.metrics) < 200
+    assert back.metrics == tuple(replace(m, note="") for m in many[: len(back.metrics)])
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    ['"x"', '[{"for": "champion"}]', '[{"for": "c", "metric": "m", "value": "0.9"}]'],
+    ids=["not-a-list", "no-value", "string-value"],
+)
+def test_a_stamp_with_foreign_metrics_is_not_read(metrics: str) -> None:
+    raw = '{"commit": "abc1234", "held": ["@champion"], "metrics": ' + metrics + "}"
+    stamp, problems = Stamp.from_tags({"regops.audit": raw})
+    assert stamp is None
+    assert problems == [
+        "tag regops.audit is not a stamp regops wrote (metrics must list metric verdicts "
+        f"(for, metric, value): {raw[:60]!r})"
+    ]
