@@ -34,9 +34,9 @@ from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
-from regops.core import audit, jsonio, metric_gates, promotion, views
+from regops.core import audit, freeze, jsonio, metric_gates, promotion, views
 from regops.core.live import LiveModel, LiveState
-from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
+from regops.core.plan import DEFAULT_PARALLEL, Action, Change, ChangeKind, Plan
 from regops.core.planner import diff
 from regops.core.state import STAGES, DesiredState
 from regops.core.time_travel import StateAt, state_at
@@ -330,6 +330,8 @@ def run_reconcile(
             desired = load_desired(settings)
         except RegopsError:
             desired = None  # a saved plan stands on its own; stamps then name the directory
+    if not replan and desired is not None:
+        plan = judged_now(plan, desired, registry)
     for attempt in range(STALE_REPLANS + 1):
         try:
             with stop_on_signals() as stop:
@@ -355,6 +357,47 @@ def run_reconcile(
         if not plan.pending:
             return ApplyResult(())  # the other writer already did it all
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def judged_now(
+    plan: Plan, desired: DesiredState, registry: LiveSource, now: float | None = None
+) -> Plan:
+    """A saved plan applied inside a freeze window: its changes judged by the windows that
+    cover now (not when it was made); refused (PlanError, nothing applied) when one blocks.
+    Reads the live registry again (to tell a rollback) only when a window covers now."""
+    now = time.time() if now is None else now
+    frozen = sorted(
+        {c.model for c in plan.actionable}
+        & {m for m, spec in desired.models.items() if freeze.windows_at(spec, now)}
+    )
+    if not frozen:
+        return plan
+    live = registry.snapshot(frozen)
+    changes = []
+    for c in plan.changes:
+        if c.model in frozen and c.action == Action.APPLY:
+            c = replace(c, gates=tuple(g for g in c.gates if g.gate != freeze.GATE))
+            (c,) = freeze.gate_freeze([c], desired.models[c.model], live.models.get(c.model), now)
+        changes.append(c)
+    judged = replace(plan, changes=tuple(changes))
+    refused = [
+        f"{c.model}: {render_change(c)}: {g.detail}"
+        for c in judged.blocked
+        for g in c.gates
+        if g.gate == freeze.GATE and not g.passed
+    ]
+    if refused:
+        raise PlanError(
+            [*refused, "the saved plan was made outside this freeze window; nothing was applied"]
+        )
+    return judged
+
+
+def render_change(c: Change) -> str:
+    """What a change does, in the words of the plan's text."""
+    from regops.render import describe
+
+    return describe(c.to_dict())
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
