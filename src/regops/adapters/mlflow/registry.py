@@ -50,9 +50,6 @@ T = TypeVar("T")
 # prompt tag are rest_reads' (both read paths).
 STORE_VERSIONS_PAGE = 200_000
 MAX_EXPERIMENT_PAGES = 100  # artifact_roots: 100,000 experiments, and a paging loop ends
-EXPERIMENTS_PAGE = 1000  # search_experiments' page (the server's default maximum)
-RUNS_PER_FILTER = 100  # run ids per `attributes.run_id IN (...)` filter
-RUNS_PAGE = 1000  # a filter's runs fit one page (a run id matches one run)
 SHOWN_CHARS = 2000  # of a failed read's message (the server's words), once masked
 COPY_KEY_TAG = "regops.copy_key"  # run tag: the copy (`dev/Model@7`) whose files the run holds
 
@@ -376,13 +373,19 @@ class MlflowRegistry:
                 "read as an empty registry, and nothing was created (check --tracking-uri / "
                 "MLFLOW_TRACKING_URI if one was expected there)"
             )
+        self._json_post: rest_reads.Post | None = None  # runs/search is served by POST only
         get: rest_reads.Get | None = None
+        post: rest_reads.Post | None = None
         if self.missing is not None:
             pass  # never opened: MLflow would create the file
         elif rest_http.plain_login(self.uri):
             get = rest_http.json_getter(self.uri)  # mlflow is imported at the first write
+            if self.tracking_uri == self.uri:
+                post = rest_http.json_poster(self.uri)
         elif rest_reads.supports(self._store):  # opens the store now: a bad URI fails here
             get = rest_reads.json_getter(self._store)
+            if self.tracking_uri == self.uri:
+                post = rest_reads.json_poster(self._store)
         if get is not None:
             read = get
 
@@ -390,6 +393,13 @@ class MlflowRegistry:
                 return self._run(lambda: read(endpoint, params))[0]
 
             self._json_get = json_get
+        if post is not None:
+            send = post
+
+            def json_post(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+                return self._run(lambda: send(endpoint, body))[0]
+
+            self._json_post = json_post
 
     def _open(self) -> tuple[Any, Any, Any]:
         """mlflow, an MlflowClient and its registry store, made on first use."""
@@ -593,14 +603,18 @@ class MlflowRegistry:
         Calls: one `search_experiments` page per 1,000 experiments (runs are searched by
         experiment), then one `search_runs` page per RUNS_PER_FILTER runs, by
         `attributes.run_id IN (...)`: a plan that gates on metrics costs 2 calls more for
-        up to 100 candidate and incumbent runs, whatever the registry's size.
+        up to 100 candidate and incumbent runs, whatever the registry's size. Over REST
+        they are read as plain JSON (rest_reads.read_run_metrics): no mlflow import.
         """
-        from mlflow.entities import ViewType
-
         ids = sorted({r for r in run_ids if RUN_ID.fullmatch(r)})  # a hostile id never
         wanted = frozenset(keys)  # reaches a filter: it is reported as a run not found
         if not ids or self.missing is not None:
             return {}
+        json_post = self._json_post
+        if json_post is not None:
+            return self._read(lambda: rest_reads.read_run_metrics(json_post, ids, wanted))
+        from mlflow.entities import ViewType
+
         client = self._client
 
         def read() -> dict[str, dict[str, float]]:
@@ -610,19 +624,19 @@ class MlflowRegistry:
                     client.search_experiments,
                     self._run,
                     view_type=ViewType.ALL,
-                    max_results=EXPERIMENTS_PAGE,
+                    max_results=rest_reads.EXPERIMENTS_PAGE,
                 )
                 exp_ids = [str(e.experiment_id) for e in experiments]
                 out: dict[str, dict[str, float]] = {}
-                for i in range(0, len(ids), RUNS_PER_FILTER):
-                    chunk = ids[i : i + RUNS_PER_FILTER]
+                for i in range(0, len(ids), rest_reads.RUNS_PER_FILTER):
+                    chunk = ids[i : i + rest_reads.RUNS_PER_FILTER]
                     runs = paged(
                         client.search_runs,
                         self._run,
                         experiment_ids=exp_ids,
                         filter_string=f"attributes.run_id IN ({', '.join(map(quote_name, chunk))})",
                         run_view_type=ViewType.ALL,
-                        max_results=RUNS_PAGE,
+                        max_results=rest_reads.RUNS_PAGE,
                     )
                     for run in runs:
                         run_id = str(run.info.run_id)
@@ -632,9 +646,7 @@ class MlflowRegistry:
                         out[run_id] = {
                             k: float(v)
                             for k, v in metrics.items()
-                            if k in wanted
-                            and isinstance(v, (int, float))
-                            and not isinstance(v, bool)
+                            if k in wanted and type(v) in (int, float)
                         }
                 return out
 
