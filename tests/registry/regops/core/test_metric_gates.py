@@ -559,3 +559,17 @@ def test_a_stamp_with_foreign_metrics_is_not_read(metrics: str) -> None:
         "tag regops.audit is not a stamp regops wrote (metrics must list metric verdicts "
         f"(for, metric, value): {raw[:60]!r})"
     ]
+
+
+def test_plan_against_a_snapshot_blocks_and_says_why(uri: str, tmp_path: Path) -> None:
+    """A snapshot (`plan --live`, fork pull requests) holds no runs: the gate cannot be
+    judged there, and says so rather than passing."""
+    start(uri, tmp_path, {"auc": 0.9, "loss": 0.1})
+    assert regops(uri, "snapshot", "--out", "snap.json").exit_code == 0
+    result = CliRunner().invoke(
+        cli, ["plan", "--live", "snap.json", "--state-dir", "registry-state", "--format", "json"]
+    )
+    assert result.exit_code == 1, result.output
+    rows = gate_rows(json.loads(result.stdout))
+    assert [r["passed"] for r in rows] == [False, False]
+    assert rows[0]["detail"].startswith("run metrics were not read (a snapshot holds no runs)")  # type: ignore[union-attr]
