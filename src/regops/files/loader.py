@@ -262,8 +262,10 @@ def _freeze_as_text(data: Any) -> Any:
 def instant(text: str) -> float | None:
     """Epoch seconds of a freeze window's edge (the schema's `instant`), None when it is
     not one: a date is midnight UTC; a time needs Z or an offset."""
+    # Python 3.10's fromisoformat takes 3 or 6 digits of a second's fraction: pad them.
+    iso = re.sub(r"\.([0-9]{1,6})", lambda m: "." + m.group(1).ljust(6, "0"), text)
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         return None
     if len(text) == len("2026-12-20"):

@@ -17,7 +17,7 @@ from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.cli import cli
 from regops.core.planner import diff
 from regops.errors import PlanError
-from regops.files.loader import load_state
+from regops.files.loader import instant, load_state
 from tests.support.repo import client, write_state
 from tests.support.servers import make_registry
 
@@ -261,3 +261,22 @@ def test_bad_window_is_reported_at_its_line(
     assert f"registry-state/models.yaml:{line}: " in result.output, result.output
     assert message in result.output, result.output
     assert len([x for x in result.output.splitlines() if x.startswith("registry-state")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-20T00:00:00Z", "2026-12-20T00:00:00+00:00"),
+        ("2026-12-20", "2026-12-20T00:00:00+00:00"),
+        ("2026-12-20T00:00Z", "2026-12-20T00:00:00+00:00"),
+        ("2026-12-20T01:00:00+01:00", "2026-12-20T00:00:00+00:00"),
+        ("2026-12-20 00:00:00.5Z", "2026-12-20T00:00:00.500000+00:00"),
+        ("2026-12-20T00:00:00", None),  # no zone: refused
+        ("2026-13-45", None),
+    ],
+    ids=["z", "date", "no-seconds", "offset", "fraction", "naive", "impossible"],
+)
+def test_instants_read_the_same_on_every_python(text: str, expected: str | None) -> None:
+    at = instant(text)
+    got = None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat()  # noqa: UP017
+    assert got == expected
