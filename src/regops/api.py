@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from regops.adapters import gitio
@@ -33,10 +34,10 @@ from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
-from regops.core import audit, jsonio, promotion, views
+from regops.core import audit, freeze, jsonio, metric_gates, promotion, views
 from regops.core.lanes import Page, build_lanes
 from regops.core.live import LiveModel, LiveState
-from regops.core.plan import DEFAULT_PARALLEL, Change, ChangeKind, Plan
+from regops.core.plan import DEFAULT_PARALLEL, Action, Change, ChangeKind, Plan
 from regops.core.planner import diff
 from regops.core.state import STAGES, DesiredState
 from regops.core.time_travel import StateAt, state_at
@@ -221,7 +222,7 @@ def run_plan(
     only = _select(desired, models)
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
-    live = registry.snapshot(names)
+    live = with_run_metrics(registry, desired, registry.snapshot(names), names)
     shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
@@ -235,6 +236,19 @@ def run_plan(
     res = _resolve_copies(settings, desired, live, refs)
     p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
     return promotion.with_copies(p, res, live)
+
+
+def with_run_metrics(
+    registry: LiveSource, desired: DesiredState, live: LiveState, names: Sequence[str]
+) -> LiveState:
+    """`live` with the metrics its `require_metrics` gates read (MlflowRegistry.run_metrics:
+    a few batched searches), only when a pending change is gated by them: a plan without
+    such gates makes no extra call. A snapshot (`plan --live`) holds no runs: its gates
+    say so and block."""
+    run_ids, keys = metric_gates.runs_to_read(desired, live, names)
+    if not run_ids or not isinstance(registry, MlflowRegistry):
+        return live
+    return replace(live, run_metrics=MappingProxyType(registry.run_metrics(run_ids, keys)))
 
 
 def _resolve_copies(
@@ -317,6 +331,8 @@ def run_reconcile(
             desired = load_desired(settings)
         except RegopsError:
             desired = None  # a saved plan stands on its own; stamps then name the directory
+    if not replan and desired is not None:
+        plan = judged_now(plan, desired, registry)
     for attempt in range(STALE_REPLANS + 1):
         try:
             with stop_on_signals() as stop:
@@ -342,6 +358,47 @@ def run_reconcile(
         if not plan.pending:
             return ApplyResult(())  # the other writer already did it all
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def judged_now(
+    plan: Plan, desired: DesiredState, registry: LiveSource, now: float | None = None
+) -> Plan:
+    """A saved plan applied inside a freeze window: its changes judged by the windows that
+    cover now (not when it was made); refused (PlanError, nothing applied) when one blocks.
+    Reads the live registry again (to tell a rollback) only when a window covers now."""
+    now = time.time() if now is None else now
+    frozen = sorted(
+        {c.model for c in plan.actionable}
+        & {m for m, spec in desired.models.items() if freeze.windows_at(spec, now)}
+    )
+    if not frozen:
+        return plan
+    live = registry.snapshot(frozen)
+    changes = []
+    for c in plan.changes:
+        if c.model in frozen and c.action == Action.APPLY:
+            c = replace(c, gates=tuple(g for g in c.gates if g.gate != freeze.GATE))
+            (c,) = freeze.gate_freeze([c], desired.models[c.model], live.models.get(c.model), now)
+        changes.append(c)
+    judged = replace(plan, changes=tuple(changes))
+    refused = [
+        f"{c.model}: {render_change(c)}: {g.detail}"
+        for c in judged.blocked
+        for g in c.gates
+        if g.gate == freeze.GATE and not g.passed
+    ]
+    if refused:
+        raise PlanError(
+            [*refused, "the saved plan was made outside this freeze window; nothing was applied"]
+        )
+    return judged
+
+
+def render_change(c: Change) -> str:
+    """What a change does, in the words of the plan's text."""
+    from regops.render import describe
+
+    return describe(c.to_dict())
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

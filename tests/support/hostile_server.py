@@ -5,7 +5,8 @@ A small threaded HTTP (or HTTPS, with a certificate made for the test) server on
 sets (`server.on("registered-models/search", handler)`); a handler gets the request's
 query parameters and returns an `Answer`: a status, a body, and how to send it (all at
 once, or a byte at a time from some offset: a server that drips). Unset endpoints answer
-an empty registry. Every request is recorded (path and query) so a test can count pages.
+an empty registry. Every request is recorded (path and query; for a POST, such as
+runs/search, its JSON body) so a test can count pages.
 
 Used by tests/unit/regops/adapters/mlflow/test_hostile_server.py: endless and looping
 pages, drips, huge bodies, wrong JSON types, untrusted TLS, path prefixes.
@@ -77,6 +78,16 @@ class HostileServer:
                 endpoint = parts.path.split(API, 1)[1] if API in parts.path else ""
                 handler = server.handlers.get(endpoint)
                 answer = handler(query) if handler else Answer(b"no such endpoint", 404)
+                server.send(self, answer)
+
+            def do_POST(self) -> None:  # noqa: N802 - searches MLflow serves by POST only
+                parts = urlsplit(self.path)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw or b"{}")
+                server.requests.append((parts.path, body))  # the JSON body, for POSTs
+                endpoint = parts.path.split(API, 1)[1] if API in parts.path else ""
+                handler = server.handlers.get(endpoint)
+                answer = handler(body) if handler else Answer(b"no such endpoint", 404)
                 server.send(self, answer)
 
             def log_message(self, *_args: object) -> None:

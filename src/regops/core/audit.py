@@ -6,6 +6,11 @@ One version tag, `regops.audit`, one write per changed version, JSON readable in
 "held": ["Production", "Staging"]}`. `stage`/`aliases` are what the version held once the
 change landed (so a later plan can tell a change that landed without its stamp); `held`
 is every stage regops has put the version in (a return to one is a rollback).
+`metrics` are the `require_metrics` numbers that let a change through, per alias or stage
+it let the version take (`{"for": "champion", "metric": "auc", "value": 0.82,
+"incumbent": 0.8, "incumbent_version": "1", "by": 0.005, "min": 0.7, "note": "..."}`);
+kept when a later change to the version has none of its own, cut (notes first, then
+entries) to keep the tag within MLflow's 5,000 characters.
 Registries stamped by earlier versions carry five tags instead (`regops.commit`,
 `regops.applied_at`, `regops.actor`, `regops.state_file`, `regops.held`): still read.
 """
@@ -19,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from regops.core import jsonio
+from regops.core.plan import Action, Change
 from regops.core.state import STAGES
 from regops.errors import JsonInputError
 
@@ -44,6 +50,108 @@ def _held_entry(entry: object) -> bool:
     return isinstance(entry, str) and (entry in STAGES or (entry[:1] == "@" and len(entry) > 1))
 
 
+_EVIDENCE_NUMBERS = ("value", "incumbent", "min", "max", "by")
+_EVIDENCE_TEXT = ("for", "metric", "goal", "incumbent_version", "note")
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    """One `require_metrics` verdict that let a change through, as the stamp keeps it."""
+
+    target: str  # the alias or stage the version took
+    metric: str
+    value: float
+    goal: str = "maximize"
+    incumbent: float | None = None
+    incumbent_version: str | None = None
+    min: float | None = None
+    max: float | None = None
+    by: float | None = None
+    note: str = ""  # the verdict in words ("no incumbent", "rollback: beats skipped", ...)
+
+    def to_doc(self, *, notes: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {"for": self.target, "metric": self.metric, "value": self.value}
+        if self.goal != "maximize":
+            doc["goal"] = self.goal
+        for key in ("incumbent", "incumbent_version", "min", "max", "by"):
+            if getattr(self, key) is not None:
+                doc[key] = getattr(self, key)
+        if notes and self.note:
+            doc["note"] = self.note
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> MetricEvidence | None:
+        """The entry, or None when it is not one regops wrote (anyone can write the tag)."""
+        if not isinstance(doc, dict) or not {"for", "metric", "value"} <= doc.keys():
+            return None
+        for key in _EVIDENCE_NUMBERS:
+            v = doc.get(key)
+            if v is not None and (type(v) not in (int, float)):
+                return None
+        if not all(doc.get(k) is None or isinstance(doc.get(k), str) for k in _EVIDENCE_TEXT):
+            return None
+        if doc.get("goal", "maximize") not in ("maximize", "minimize"):
+            return None
+
+        def opt(key: str) -> float | None:
+            return None if doc.get(key) is None else float(doc[key])
+
+        return cls(
+            target=doc["for"],
+            metric=doc["metric"],
+            value=float(doc["value"]),
+            goal=doc.get("goal", "maximize"),
+            incumbent=opt("incumbent"),
+            incumbent_version=doc.get("incumbent_version"),
+            min=opt("min"),
+            max=opt("max"),
+            by=opt("by"),
+            note=doc.get("note") or "",
+        )
+
+    def describe(self) -> str:
+        """`champion: auc 0.82 (maximize): 0.02 better than champion (version 1: 0.8)...`"""
+        head = f"{self.target}: {self.metric} {self.value:.6g} ({self.goal})"
+        if self.note:
+            return f"{head}: {self.note}"
+        if self.incumbent is not None:  # the words were cut to fit the tag
+            by = f", margin {self.by:.6g}" if self.by is not None else ""
+            return f"{head}: version {self.incumbent_version} had {self.incumbent:.6g}{by}"
+        return head
+
+
+def evidence_of(change: Change) -> tuple[MetricEvidence, ...]:
+    """The metric verdicts of an applied change, as its version's stamp keeps them."""
+    if change.action != Action.APPLY or not change.metrics:
+        return ()
+    target = change.alias or change.after or ""
+    return tuple(
+        MetricEvidence(
+            target=target,
+            metric=m.metric,
+            value=m.candidate,
+            goal=m.goal,
+            incumbent=m.incumbent,
+            incumbent_version=m.incumbent_version,
+            min=m.min,
+            max=m.max,
+            by=m.by if m.incumbent is not None else None,
+            note=m.detail,
+        )
+        for m in change.metrics
+        if m.passed and m.candidate is not None
+    )
+
+
+def merge_evidence(
+    old: tuple[MetricEvidence, ...], new: tuple[MetricEvidence, ...]
+) -> tuple[MetricEvidence, ...]:
+    """`old` with the entries of every target `new` speaks for replaced by `new`'s."""
+    targets = {e.target for e in new}
+    return tuple(e for e in old if e.target not in targets) + new
+
+
 @dataclass(frozen=True)
 class Stamp:
     """Who changed a version, when, from which commit and file; what it then held."""
@@ -55,6 +163,7 @@ class Stamp:
     held: frozenset[str] = field(default_factory=frozenset)  # stages and `@alias` entries
     stage: str | None = None  # None: not recorded (stamps of earlier versions)
     aliases: tuple[str, ...] | None = None
+    metrics: tuple[MetricEvidence, ...] = ()  # the numbers that let changes through
 
     def dump(self) -> str:
         doc: dict[str, Any] = {k: getattr(self, k) for k in _FIELDS if getattr(self, k)}
@@ -64,7 +173,17 @@ class Stamp:
             doc["aliases"] = list(self.aliases)
         if self.held:
             doc["held"] = sorted(self.held)
-        raw = json.dumps(doc, ensure_ascii=False, separators=(", ", ": "))
+
+        def text(metrics: list[dict[str, Any]]) -> str:
+            full = {**doc, "metrics": metrics} if metrics else doc
+            return json.dumps(full, ensure_ascii=False, separators=(", ", ": "))
+
+        raw = text([e.to_doc() for e in self.metrics])
+        if len(raw) > MAX_TAG_CHARS:  # many metrics: their words first, then entries
+            bare = [e.to_doc(notes=False) for e in self.metrics]
+            while bare and len(text(bare)) > MAX_TAG_CHARS:
+                bare.pop()
+            raw = text(bare)
         if len(raw) > MAX_TAG_CHARS:  # a huge actor or path: keep what drives behaviour
             slim = {k: doc[k] for k in ("commit", "stage", "aliases", "held") if k in doc}
             raw = json.dumps(slim, ensure_ascii=False, separators=(", ", ": "))
@@ -129,11 +248,20 @@ class Stamp:
             isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)
         ):
             return None, "aliases must list strings"
+        raw_metrics = doc.get("metrics", [])
+        metrics = (
+            [MetricEvidence.from_doc(m) for m in raw_metrics]
+            if isinstance(raw_metrics, list)
+            else [None]
+        )
+        if not all(metrics):
+            return None, "metrics must list metric verdicts (for, metric, value)"
         stamp = cls(
             **{k: v for k, v in text.items() if v},
             held=frozenset(held),
             stage=stage,
             aliases=None if aliases is None else tuple(aliases),
+            metrics=tuple(m for m in metrics if m is not None),
         )
         return stamp, ""
 

@@ -77,6 +77,10 @@ class LiveState:
     has_stages: bool = True
     # regops.* tags another client wrote that regops cannot read (each treated as absent)
     warnings: tuple[str, ...] = ()
+    # run id -> metric key -> latest value, for the runs `require_metrics` gates read
+    # (metric_gates.runs_to_read); None: not read (no gate needs them, or a snapshot).
+    # Not part of the fingerprint: the gates were judged when the plan was made.
+    run_metrics: Mapping[str, Mapping[str, float]] | None = None
 
     def fingerprint(self, names: Iterable[str]) -> str:
         """Hash of everything a plan for `names` depends on; regops' own stamps excluded."""

@@ -84,9 +84,57 @@ class OutcomeStatus(_Named):
 
 @dataclass(frozen=True)
 class GateVerdict:
-    gate: str  # require_from | require_tags | max_versions
+    gate: str  # require_from | require_tags | max_versions | require_metrics | freeze | ...
     passed: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One `require_metrics` entry judged on one change: the numbers and the verdict."""
+
+    metric: str
+    goal: str  # maximize | minimize
+    passed: bool
+    detail: str  # why, in words ("no incumbent", "rollback: beats skipped", "below min")
+    candidate: float | None = None  # the candidate's value (None: not read)
+    incumbent: float | None = None  # the incumbent's value, when compared
+    incumbent_version: str | None = None
+    beats: str | None = None  # the alias or stage it had to beat
+    min: float | None = None
+    max: float | None = None
+    by: float | None = None  # the margin, when `beats` is set
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "goal": self.goal,
+            "passed": self.passed,
+            "detail": self.detail,
+            "candidate": self.candidate,
+            "incumbent": self.incumbent,
+            "incumbent_version": self.incumbent_version,
+            "beats": self.beats,
+            "min": self.min,
+            "max": self.max,
+            "by": self.by,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricCheck:
+        return cls(
+            metric=d["metric"],
+            goal=d["goal"],
+            passed=d["passed"],
+            detail=d["detail"],
+            candidate=d.get("candidate"),
+            incumbent=d.get("incumbent"),
+            incumbent_version=d.get("incumbent_version"),
+            beats=d.get("beats"),
+            min=d.get("min"),
+            max=d.get("max"),
+            by=d.get("by"),
+        )
 
 
 @dataclass(frozen=True)
@@ -101,6 +149,7 @@ class Change:
     drift: bool = False
     action: Action = Action.APPLY
     gates: tuple[GateVerdict, ...] = ()
+    metrics: tuple[MetricCheck, ...] = ()  # the numbers behind its require_metrics verdicts
 
     @property
     def blocked(self) -> bool:
@@ -118,6 +167,9 @@ class Change:
             "drift": self.drift,
             "action": self.action.value,
             "gates": [{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in self.gates],
+            # only on a change gated by require_metrics: plans without such gates keep
+            # their shape (and saved plans their bytes)
+            **({"metrics": [m.to_dict() for m in self.metrics]} if self.metrics else {}),
         }
 
     @classmethod
@@ -133,6 +185,7 @@ class Change:
             drift=d["drift"],
             action=Action(d["action"]),
             gates=tuple(GateVerdict(g["gate"], g["passed"], g["detail"]) for g in d["gates"]),
+            metrics=tuple(MetricCheck.from_dict(m) for m in d.get("metrics", ())),
         )
 
 

@@ -17,7 +17,12 @@ Rules, per managed model:
   and the second is what `git revert` of a promotion needs.
 - Alias gates (`policy.aliases.<alias>`: `require_from`, `require_tags`) are
   evaluated on every alias set or move, with the same verdicts and the same
-  blocking (alias_gates.py); removing a `protected` alias is an error. With
+  blocking (alias_gates.py); removing a `protected` alias is an error.
+- Metric gates (`require_metrics` under an alias's or a stage's policy) judge the
+  numbers of the version's source run, and of the incumbent's (metric_gates.py), on
+  every alias set or move and every stage change into a gated stage.
+- Freeze windows (`policy.freeze`) covering the time the plan is made block every
+  change but, with `allow_rollback`, those that only undo or take away (freeze.py). With
   `use_stages: false` (always on registries without stages) no stage change is
   ever planned.
 - A version whose MLflow status is not READY (still registering, or failed) is never
@@ -44,7 +49,9 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from regops.core.alias_gates import gate_alias_change, protected_removals, protected_unlisted
+from regops.core.freeze import epoch, gate_freeze
 from regops.core.live import READY, AppliedRecord, LiveModel, LiveState, LiveVersion
+from regops.core.metric_gates import gate_metrics
 from regops.core.plan import Action, Change, ChangeKind, GateVerdict, Plan
 from regops.core.promotion import find_copy, parse_key
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
@@ -60,8 +67,12 @@ def diff(
     only: Collection[str] | None = None,
     registry: str = "",
     created_at: str = "",
+    now: float | None = None,
 ) -> Plan:
-    """Diff the desired state against the live registry. `only` limits it to some models."""
+    """Diff the desired state against the live registry. `only` limits it to some models.
+
+    `now` (epoch seconds; default: `created_at`) is when freeze windows are judged."""
+    when = now if now is not None else epoch(created_at)
     names = [n for n in desired.models if only is None or n in only]
     changes: list[Change] = []
     errors: list[str] = []
@@ -86,6 +97,8 @@ def diff(
         model_changes = _require_ready(
             _plan_model(spec, lm, live.has_stages and spec.policy.use_stages), lm
         )
+        model_changes = gate_metrics(model_changes, spec, lm, live.run_metrics)
+        model_changes = gate_freeze(model_changes, spec, lm, when)
         removals = protected_removals(spec, model_changes)
         if removals:
             errors.extend(removals)

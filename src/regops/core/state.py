@@ -22,6 +22,26 @@ RESERVED_ALIAS = re.compile(r"latest|v[0-9]+", re.IGNORECASE)  # MLflow's own: n
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+
+
+@dataclass(frozen=True)
+class MetricRequirement:
+    """One entry of `require_metrics`: what the version's source run must have logged.
+
+    `min`/`max` bound the value; `beats` names the alias (or stage) whose live holder
+    the version must beat by at least `by`, in the direction of `goal`.
+    """
+
+    metric: str
+    goal: str = MAXIMIZE  # maximize | minimize
+    min: float | None = None
+    max: float | None = None
+    beats: str | None = None
+    by: float = 0.0
+    line: int = 0
+
+
 @dataclass(frozen=True)
 class StagePolicy:
     """Gates and limits for entering one stage."""
@@ -29,6 +49,7 @@ class StagePolicy:
     max_versions: int | None = None
     require_from: tuple[str, ...] | None = None
     require_tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    require_metrics: tuple[MetricRequirement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,23 @@ class AliasPolicy:
     require_from: tuple[str, ...] | None = None
     require_tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     protected: bool = False  # may move to another version, never be removed
+    require_metrics: tuple[MetricRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """`policy.freeze`: from `start` (inclusive) to `end` (exclusive), UTC epoch seconds,
+    forward changes are refused; `allow_rollback` lets a rollback through."""
+
+    start: float
+    end: float
+    reason: str
+    allow_rollback: bool = False
+    text: str = ""  # how the file wrote it ("2026-12-20T00:00:00Z .. 2027-01-04T00:00:00Z")
+    line: int = 0
+
+    def covers(self, now: float) -> bool:
+        return self.start <= now < self.end
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,13 @@ class Policy:
     # False: alias-only (no stage is declared, planned or written). Always False on
     # registries without stages (Unity Catalog).
     use_stages: bool = True
+    freeze: tuple[FreezeWindow, ...] = ()
+
+    def metric_gated(self) -> bool:
+        """Whether any alias or stage of this policy has `require_metrics`."""
+        return any(p.require_metrics for p in self.stages.values()) or any(
+            p.require_metrics for p in self.aliases.values()
+        )
 
     def for_stage(self, stage: str) -> StagePolicy:
         return self.stages.get(stage, StagePolicy())

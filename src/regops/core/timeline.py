@@ -56,6 +56,8 @@ class Applied:
     actor: str | None = None
     commit: str | None = None  # the commit the stamp names
     note: str | None = None
+    # the require_metrics numbers the stamp keeps for this change's alias or stage
+    metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,21 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
                 "alias": c.alias,
                 "before": c.before,
                 "after": c.after,
-                "applied": None if c.applied is None else vars(c.applied),
+                "applied": None if c.applied is None else _applied_dict(c.applied),
             }
             for c in e.changes
         ],
     }
+
+
+def _applied_dict(a: Applied) -> dict[str, Any]:
+    """`metrics` only where a stamp keeps some: other histories keep their shape."""
+    doc = vars(a).copy()
+    if a.metrics:
+        doc["metrics"] = list(a.metrics)
+    else:
+        del doc["metrics"]
+    return doc
 
 
 # ---- the state at a commit, leniently ---------------------------------------------------------
@@ -329,13 +341,22 @@ def _applied(
         return Applied("unstamped", note="no regops stamp on this version")
     stamp = raw.split("+", 1)[0]  # "<sha>+uncommitted": applied from local edits on top of it
     at, actor = (found.at, found.actor) if found else (None, None)
+    target = c.alias if c.kind == "alias" else c.after
+    numbers = tuple(
+        e.describe() for e in (found.metrics if found else ()) if target and e.target == target
+    )
     if len(stamp) >= 7 and any(sha.startswith(stamp) or stamp.startswith(sha) for sha in own):
         note = "from uncommitted edits on top of this commit" if raw != stamp else None
-        return Applied("applied", at=at, actor=actor, commit=raw, note=note)
+        return Applied("applied", at=at, actor=actor, commit=raw, note=note, metrics=numbers)
     later = is_ancestor(own[0], stamp) if re.fullmatch(r"[0-9a-f]{7,64}", stamp) else None
     if later:
         return Applied(
-            "superseded", at=at, actor=actor, commit=raw, note="re-stamped by a later reconcile"
+            "superseded",
+            at=at,
+            actor=actor,
+            commit=raw,
+            note="re-stamped by a later reconcile",
+            metrics=numbers,
         )
     if later is False:
         if _live_matches(c, live, version):

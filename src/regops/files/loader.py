@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -21,12 +23,15 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from regops.core.state import (
     ALIAS,
+    MAXIMIZE,
     RESERVED_ALIAS,
     RUN_ID,
     STAGES,
     VERSION_KEY,
     AliasPolicy,
     DesiredState,
+    FreezeWindow,
+    MetricRequirement,
     ModelSpec,
     Policy,
     StagePolicy,
@@ -60,6 +65,12 @@ MAX_MESSAGE_CHARS = 300
 SCHEMA_FILE = SCHEMAS / "registry-state.schema.json"
 
 Path_ = KeyPath
+# The schema's `instant` pattern: an edge it takes that is no date (2026-13-45) is
+# reported by the semantic pass, the others by the schema.
+FREEZE_EDGE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2}))?"
+)
 
 
 def _is_integer(_checker: Any, instance: Any) -> bool:
@@ -233,6 +244,41 @@ def _plain_version(key: Any, spec: Any) -> bool:
     return type(aliases) is list and all(type(a) is str and ALIAS.fullmatch(a) for a in aliases)
 
 
+def _freeze_as_text(data: Any) -> Any:
+    """`data` with the YAML timestamps of policy.freeze (`from: 2026-12-20T00:00:00Z`,
+    unquoted, reads as a datetime) written back as text, for the schema and the parser."""
+    policy = data.get("policy") if isinstance(data, dict) else None
+    windows = policy.get("freeze") if isinstance(policy, dict) else None
+    if not isinstance(windows, list):
+        return data
+    out = []
+    for w in windows:
+        if isinstance(w, dict):
+            w = {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in w.items()}
+        out.append(w)
+    return {**data, "policy": {**_dict(policy), "freeze": out}}
+
+
+def instant(text: str) -> float | None:
+    """Epoch seconds of a freeze window's edge (the schema's `instant`), None when it is
+    not one: a date is midnight UTC; a time needs Z or an offset."""
+    # Python 3.10's fromisoformat takes 3 or 6 digits of a second's fraction: pad them.
+    iso = re.sub(r"\.([0-9]{1,6})", lambda m: "." + m.group(1).ljust(6, "0"), text)
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        return None
+    if len(text) == len("2026-12-20"):
+        when = when.replace(tzinfo=timezone.utc)  # noqa: UP017 (3.10)
+    if when.tzinfo is None:
+        return None
+    return when.timestamp()
+
+
+def utc_text(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: UP017
+
+
 def _for_schema(data: Any) -> Any:
     """`data` with the plain version entries (see _plain_version) left out."""
     models = data.get("models") if isinstance(data, dict) else None
@@ -291,6 +337,12 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
                 f"alias {ascii(key)} in policy.aliases has characters that are not allowed "
                 "(use ASCII letters, digits, '_' and '-')",
             )
+        elif path and path[-1] == "require_metrics":
+            yield (
+                line,
+                f"metric {ascii(key)} in {where} is not an MLflow metric key (ASCII letters, "
+                "digits, '_', '-', '.', ' ', ':', '/'; at most 250)",
+            )
         else:
             yield line, f"key {ascii(key)} in {where}: {err.message}"
         return
@@ -318,6 +370,13 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
             f"{where}: owner {ascii(err.instance)} is not a GitHub @user, @org/team "
             "or an e-mail address",
         )
+    elif err.validator == "pattern" and len(path) >= 3 and path[-3] == "freeze":
+        yield (
+            line,
+            f"{where}: {err.instance!r} is not a UTC instant: write 2026-12-20T00:00:00Z, "
+            "an explicit offset (+01:00) or a date (freeze windows are UTC; a time "
+            "without Z or an offset is refused)",
+        )
     elif err.validator == "pattern" and len(path) >= 2 and path[-2] == "require_from":
         yield line, f"{where}: {ascii(err.instance)} is not an alias or stage name"
     elif err.validator == "type":
@@ -327,13 +386,37 @@ def _explain(f: _File, err: ValidationError) -> Iterator[tuple[int, str]]:
         yield line, f"{where}: {err.message}"
 
 
-def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> Policy:
+def _build_metrics(raw: Any, at: Path_, f: _File | None) -> tuple[MetricRequirement, ...]:
+    """`require_metrics` (already validated) as typed requirements, in the file's order."""
+    out = []
+    for metric, req in (raw or {}).items():
+        req = req or {}
+        out.append(
+            MetricRequirement(
+                metric=metric,
+                goal=req.get("goal", MAXIMIZE),
+                min=float(req["min"]) if "min" in req else None,
+                max=float(req["max"]) if "max" in req else None,
+                beats=req.get("beats"),
+                by=float(req.get("by", 0)),
+                line=f.line_of((*at, "require_metrics", metric)) if f is not None else 0,
+            )
+        )
+    return tuple(out)
+
+
+def _build_policy(
+    raw: Mapping[str, Any] | None, *, stages_supported: bool, f: _File | None = None
+) -> Policy:
     raw = raw or {}
     aliases = {
         alias: AliasPolicy(
             require_from=tuple(ap["require_from"]) if "require_from" in ap else None,
             require_tags=MappingProxyType(dict(ap.get("require_tags", {}))),
             protected=bool(ap.get("protected", False)),
+            require_metrics=_build_metrics(
+                ap.get("require_metrics"), ("policy", "aliases", alias), f
+            ),
         )
         for alias, ap in (raw.get("aliases") or {}).items()
     }
@@ -342,15 +425,34 @@ def _build_policy(raw: Mapping[str, Any] | None, *, stages_supported: bool) -> P
             max_versions=sp.get("max_versions"),
             require_from=tuple(sp["require_from"]) if "require_from" in sp else None,
             require_tags=MappingProxyType(dict(sp.get("require_tags", {}))),
+            require_metrics=_build_metrics(
+                sp.get("require_metrics"), ("policy", "stages", stage), f
+            ),
         )
         for stage, sp in (raw.get("stages") or {}).items()
     }
+    windows = []
+    for i, w in enumerate(raw.get("freeze") or []):
+        start, end = instant(w["from"]), instant(w["to"])
+        assert start is not None  # validated
+        assert end is not None
+        windows.append(
+            FreezeWindow(
+                start=start,
+                end=end,
+                reason=w["reason"],
+                allow_rollback=bool(w.get("allow_rollback", False)),
+                text=f"from {utc_text(start)} to {utc_text(end)}",
+                line=f.line_of(("policy", "freeze", i)) if f is not None else 0,
+            )
+        )
     return Policy(
         unlisted_versions=raw.get("unlisted_versions", "ignore"),
         drift=raw.get("drift", "correct"),
         stages=MappingProxyType(stages),
         aliases=MappingProxyType(aliases),
         use_stages=bool(raw.get("use_stages", True)) and stages_supported,
+        freeze=tuple(windows),
     )
 
 
@@ -387,6 +489,51 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
             f.diag(
                 f.line_of(("policy", "aliases", alias)),
                 f"alias {alias!r} is reserved by MLflow ('latest', 'v<digits>')",
+            )
+    for kind in ("aliases", "stages"):
+        for key, gate in _dict(raw.get(kind)).items():
+            _metric_diags(f, ("policy", kind, key, "require_metrics"), _dict(gate))
+    windows = raw.get("freeze")
+    for i, w in enumerate(windows if isinstance(windows, list) else []):
+        w = _dict(w)
+        edges = {k: v for k in ("from", "to") if isinstance(v := w.get(k), str)}
+        if len(edges) < 2:
+            continue  # the schema says what is wrong
+        start, end = instant(edges["from"]), instant(edges["to"])
+        for key, at in (("from", start), ("to", end)):
+            if at is None and FREEZE_EDGE.fullmatch(edges[key]):
+                f.diag(
+                    f.line_of(("policy", "freeze", i, key)),
+                    f"policy.freeze[{i}].{key}: {edges[key]!r} is not a date or time",
+                )
+        if start is not None and end is not None and end <= start:
+            f.diag(
+                f.line_of(("policy", "freeze", i, "to")),
+                f"policy.freeze[{i}]: to ({edges['to']}) must be after from ({edges['from']}): "
+                "the window is empty",
+            )
+
+
+def _metric_diags(f: _File, at: Path_, gate: dict[str, Any]) -> None:
+    """`require_metrics` entries the schema accepts but that cannot be meant."""
+    for metric, req in _dict(gate.get("require_metrics")).items():
+        req = _dict(req)
+        where = f"{_where(at)}.{metric}"
+        for key in ("min", "max", "by"):
+            value = req.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                f.diag(f.line_of((*at, metric, key)), f"{where}: {key} must be a finite number")
+        lo, hi = req.get("min"), req.get("max")
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+            f.diag(
+                f.line_of((*at, metric, "max")),
+                f"{where}: min {lo} is above max {hi}: no value can pass",
+            )
+        if "by" in req and "beats" not in req:
+            f.diag(
+                f.line_of((*at, metric, "by")),
+                f"{where}: by is the margin of beats; name the alias or stage to beat "
+                "(beats: champion)",
             )
 
 
@@ -510,6 +657,7 @@ def load_state(
         if f.parsed and not isinstance(f.data, dict):
             f.diag(1, "expected a mapping with apiVersion and models")
         elif f.parsed:
+            f.data = _freeze_as_text(f.data)
             _schema_diags(f)
             _semantic_diags(f, stages_supported=stages_supported)
             for model in _dict(f.data.get("models")):
@@ -524,7 +672,7 @@ def load_state(
                 else:
                     declared[model] = (name, line)
         if f.parsed and not f.diags:
-            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported)
+            policy = _build_policy(f.data.get("policy"), stages_supported=stages_supported, f=f)
             policies[name] = policy
             for spec in _build_models(f, policy):
                 models[spec.name] = spec

@@ -10,6 +10,8 @@ from regops.core.plan import FORMAT_VERSION, Action, ChangeKind, OutcomeStatus
 from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 from regops.render.mdsafe import ljust, md, md_code, md_fence, safe, width
 
+METRIC_GATE = "require_metrics"
+
 __all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one escaping home
 
 if TYPE_CHECKING:  # annotations only: `regops validate` does not load the history modules
@@ -67,6 +69,69 @@ def _notes(c: Mapping[str, Any]) -> list[str]:
     return notes
 
 
+# ---- metric gates: one small table per gated change --------------------------------------
+
+METRIC_COLUMNS = ("metric", "candidate", "incumbent", "bound", "margin", "verdict")
+
+
+def _num(x: Any) -> str:
+    return "-" if x is None else format(float(x), ".6g")
+
+
+def metric_cells(m: Mapping[str, Any]) -> list[str]:
+    """A require_metrics row of a change (its JSON form) as the table's six cells."""
+    goal = "max" if m["goal"] == "maximize" else "min"
+    incumbent = "-"
+    if m["incumbent"] is not None:
+        incumbent = f"{_num(m['incumbent'])} (v{m['incumbent_version']})"
+    elif m["incumbent_version"] is not None:
+        incumbent = f"- (v{m['incumbent_version']})"
+    lo, hi = m["min"], m["max"]
+    if lo is not None and hi is not None:
+        bound = f"{_num(lo)}..{_num(hi)}"
+    elif lo is not None or hi is not None:
+        bound = f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}"
+    else:
+        bound = "-"
+    margin = "-"
+    if m["beats"] is not None:
+        if m["candidate"] is not None and m["incumbent"] is not None:
+            gain = m["candidate"] - m["incumbent"]
+            gain = gain if m["goal"] == "maximize" else -gain
+            margin = f"{format(gain, '+.6g')} (by {_num(m['by'])}, vs {m['beats']})"
+        else:
+            margin = f"not compared (vs {m['beats']})"
+    return [
+        f"{m['metric']} ({goal})",
+        _num(m["candidate"]),
+        incumbent,
+        bound,
+        margin,
+        "ok" if m["passed"] else "FAIL",
+    ]
+
+
+def metric_table_text(metrics: Sequence[Mapping[str, Any]], indent: str = "      ") -> list[str]:
+    """The table of a gated change for `plan`'s text, each row's reason below it."""
+    rows = [[safe(v, oneline=True) for v in metric_cells(m)] for m in metrics]
+    widths = [max([len(c)] + [width(r[i]) for r in rows]) for i, c in enumerate(METRIC_COLUMNS)]
+    lines = [indent + "  ".join(c.ljust(w) for c, w in zip(METRIC_COLUMNS, widths, strict=True))]
+    for m, row in zip(metrics, rows, strict=True):
+        lines.append(indent + "  ".join(ljust(v, w) for v, w in zip(row, widths, strict=True)))
+        lines.append(f"{indent}  {m['metric']}: {m['detail']}")
+    return [line.rstrip() for line in lines]
+
+
+def metric_table_markdown(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of a gated change for the markdown report (every cell escaped)."""
+    lines = [md_row(c.capitalize() for c in METRIC_COLUMNS), "|---|---:|---:|---|---|---|"]
+    for m in metrics:
+        *cells, _verdict = metric_cells(m)
+        verdict = f"{'✅' if m['passed'] else '❌'} {md(m['detail'])}"
+        lines.append(md_row([md_code(cells[0]), *(md(x) for x in cells[1:]), verdict]))
+    return lines
+
+
 def summary_line(d: Mapping[str, Any]) -> str:
     s = d["summary"]
     parts = [f"{s['to_apply']} to apply", f"{s['blocked']} blocked", f"{s['drift']} drift"]
@@ -90,8 +155,13 @@ def render_text(d: Mapping[str, Any]) -> str:
         mark = "!" if c["action"] == Action.BLOCKED else ChangeKind(c["kind"]).symbol
         notes = _notes(c)
         lines.append(f"  {mark} {describe(c)}" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        metrics = c.get("metrics") or []
         for g in c["gates"]:
+            if metrics and g["gate"] == METRIC_GATE:
+                continue  # in the table below, with its numbers
             lines.append(f"      {'ok  ' if g['passed'] else 'FAIL'} {g['gate']}: {g['detail']}")
+        if metrics:
+            lines += metric_table_text(metrics)
     if d["errors"] or d["changes"]:
         lines.append("")
     lines.append(summary_line(d))
@@ -113,10 +183,17 @@ def render_markdown(d: Mapping[str, Any]) -> str:
         lines += ["| | Model | Change | Gates | Notes |", "|---|---|---|---|---|"]
         for c in d["changes"]:
             mark = "⛔" if c["action"] == Action.BLOCKED else ChangeKind(c["kind"]).symbol
+            metrics = c.get("metrics") or []
             gates = "<br>".join(
                 f"{'✅' if g['passed'] else '❌'} {md(g['gate'])}: {md(g['detail'])}"
                 for g in c["gates"]
+                if not (metrics and g["gate"] == METRIC_GATE)
             )
+            if metrics:
+                passed = sum(1 for m in metrics if m["passed"])
+                icon = "✅" if passed == len(metrics) else "❌"
+                tally = f"{icon} {METRIC_GATE}: {passed} of {len(metrics)} passed (table below)"
+                gates = f"{gates}<br>{tally}" if gates else tally
             lines.append(
                 md_row(
                     [
@@ -129,6 +206,12 @@ def render_markdown(d: Mapping[str, Any]) -> str:
                 )
             )
         lines.append("")
+    gated = [c for c in d["changes"] if c.get("metrics")]
+    if gated:
+        lines += ["#### Metric gates", ""]
+        for c in gated:
+            lines += [f"{md_code(c['model'])} {md(describe(c))}", ""]
+            lines += metric_table_markdown(c["metrics"]) + [""]
     if d["summary"]["blocked"]:
         lines.append("> A gate failed: reconcile will apply nothing until the evidence is there.")
     return "\n".join(lines)
@@ -282,6 +365,8 @@ def history_text(h: History) -> str:
         for c, text in zip(e.changes, described, strict=True):
             applied = safe(_applied_text(c.applied), oneline=True)
             lines.append(f"    {ljust(text, columns)}   {applied}".rstrip())
+            for m in c.applied.metrics if c.applied else ():
+                lines.append(safe(f"        metric gate passed: {m}", oneline=True))
     return "\n".join(lines)
 
 
@@ -296,12 +381,14 @@ def history_markdown(h: History) -> str:
         lines += ["", f"> **Warning:** {md(h.truncated)}"]
     lines += ["", "| Commit | Date | Author | PR | Change | Applied |", "|---|---|---|---|---|---|"]
     for e in h.entries:
-        rows = [(c.describe(), _applied_text(c.applied) or "—") for c in e.changes] or [
-            (e.note or "(no stage or alias change)", "—")
-        ]
-        for change, applied in rows:
+        rows = [
+            (c.describe(), _applied_text(c.applied) or "—", c.applied.metrics if c.applied else ())
+            for c in e.changes
+        ] or [(e.note or "(no stage or alias change)", "—", ())]
+        for change, applied, metrics in rows:
             cells = [md_code(e.commit[:7]), md(e.committed_at), md(_who(e))]
-            cells += [f"#{e.pr}" if e.pr else "—", md(change), md(applied)]
+            shown = "<br>".join([md(applied), *(f"metric gate passed: {md(m)}" for m in metrics)])
+            cells += [f"#{e.pr}" if e.pr else "—", md(change), shown]
             lines.append(md_row(cells))
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from regops.adapters.tracking import mask_secrets
-from regops.core.audit import AUDIT_TAG, Stamp
+from regops.core.audit import AUDIT_TAG, MetricEvidence, Stamp, evidence_of, merge_evidence
 from regops.core.live import ALIAS_MARK, APPLIED_TAG, AppliedRecord, LiveState
 from regops.core.plan import FORMAT_VERSION, Action, Change, ChangeKind, OutcomeStatus, Plan
 from regops.core.planner import MAX_RECORD_CHARS
@@ -231,6 +231,7 @@ class _Run:
         self.plan, self.live, self.registry = plan, live, registry
         self.stamps, self.copier, self.poll = stamps, copier, stop
         self.final = _final_states(plan, live)
+        self.evidence = _evidence(plan)
         self.outcomes: list[Outcome | None] = [None] * len(plan.changes)
         self.incomplete: set[str] = set()  # models with a change that failed or was not attempted
         self.started: set[str] = set()  # models whose first write was attempted
@@ -358,7 +359,8 @@ class _Run:
     def _stamp(self, model: str, key: str, version: str) -> None:
         """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
         final = self.final.get((model, key), (None, (), frozenset()))
-        value = _stamp_value(self.stamps, model, final)
+        evidence = _kept_evidence(self.live, model, version, self.evidence.get((model, key), ()))
+        value = _stamp_value(self.stamps, model, final, evidence)
         self.call(lambda: self.registry.set_version_tag(model, version, AUDIT_TAG, value))
 
     def result(self) -> ApplyResult:
@@ -399,12 +401,15 @@ def settle_stamps(
         return []
     full = _final_states(plan, live)
     now = _final_states(replace(plan, changes=tuple(landed)), live)
+    evidence = _evidence(replace(plan, changes=tuple(landed)))
     out = []
     for model, version in sorted({(c.model, c.version) for c in landed if c.version}):
         key = (model, version)
         if key not in full or key not in now or now[key] == full[key]:
             continue
-        value = _stamp_value(stamps, model, now[key])
+        value = _stamp_value(
+            stamps, model, now[key], _kept_evidence(live, model, version, evidence.get(key, ()))
+        )
         try:
             call(functools.partial(registry.set_version_tag, model, version, AUDIT_TAG, value))
         except Exception:  # noqa: BLE001 - see the docstring
@@ -417,12 +422,37 @@ def _stamp_value(
     stamps: Mapping[str, Mapping[str, str]],
     model: str,
     final: tuple[str | None, tuple[str, ...], frozenset[str]],
+    evidence: tuple[MetricEvidence, ...] = (),
 ) -> str:
     """The `regops.audit` value for a version of `model` that ends in `final`
-    (stage, aliases, held), with the run's audit fields (commit, at, actor, file)."""
+    (stage, aliases, held), with the run's audit fields (commit, at, actor, file) and the
+    metric verdicts that let its changes through (`evidence`)."""
     stage, aliases, held = final
     fields = Stamp.from_fields(stamps.get(model, {}))
-    return replace(fields, held=held, stage=stage, aliases=aliases).dump()
+    return replace(fields, held=held, stage=stage, aliases=aliases, metrics=evidence).dump()
+
+
+def _evidence(plan: Plan) -> dict[tuple[str, str], tuple[MetricEvidence, ...]]:
+    """Per (model, plan version key): the metric verdicts of its applied changes."""
+    out: dict[tuple[str, str], tuple[MetricEvidence, ...]] = {}
+    for c in plan.changes:
+        found = evidence_of(c)
+        if found and c.version is not None:
+            key = (c.model, c.version)
+            out[key] = merge_evidence(out.get(key, ()), found)
+    return out
+
+
+def _kept_evidence(
+    live: LiveState, model: str, version: str, new: tuple[MetricEvidence, ...]
+) -> tuple[MetricEvidence, ...]:
+    """What the version's stamp says already, with `new` replacing the entries of the
+    aliases and stages it speaks for: a later change (an archive) keeps the numbers that
+    let the version become champion."""
+    lm = live.models.get(model)
+    lv = lm.versions.get(version) if lm else None
+    old = lv.stamp() if lv else None
+    return merge_evidence(old.metrics if old else (), new)
 
 
 def _baseline(

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from regops.adapters.mlflow.rest_reads import API, Get
+from regops.adapters.mlflow.rest_reads import API, Get, Post
 from regops.errors import AnswerError, RestError, SlowAnswerError
 
 T = TypeVar("T")
@@ -299,6 +299,35 @@ def check(status: int, text: str, endpoint: str) -> None:
         f"Response body: '{text}'",
         STATUS_ERROR_CODE.get(status, "INTERNAL_ERROR"),
     )
+
+
+def json_poster(uri: str) -> Post:
+    """POST a JSON body to an endpoint of the registry at `uri` (a search MLflow serves by
+    POST only, such as runs/search) and return its JSON, as json_getter does."""
+    host, own_query = split_uri(uri)
+
+    def post(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        env = os.environ
+        session = _session(
+            int(_setting(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES")),
+            float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")),
+            float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")),
+            _flag(env.get("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "true")),
+        )
+        path = f"{API}/{endpoint}"
+        options = request_options(env)
+
+        def call(expired: threading.Event) -> tuple[int, bytes]:
+            response = session.post(
+                f"{host}{path}", params=own_query, json=body, stream=True, **options
+            )
+            return response.status_code, read_body(response, expired, path)
+
+        status, content = within(call_budget(env), call)
+        check(status, content.decode("utf-8", errors="replace"), path)
+        return parse_answer(content, path)
+
+    return post
 
 
 def json_getter(uri: str) -> Get:

@@ -48,6 +48,10 @@ MAX_VERSION_DIGITS = 18  # MLflow's version numbers are 64-bit integers
 MAX_TIMESTAMP_MS = 2**63 - 1
 
 Get = Callable[[str, dict[str, Any]], dict[str, Any]]
+Post = Callable[[str, dict[str, Any]], dict[str, Any]]  # endpoint, JSON body -> JSON answer
+EXPERIMENTS_PAGE = 1000  # experiments/search's page (the server's default maximum)
+RUNS_PER_FILTER = 100  # run ids per `attributes.run_id IN (...)` filter (both read paths)
+RUNS_PAGE = 1000  # a filter's runs fit one page (a run id matches one run)
 
 
 def max_pages(page_size: int) -> int:
@@ -97,6 +101,99 @@ def json_getter(store: Any) -> Get:
         return parse_answer(response.content, path)
 
     return get
+
+
+def json_poster(store: Any) -> Post:
+    """POST a JSON body to an endpoint of the store's server, MLflow's way (json_getter)."""
+    import threading
+
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    from regops.adapters.mlflow.rest_http import call_budget, parse_answer, read_body, within
+
+    def post(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        check = getattr(store, "_validate_workspace_support_if_specified", None)
+        if check is not None:
+            check()
+        path = f"{API}/{endpoint}"
+        creds = store.get_host_creds()
+
+        def call(expired: threading.Event) -> Any:
+            response = http_request(
+                host_creds=creds, endpoint=path, method="POST", json=body, stream=True
+            )
+            response._content = read_body(response, expired, path)
+            return response
+
+        response = within(call_budget(), call)
+        verify_rest_response(response, path)
+        return parse_answer(response.content, path)
+
+    return post
+
+
+def _posted(post: Post, endpoint: str, key: str, body: dict[str, Any]) -> Iterator[Any]:
+    """Every item of a JSON listing served by POST, through `pages`."""
+
+    def fetch(token: str | None) -> tuple[list[Any], Any]:
+        doc = post(endpoint, {**body, **({"page_token": token} if token else {})})
+        got = doc.get(key) or []
+        if not isinstance(got, list):
+            raise AnswerError(f"{endpoint}: '{key}' is a {type(got).__name__}, not a list")
+        return got, doc.get("next_page_token") or None
+
+    return pages(fetch, endpoint, int(body.get("max_results") or 1))
+
+
+def _metric_value(raw: Any, where: str) -> float:
+    """A metric's value as JSON carries it: a number, or MLflow's "NaN" / "Infinity"."""
+    if type(raw) in (int, float):
+        return float(raw)
+    if raw in ("NaN", "Infinity", "-Infinity"):
+        return float(raw)
+    raise AnswerError(f"{where}: value is {_shown(raw)}, not a number")
+
+
+def read_run_metrics(
+    post: Post, run_ids: Sequence[str], keys: Iterable[str]
+) -> dict[str, dict[str, float]]:
+    """The latest value of `keys` logged by each of `run_ids` (all checked RUN_IDs): one
+    experiments/search page per EXPERIMENTS_PAGE experiments (runs are searched by
+    experiment), then one runs/search page per RUNS_PER_FILTER runs."""
+    wanted = frozenset(keys)
+    exp_ids = []
+    body = {"max_results": EXPERIMENTS_PAGE, "view_type": "ALL"}
+    for exp in _posted(post, "experiments/search", "experiments", body):
+        exp_id = exp.get("experiment_id") if isinstance(exp, dict) else None
+        if not isinstance(exp_id, str) or not exp_id:
+            raise AnswerError(f"experiments/search: an experiment_id is {_shown(exp_id)}")
+        exp_ids.append(exp_id)
+    out: dict[str, dict[str, float]] = {}
+    for i in range(0, len(run_ids), RUNS_PER_FILTER):
+        chunk = list(run_ids[i : i + RUNS_PER_FILTER])
+        body = {
+            "experiment_ids": exp_ids,
+            "filter": f"attributes.run_id IN ({', '.join(map(quote_name, chunk))})",
+            "run_view_type": "ALL",
+            "max_results": RUNS_PAGE,
+        }
+        for run in _posted(post, "runs/search", "runs", body):
+            info = run.get("info") if isinstance(run, dict) else None
+            run_id = info.get("run_id") if isinstance(info, dict) else None
+            if not isinstance(run_id, str) or run_id not in chunk:
+                continue  # not one asked for: never read
+            data = run.get("data") or {}
+            where = f"run {run_id}"
+            pairs = _json_pairs(
+                data.get("metrics") if isinstance(data, dict) else None,
+                where, "metrics", "key", "value",
+            )  # fmt: skip
+            out[run_id] = {
+                k: _metric_value(v, f"{where} metric {ascii(k)}")
+                for k, v in pairs
+                if isinstance(k, str) and k in wanted
+            }
+    return out
 
 
 def pages(
