@@ -301,12 +301,13 @@ def check(status: int, text: str, endpoint: str) -> None:
     )
 
 
-def json_poster(uri: str) -> Post:
-    """POST a JSON body to an endpoint of the registry at `uri` (a search MLflow serves by
-    POST only, such as runs/search) and return its JSON, as json_getter does."""
+def _json_call(uri: str, method: str) -> Get:
+    """`(endpoint, payload) -> JSON` against the registry at `uri`: a GET sends the payload
+    as query parameters, a POST as its JSON body. Settings are read from the environment
+    at each call, as MLflow reads them; the call keeps within its budget."""
     host, own_query = split_uri(uri)
 
-    def post(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    def send(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
         env = os.environ
         session = _session(
             int(_setting(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES")),
@@ -316,43 +317,30 @@ def json_poster(uri: str) -> Post:
         )
         path = f"{API}/{endpoint}"
         options = request_options(env)
+        if method == "GET":
+            query: list[tuple[str, Any]] = [*own_query, *payload.items()]
+            sent: dict[str, Any] = {"params": query}
+        else:
+            sent = {"params": own_query, "json": payload}
 
         def call(expired: threading.Event) -> tuple[int, bytes]:
-            response = session.post(
-                f"{host}{path}", params=own_query, json=body, stream=True, **options
-            )
+            response = session.request(method, f"{host}{path}", stream=True, **sent, **options)
             return response.status_code, read_body(response, expired, path)
 
         status, content = within(call_budget(env), call)
         check(status, content.decode("utf-8", errors="replace"), path)
         return parse_answer(content, path)
 
-    return post
+    return send
+
+
+def json_poster(uri: str) -> Post:
+    """POST a JSON body to an endpoint of the registry at `uri` (a search MLflow serves by
+    POST only, such as runs/search) and return its JSON, as json_getter does."""
+    return _json_call(uri, "POST")
 
 
 def json_getter(uri: str) -> Get:
     """GET an endpoint of the registry at `uri` and return its JSON (settings are read from
     the environment at each call, as MLflow reads them), within the call's budget."""
-    host, own_query = split_uri(uri)
-
-    def get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
-        env = os.environ
-        session = _session(
-            int(_setting(env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES")),
-            float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")),
-            float(_setting(env, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")),
-            _flag(env.get("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", "true")),
-        )
-        path = f"{API}/{endpoint}"
-        query: list[tuple[str, Any]] = [*own_query, *params.items()]
-        options = request_options(env)
-
-        def call(expired: threading.Event) -> tuple[int, bytes]:
-            response = session.get(f"{host}{path}", params=query, stream=True, **options)
-            return response.status_code, read_body(response, expired, path)
-
-        status, content = within(call_budget(env), call)
-        check(status, content.decode("utf-8", errors="replace"), path)
-        return parse_answer(content, path)
-
-    return get
+    return _json_call(uri, "GET")

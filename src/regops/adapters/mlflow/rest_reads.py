@@ -73,25 +73,27 @@ def supports(store: Any) -> bool:
     return isinstance(store, RestStore)
 
 
-def json_getter(store: Any) -> Get:
-    """GET an endpoint of the store's server and return its JSON, MLflow's way, within the
-    same budget and size bounds as rest_http's reads."""
+def _store_call(store: Any, method: str) -> Get:
+    """`(endpoint, payload) -> JSON` against the store's server, MLflow's way (its request
+    helpers, the store's credentials): a GET sends the payload as query parameters, a POST
+    as its JSON body; within the same budget and size bounds as rest_http's reads."""
     import threading
 
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     from regops.adapters.mlflow.rest_http import call_budget, parse_answer, read_body, within
 
-    def get(endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+    def send(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
         check = getattr(store, "_validate_workspace_support_if_specified", None)
         if check is not None:
             check()
         path = f"{API}/{endpoint}"
         creds = store.get_host_creds()
+        sent = {"params": payload} if method == "GET" else {"json": payload}
 
         def call(expired: threading.Event) -> Any:
             response = http_request(
-                host_creds=creds, endpoint=path, method="GET", params=params, stream=True
+                host_creds=creds, endpoint=path, method=method, stream=True, **sent
             )
             response._content = read_body(response, expired, path)  # what MLflow reads next
             return response
@@ -100,36 +102,17 @@ def json_getter(store: Any) -> Get:
         verify_rest_response(response, path)
         return parse_answer(response.content, path)
 
-    return get
+    return send
+
+
+def json_getter(store: Any) -> Get:
+    """GET an endpoint of the store's server and return its JSON, MLflow's way."""
+    return _store_call(store, "GET")
 
 
 def json_poster(store: Any) -> Post:
     """POST a JSON body to an endpoint of the store's server, MLflow's way (json_getter)."""
-    import threading
-
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    from regops.adapters.mlflow.rest_http import call_budget, parse_answer, read_body, within
-
-    def post(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        check = getattr(store, "_validate_workspace_support_if_specified", None)
-        if check is not None:
-            check()
-        path = f"{API}/{endpoint}"
-        creds = store.get_host_creds()
-
-        def call(expired: threading.Event) -> Any:
-            response = http_request(
-                host_creds=creds, endpoint=path, method="POST", json=body, stream=True
-            )
-            response._content = read_body(response, expired, path)
-            return response
-
-        response = within(call_budget(), call)
-        verify_rest_response(response, path)
-        return parse_answer(response.content, path)
-
-    return post
+    return _store_call(store, "POST")
 
 
 def _posted(post: Post, endpoint: str, key: str, body: dict[str, Any]) -> Iterator[Any]:
