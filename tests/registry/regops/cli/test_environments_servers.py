@@ -15,22 +15,21 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from mlflow import MlflowClient
 
 from accident_prediction.cli import main as accident_cli
 from regops.cli import cli as regops_cli
 from regops.core.promotion import LINEAGE_TAG, Lineage
 from tests.support.backends import POSTGRES_ENV, AuthServer, environ, in_ci, leaks
+from tests.support.environments import Repo, git
 from tests.support.paths import ROOT
 from tests.support.proxy import AFTER, BEFORE, FaultProxy, Write
+from tests.support.repo import client
 from tests.support.servers import MlflowServer, start_mlflow_server
 
 pytestmark = pytest.mark.server
@@ -60,17 +59,6 @@ models:
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=Tester", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 def regops(*args: str) -> Result:
     return CliRunner().invoke(regops_cli, list(args))
 
@@ -79,16 +67,6 @@ def accident(*args: str) -> Result:
     result = CliRunner().invoke(accident_cli, list(args))
     assert result.exit_code == 0, result.output
     return result
-
-
-def client(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def versions(uri: str, name: str) -> dict[str, object]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return {str(v.version): v for v in client(uri).search_model_versions(f"name = '{name}'")}
 
 
 def server_with_store(work: Path, backend_uri: str | None = None) -> MlflowServer:
@@ -153,21 +131,6 @@ def servers(
     prod.stop()
 
 
-@dataclass
-class Repo:
-    root: Path
-
-    def write(self, rel: str, text: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-    def commit(self, message: str) -> str:
-        git(self.root, "add", "-A")
-        git(self.root, "commit", "-qm", message)
-        return git(self.root, "rev-parse", "HEAD")
-
-
 @pytest.fixture(scope="module")
 def trained(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> str:
     """`accident train` (small) registers LR v1 in dev; `accident smoke-test` adds evidence."""
@@ -197,7 +160,7 @@ def repo(servers: Servers, trained: str, tmp_path: Path, monkeypatch: pytest.Mon
     for item in ("config", "examples"):
         shutil.copytree(ROOT / item, root / item)
     git(root, "init", "-q")
-    r = Repo(root)
+    r = Repo(root, servers.dev.url, servers.prod.url)
     r.write("regops.yaml", CONFIG)
     r.write(
         "registry-state/dev/lr.yaml",
@@ -233,8 +196,8 @@ def test_trained_in_dev_promoted_to_prod_served_from_prod(servers: Servers, repo
     assert f"applied  {LR}: copy dev {LR} v1 -> prod (new version)  (new version 1)" in (
         result.output
     )
-    (mv,) = versions(servers.prod.url, LR).values()
-    dev_mv = versions(servers.dev.url, LR)["1"]
+    (mv,) = repo.versions(servers.prod.url, LR).values()
+    dev_mv = repo.versions(servers.dev.url, LR)["1"]
     lineage = Lineage.parse(mv.tags[LINEAGE_TAG])  # type: ignore[attr-defined]
     assert lineage == Lineage("dev", LR, "1", dev_mv.run_id, commit)  # type: ignore[attr-defined]
     assert mv.current_stage == "Production"  # type: ignore[attr-defined]
@@ -263,7 +226,7 @@ def test_trained_in_dev_promoted_to_prod_served_from_prod(servers: Servers, repo
     again = regops("plan", "--all-envs", "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert regops("--env", "prod", "reconcile").exit_code == 0
-    assert list(versions(servers.prod.url, LR)) == ["1"]
+    assert list(repo.versions(servers.prod.url, LR)) == ["1"]
 
 
 def _is_create(w: Write) -> bool:
@@ -291,7 +254,7 @@ def test_a_cut_mid_copy_converges_without_a_duplicate(
         assert regops("--env", "prod", "plan", "--detailed-exitcode").exit_code == 0
     finally:
         proxy.stop()
-    found = versions(servers.prod.url, target)
+    found = repo.versions(servers.prod.url, target)
     assert list(found) == ["1"], "copied twice"
     assert found["1"].current_stage == "Production"  # type: ignore[attr-defined]
     creates = [w for w in proxy.writes if _is_create(w) and w.status is not None and w.status < 400]
@@ -323,6 +286,6 @@ def test_a_dev_login_that_cannot_write_prod_is_refused_clearly(
     )
     assert not leaks([dev_password], output=result.output)
     with environ(auth_server.admin_env()):
-        assert versions(auth_server.url, LR) == {}
+        assert repo.versions(auth_server.url, LR) == {}
         exp = client(auth_server.url).get_experiment_by_name("regops-copies")
         assert exp is None, "files were uploaded before the refusal"
