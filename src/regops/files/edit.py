@@ -68,35 +68,6 @@ class EditResult:
         return out
 
 
-def edit_state(
-    state_dir: Path,
-    model: str,
-    version: str,
-    *,
-    stage: str | None = None,
-    alias: str | None = None,
-    remove_alias: str | None = None,
-    new_model_file: str | None = None,
-) -> Path:
-    """Set a version's stage and/or alias in the state files; returns the edited file.
-
-    A version not yet listed is added; a model not in any file is added to
-    `new_model_file` (default: the only state file). Moving an alias takes it off
-    the version that held it. Raises StateError (nothing written) when the result
-    would not validate.
-    """
-    result = prepare_edit(
-        state_dir,
-        model,
-        version,
-        stage=stage,
-        alias=alias,
-        remove_alias=remove_alias,
-        new_model_file=new_model_file,
-    )
-    return write_edit(result)
-
-
 def prepare_edit(
     state_dir: Path,
     model: str,

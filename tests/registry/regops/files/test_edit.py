@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regops.errors import EditError, StateError
-from regops.files.edit import edit_state, prepare_edit
+from regops.files.edit import prepare_edit, write_edit
 from regops.files.loader import load_state
 from tests.support.paths import ROOT
 from tests.support.repo import (
@@ -24,6 +24,11 @@ from tests.support.repo import (
 from tests.support.servers import make_registry
 
 REPO_ROOT = ROOT
+
+
+def edit_state(state_dir: Path, model: str, version: str, **change: str | None) -> Path:
+    """What `regops set-stage`/`set-alias` do: prepare the edit, then write it."""
+    return write_edit(prepare_edit(state_dir, model, version, **change))  # type: ignore[arg-type]
 
 
 @pytest.fixture
