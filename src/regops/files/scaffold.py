@@ -136,8 +136,11 @@ def codeowners_text(before: str | None, block: str) -> tuple[str, bool]:
     """(the file's text with init's block, whether the block was already there)."""
     if before is None:
         return block, False
-    if CODEOWNERS_BEGIN in before:
-        return before, True
+    start = before.find(CODEOWNERS_BEGIN)
+    end = before.find(CODEOWNERS_END, start)
+    if start >= 0 and end >= 0:  # init's own block, replaced in place (the rest kept)
+        tail = before[end + len(CODEOWNERS_END) :]
+        return before[:start] + block + tail.removeprefix("\n"), True
     # Before any other block: in CODEOWNERS the last match wins, so regops codeowners'
     # per-model lines (appended at the end) stay in force after this one.
     sep = "" if not before or before.endswith("\n") else "\n"
