@@ -149,7 +149,9 @@ def codeowners_text(before: str | None, block: str) -> tuple[str, bool]:
 
 def compare(root: Path, texts: Mapping[Path, str]) -> Comparison:
     """Sort the planned files against the disk; reads, never writes."""
-    create, same, conflicts = [], [], []
+    create: list[Path] = []
+    same: list[Path] = []
+    conflicts: list[Path] = []
     for rel, text in texts.items():
         path = root / rel
         if not path.exists() and not path.is_symlink():
