@@ -842,6 +842,11 @@ def init(
     block = scaffold.codeowners_block(state_dirs, owners)
     texts[scaffold.CODEOWNERS_FILE.as_posix()], _ = scaffold.codeowners_text(before, block)
 
+    by_dir: dict[Path, list[str]] = {}  # model names become file names: check them first
+    for rel in texts:
+        by_dir.setdefault((root / rel).parent, []).append((root / rel).name)
+    for directory, names in by_dir.items():
+        fileio.check_names(directory, names)
     comparison = scaffold.compare(root, {Path(k): v for k, v in texts.items()})
     if comparison.conflicts and not force:
         names = [p.as_posix() for p in comparison.conflicts]

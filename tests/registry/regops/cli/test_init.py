@@ -190,3 +190,17 @@ def test_init_outside_git_and_bad_names(tmp_path: Path, monkeypatch: pytest.Monk
     assert bad.exit_code == 64, bad.output
     assert "'../x'" in bad.output
     assert "'acme'" in bad.output
+
+
+def test_a_model_name_too_long_for_a_file_name_is_refused_before_any_write(
+    repo: Repo, sqlite_uri: str
+) -> None:
+    """A registry's model names become file names: one the filesystem cannot hold is an
+    error naming it, and nothing is written (not even the workflows)."""
+    name = "M" * 251  # + ".yaml": 256 bytes, one more than ext4 and tmpfs hold
+    client(sqlite_uri).create_registered_model(name)
+    result = regops("init", "--tracking-uri", sqlite_uri)
+    assert result.exit_code == 1, result.output
+    assert "the file name is longer than this filesystem allows" in result.output
+    assert "Traceback" not in result.output
+    assert tree(repo.root) == {}
