@@ -838,7 +838,17 @@ def init(
         )
     texts[str(scaffold.PRECOMMIT_FILE)] = scaffold.precommit_text(__version__)
     codeowners = root / scaffold.CODEOWNERS_FILE
-    before = codeowners.read_text(encoding="utf-8") if codeowners.is_file() else None
+    before = None
+    if codeowners.is_file():
+        from regops.files.codeowners import MAX_CODEOWNERS_BYTES
+
+        try:
+            raw = fileio.read_guarded(codeowners, root=root, max_bytes=MAX_CODEOWNERS_BYTES)
+            before = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InitError(f"{scaffold.CODEOWNERS_FILE}: not UTF-8 text ({exc.reason})") from exc
+        except RegopsError as exc:
+            raise InitError(f"{scaffold.CODEOWNERS_FILE}: {exc}") from exc
     block = scaffold.codeowners_block(state_dirs, owners)
     texts[scaffold.CODEOWNERS_FILE.as_posix()], _ = scaffold.codeowners_text(before, block)
 

@@ -28,6 +28,7 @@ CODEOWNERS_BEGIN = "# BEGIN regops init: who approves a change of the desired re
 CODEOWNERS_END = "# END regops init"
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")  # schemas/regops-config.schema.json
 OWNER = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?")
+MAX_COMPARED_BYTES = 4 << 20
 SECRET_NAMES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 
@@ -157,8 +158,9 @@ def compare(root: Path, texts: Mapping[Path, str]) -> Comparison:
         if not path.exists() and not path.is_symlink():
             create.append(rel)
             continue
-        try:
-            current = path.read_text(encoding="utf-8") if path.is_file() else None
+        try:  # a file far larger than any text init writes differs from it: not read
+            small = path.is_file() and path.stat().st_size <= MAX_COMPARED_BYTES
+            current = path.read_text(encoding="utf-8") if small else None
         except (OSError, UnicodeDecodeError):
             current = None
         (same if current == text else conflicts).append(rel)

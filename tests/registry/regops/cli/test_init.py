@@ -204,3 +204,23 @@ def test_a_model_name_too_long_for_a_file_name_is_refused_before_any_write(
     assert "the file name is longer than this filesystem allows" in result.output
     assert "Traceback" not in result.output
     assert tree(repo.root) == {}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe* @x\n", ".github/CODEOWNERS: not UTF-8 text"),
+        (b"#" * (3 << 20) + b"\n", ".github/CODEOWNERS: file is larger than"),
+    ],
+    ids=["not-utf8", "too-large"],
+)
+def test_a_codeowners_that_cannot_be_read_is_an_error(
+    repo: Repo, content: bytes, message: str
+) -> None:
+    (repo.root / ".github").mkdir()
+    (repo.root / ".github" / "CODEOWNERS").write_bytes(content)
+    result = regops("init", "--force")
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert sorted(tree(repo.root)) == [".github/CODEOWNERS"]
