@@ -836,7 +836,7 @@ def init(
             action=action,
             branch=branch,
         )
-    texts[str(scaffold.PRECOMMIT_FILE)] = scaffold.precommit_text(__version__)
+    texts[str(scaffold.PRECOMMIT_FILE)] = scaffold.precommit_text(__version__, envs=envs)
     codeowners = root / scaffold.CODEOWNERS_FILE
     before = None
     if codeowners.is_file():

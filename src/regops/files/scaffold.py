@@ -117,9 +117,16 @@ def workflow_text(name: str, *, state_dir: str, envs: Sequence[str], version: st
     return text
 
 
-def precommit_text(version: str) -> str:
+def precommit_text(version: str, *, envs: Sequence[str] = ()) -> str:
     text = (TEMPLATES / "pre-commit-config.yaml").read_text(encoding="utf-8")
-    return text.replace("__HOOKS_REPO__", HOOKS_REPO).replace("__VERSION__", version)
+    text = text.replace("__HOOKS_REPO__", HOOKS_REPO).replace("__VERSION__", version)
+    if envs:  # `regops codeowners` maps one state directory: not a repository of several
+        text = text.replace(
+            "      - id: regops-codeowners\n",
+            "      # regops-codeowners is left out: it maps one state directory, and this\n"
+            "      # repository has one per environment (" + ", ".join(envs) + ").\n",
+        )
+    return text
 
 
 def codeowners_block(state_dirs: Sequence[str], owners: Sequence[str]) -> str:

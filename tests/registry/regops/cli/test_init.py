@@ -157,6 +157,9 @@ def test_init_aliases_and_environments(
     assert not (tmp_path / "dev.db").exists()
     monkeypatch.setenv("MLFLOW_TRACKING_URI_PROD", f"sqlite:///{tmp_path / 'prod.db'}")
     assert regops("--env", "prod", "validate").exit_code == 0
+    hooks = (repo.root / ".pre-commit-config.yaml").read_text()
+    assert "- id: regops-validate" in hooks
+    assert "- id: regops-codeowners" not in hooks  # it maps one state directory
     plan = yaml.safe_load((repo.root / ".github/workflows/regops-plan.yml").read_text())
     job = plan["jobs"]["plan"]
     assert job["strategy"]["matrix"]["env"] == ["dev", "prod"]
