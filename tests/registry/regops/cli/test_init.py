@@ -227,3 +227,20 @@ def test_a_codeowners_that_cannot_be_read_is_an_error(
     assert message in result.output
     assert "Traceback" not in result.output
     assert sorted(tree(repo.root)) == [".github/CODEOWNERS"]
+
+
+def test_init_aliases_adopts_aliases_only_and_is_in_sync(repo: Repo, sqlite_uri: str) -> None:
+    c = client(sqlite_uri)
+    c.create_registered_model("Fraud")
+    for _ in range(2):
+        c.create_model_version("Fraud", source="file:///tmp/model")
+    c.transition_model_version_stage("Fraud", "2", "Production")
+    c.set_registered_model_alias("Fraud", "champion", "2")
+    result = regops("init", "--aliases", "--tracking-uri", sqlite_uri)
+    assert result.exit_code == 0, result.output
+    state = yaml.safe_load((repo.root / "registry-state" / "Fraud.yaml").read_text())
+    assert state["policy"] == {"use_stages": False}
+    assert state["models"]["Fraud"]["versions"] == {"1": {}, "2": {"aliases": ["champion"]}}
+    plan = regops("--tracking-uri", sqlite_uri, "--format", "json", "plan")
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.output)["summary"]["to_apply"] == 0
