@@ -244,3 +244,14 @@ def test_init_aliases_adopts_aliases_only_and_is_in_sync(repo: Repo, sqlite_uri:
     plan = regops("--tracking-uri", sqlite_uri, "--format", "json", "plan")
     assert plan.exit_code == 0, plan.output
     assert json.loads(plan.output)["summary"]["to_apply"] == 0
+
+
+def test_init_over_an_unreachable_registry_starts_empty_and_says_why(
+    repo: Repo, dead_port: int
+) -> None:
+    result = regops("init", "--tracking-uri", f"http://ci:s3cret-pw@127.0.0.1:{dead_port}")
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output  # the note names the registry, never its login
+    assert "note: registry-state: the registry could not be read" in result.output
+    assert "starting empty" in result.output
+    assert "models: {}" in (repo.root / "registry-state" / "models.yaml").read_text()
