@@ -16,16 +16,18 @@ ci_path = if [ -n "$$GITHUB_PATH" ]; then echo "$(abspath $(BIN))" >> "$$GITHUB_
 # Bytecode for the editable install's modules, kept fresh on every run: where
 # PYTHONDONTWRITEBYTECODE is set (CI images, this machine) Python would otherwise compile
 # them at every `regops` start (~0.1 s; `regops validate` takes 0.24 s instead of 0.33 s).
-compile_src = $(PY) -m compileall -q src
+compile_src = $(PY) -m compileall -q src workload/src
 
-# Full development install: reconciler + training stack + test tools.
+# Full development install: the two distributions of this repository, editable: the
+# reconciler with the test tools (`.[dev]`) and the reference workload (./workload, which
+# brings the training stack).
 install: $(STAMP)
 	@$(ci_path)
 	@$(compile_src)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml workload/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' -e ./workload
 	touch $@
 
 # The reconciler alone (what the registry-plan/apply CI jobs install).
@@ -45,7 +47,7 @@ $(CORE_STAMP): pyproject.toml
 # workflow.)
 ZIZMOR_INPUTS = .github/workflows $(shell git ls-files -- '*action.yml' '*action.yaml' 2>/dev/null)
 lint: install
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src workload tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	@$(MAKE) --no-print-directory lint-zizmor

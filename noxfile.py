@@ -76,7 +76,8 @@ def core(session: nox.Session) -> None:
         "python",
         "-c",
         "import importlib.util as u, sys; "
-        "heavy = [m for m in ('sklearn', 'pandas', 'xgboost') if u.find_spec(m)]; "
+        "heavy = [m for m in ('sklearn', 'pandas', 'xgboost', 'accident_prediction') "
+        "if u.find_spec(m)]; "
         "sys.exit(f'training stack in the core install: {heavy}' if heavy else 0)",
     )
     session.run(

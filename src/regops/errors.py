@@ -150,3 +150,7 @@ class TrackingUriError(RegopsError, ValueError):
 # regops.adapters.history_git
 class HistoryError(RegopsError):
     """The git history of the state directory cannot be read."""
+
+
+class InitError(RegopsError):
+    """`regops init` cannot scaffold here (not a git repository, files it would overwrite)."""

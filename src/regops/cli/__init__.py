@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from regops import render
+from regops import __version__, render
 from regops.cli.options import common_options, registry_name_option, settings
 from regops.core.plan import DEFAULT_PARALLEL
 from regops.core.state import STAGES
@@ -72,6 +72,7 @@ LAZY_COMMANDS = {
     "regops.cli.environments": ("environments",),
     "regops.cli.ci": ("snapshot", "candidates", "propose"),
     "regops.cli.aliases": ("migrate-to-aliases", "codeowners"),
+    "regops.cli.init": ("init",),
 }
 _MODULE_OF = {name: module for module, names in LAZY_COMMANDS.items() for name in names}
 
@@ -148,7 +149,7 @@ class RegopsGroup(click.Group):
 
 @click.group(cls=RegopsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options
-@click.version_option(package_name="regops")
+@click.version_option(version=__version__, package_name="regops")  # one place: regops/__init__
 def cli() -> None:
     """GitOps for the MLflow Model Registry.
 

@@ -712,3 +712,34 @@ def render_environment_list(envs: Sequence[Environment], fmt: str) -> str:
         )
         for e in envs
     )
+
+
+def render_init(d: Mapping[str, Any], fmt: str) -> str:
+    """`init`: the files written, kept and unchanged, the registry adopted, the next steps."""
+    if fmt == "json":
+        return render_json(d)
+    if d["created"] or d["overwritten"]:
+        head = f"regops init: {len(d['created']) + len(d['overwritten'])} file(s) written"
+    else:
+        head = "regops init: nothing to do, the repository is already set up (nothing changed)"
+    lines = [f"created {p}" for p in d["created"]]
+    lines += [f"overwrote {p} (--force)" for p in d["overwritten"]]
+    lines += [f"unchanged {p}" for p in d["unchanged"]]
+    lines += [f"kept {p}/ (it holds state files already)" for p in d["kept_state"]]
+    lines += [
+        f"adopted {n} model(s) of the live registry into {p}/" if n else f"{p}/: empty state"
+        for p, n in d["adopted"].items()
+    ]
+    notes = [f"note: {n}" for n in d["notes"]]
+    if fmt == "markdown":
+        out = [f"### {md(head)}", ""]
+        out += [f"- {md(line)}" for line in lines + notes]
+        if d["next_steps"]:
+            out += ["", "Next steps:", ""]
+            out += [f"{i}. {md_code(s)}" for i, s in enumerate(d["next_steps"], 1)]
+        return "\n".join(out)
+    out = [safe(head), *(safe(f"  {line}") for line in lines + notes)]
+    if d["next_steps"]:
+        out += ["", "Next steps:"]
+        out += [safe(f"  {i}. {s}") for i, s in enumerate(d["next_steps"], 1)]
+    return "\n".join(out)

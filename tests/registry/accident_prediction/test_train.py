@@ -588,7 +588,8 @@ def test_dvc_pipeline_runs_the_same_steps(tmp_path: Path) -> None:
     for name in ("dvc.yaml", "config"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    shutil.copytree(REPO / "src" / "accident_prediction", tmp_path / "src" / "accident_prediction")
+    package = Path("workload", "src", "accident_prediction")  # dvc.yaml's deps name its files
+    shutil.copytree(REPO / package, tmp_path / package)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env["DVC_NO_ANALYTICS"] = "1"
 

@@ -29,8 +29,8 @@ def repo_file(relative: str) -> Path:
     here = Path(relative)
     if here.exists():
         return here
-    # src/accident_prediction/inputs.py -> repository root (editable installs and CI checkouts)
-    return Path(__file__).resolve().parents[2] / relative
+    # workload/src/accident_prediction/inputs.py -> repository root (editable installs, CI)
+    return Path(__file__).resolve().parents[3] / relative
 
 
 @cache
