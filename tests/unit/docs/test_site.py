@@ -121,3 +121,14 @@ def test_every_schema_key_is_in_the_generated_reference(site: Path, schema: str,
     for name, words in described.items():
         said = " ".join(words.replace("`", "").split())
         assert said in text, f"{name}: its schema description is not in {page}"
+
+
+def test_every_input_and_output_of_the_action_is_documented(site: Path) -> None:
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    text = page_text(site, "ci")
+    cells = set(re.findall(r"<td><code>([^<]+)</code></td>", text))
+    for kind in ("inputs", "outputs"):
+        for name in action[kind]:
+            assert name in cells, f"the Action's {kind[:-1]} {name} is not in docs/ci.md"
