@@ -11,7 +11,8 @@
 #             turns the code into the verdict, after the comment and the issue are posted)
 #
 # Every value comes from the environment (action.yml's env:), never from a template. Works
-# on a laptop too: outputs then go to stdout.
+# on a laptop too (outputs then go to stdout), and on bash 3.2 (macOS runners): an empty
+# array is expanded as ${a[@]+"${a[@]}"} under set -u.
 set -euo pipefail
 
 die() { echo "regops-action: $*" >&2; exit 1; }
@@ -50,15 +51,15 @@ run() {
         echo "snapshot=$live" >> "$OUT"
       fi
       rm -f "$plan"
-      "$regops" "${args[@]}" plan --detailed-exitcode "${from[@]}" --report "$report" --out "$plan" || code=$?
+      "$regops" ${args[@]+"${args[@]}"} plan --detailed-exitcode ${from[@]+"${from[@]}"} --report "$report" --out "$plan" || code=$?
       if [ -s "$plan" ]; then echo "plan-json=$plan" >> "$OUT"; fi
       ;;
     apply)
-      set -o pipefail
-      "$regops" "${args[@]}" reconcile --format markdown | tee "$report" >> "${GITHUB_STEP_SUMMARY:-/dev/stdout}" || code=$?
+      # pipefail (set above): the code is regops', not tee's.
+      "$regops" ${args[@]+"${args[@]}"} reconcile --format markdown | tee "$report" >> "${GITHUB_STEP_SUMMARY:-/dev/stdout}" || code=$?
       ;;
     snapshot)
-      "$regops" "${args[@]}" snapshot --out snapshot.json || code=$?
+      "$regops" ${args[@]+"${args[@]}"} snapshot --out snapshot.json || code=$?
       echo "snapshot=snapshot.json" >> "$OUT"
       ;;
     *)

@@ -63,8 +63,10 @@ def registry_env(repo: Path) -> dict[str, str]:
 
 
 def test_plan_with_changes_reports_pending_and_writes_a_schema_valid_plan(repo: Path) -> None:
-    (repo / "registry-state" / "m.yaml").write_text(STATE % "Staging")
-    done, out = step(repo, "run", **registry_env(repo))
+    # In the state-dir input's folder: registry-state/ (empty) would plan nothing.
+    (repo / "elsewhere").mkdir()
+    (repo / "elsewhere" / "m.yaml").write_text(STATE % "Staging")
+    done, out = step(repo, "run", **registry_env(repo), STATE_DIR="elsewhere")
     assert done.returncode == 0, done.stderr
     assert out["exit-code"] == "2"
     assert out["changes-pending"] == "true"
