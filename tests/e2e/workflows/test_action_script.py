@@ -115,3 +115,22 @@ def test_bad_input_is_refused_by_name(
     assert done.returncode == 1
     assert message in done.stderr
     assert out == {}
+
+
+def test_the_env_input_plans_that_environment_and_without_it_regops_refuses_to_guess(
+    repo: Path,
+) -> None:
+    (repo / "regops.yaml").write_text(
+        "apiVersion: regops/v1\nenvironments:\n"
+        f"  dev:\n    tracking_uri: sqlite:///{repo / 'mlflow.db'}\n"
+        "    state_dir: registry-state/dev\n"
+    )
+    (repo / "registry-state" / "dev").mkdir()
+    (repo / "registry-state" / "dev" / "m.yaml").write_text(STATE % "Staging")
+    env = {"COMMAND": "plan", "MLFLOW_TRACKING_URI": ""}
+    done, out = step(repo, "run", **env, ENV_NAME="dev")
+    assert (done.returncode, out["exit-code"], out["changes-pending"]) == (0, "2", "true")
+    assert "Staging" in (repo / "report.md").read_text()
+    # Environments declared and none named: a usage error (64), which the verdict fails.
+    done, out = step(repo, "run", **env)
+    assert (out["exit-code"], out["changes-pending"]) == ("64", "false")
