@@ -6,7 +6,7 @@
 #             $VENV, default .venv under the checkout); prints bin=DIR as a step output and
 #             puts DIR on the job's PATH
 #   run       run COMMAND (plan | apply | drift | snapshot) with STATE_DIR, ENV_NAME,
-#             REPORT, PLAN_JSON, LIVE; writes exit-code, changes-pending, plan-json, report
+#             ALL_ENVS, REPORT, PLAN_JSON, LIVE; writes exit-code, changes-pending, plan-json, report
 #             and snapshot as step outputs, and always exits 0 (the action's last step
 #             turns the code into the verdict, after the comment and the issue are posted)
 #
@@ -45,9 +45,12 @@ run() {
   case "${COMMAND:-}" in
     plan | drift)
       local from=()
+      if [ "${ALL_ENVS:-false}" = true ]; then
+        from=(--all-envs)
+      fi
       if [ "${COMMAND}" = plan ] && [ -n "$live" ]; then
         [ "$live" != published ] || live=snapshot.json
-        from=(--live "$live")
+        from+=(--live "$live")
         echo "snapshot=$live" >> "$OUT"
       fi
       rm -f "$plan"
