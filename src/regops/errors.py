@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# ---- exit codes: the one table (README "Exit codes" and `regops --help` say the same) --
+# ---- exit codes: the one table (docs/reference/exit-codes.md and `regops --help` say the same)
 EXIT_OK = 0  # success / in sync
 EXIT_ERROR = 1  # an error or a blocked gate: nothing, or the reported part, was applied
 EXIT_PENDING = 2  # --detailed-exitcode: changes pending from git

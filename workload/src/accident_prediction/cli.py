@@ -1,6 +1,6 @@
 """`accident`: train, validate, smoke-test and predict (the reference workload).
 
-Exit codes (errors.py, README "Exit codes"): 0 success; 1 an error (`Error: <message>`, no
+Exit codes (errors.py, docs/reference/exit-codes.md): 0 success; 1 an error (`Error: <message>`, no
 traceback); 2 a usage error (click's), or a candidate that failed its gate.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from regops.errors import EXIT_ERROR, EXIT_OK
 
-# ---- exit codes of `accident` (README "Exit codes") --------------------------------------
+# ---- exit codes of `accident` (docs/reference/exit-codes.md) -------------------------------
 # 0 and 1 are regops' own (regops.errors). Usage errors exit with click's 2, as they always
 # have; `accident validate`/`smoke-test` exit 2 too when a candidate failed its gate (regops'
 # 2 means "changes pending", so it is not reused under that name).
