@@ -82,7 +82,12 @@ def history(
             raise UsageError("--format html shows every version; drop --version")
         when = time_travel.parse_time(at) if at is not None else None
         page = build_page(
-            s.state_dir, None if git_only else s.tracking_uri, models=models, since=start, at=when
+            s.state_dir,
+            None if git_only else s.tracking_uri,
+            models=models,
+            since=start,
+            at=when,
+            settings=s,
         )
         from regops.render.html import render_html
 
