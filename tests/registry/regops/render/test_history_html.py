@@ -475,7 +475,7 @@ models:
 
 
 def test_pending_and_blocked_changes_of_the_current_plan(
-    story: Story, browser: Any, tmp_path: Path
+    story: Story, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """c4 was never reconciled and v3 was archived by hand: the plan puts v3 back in
     Staging (pending). c5 moves challenger to v3, which lacks the tag challenger needs:
@@ -536,3 +536,9 @@ def test_pending_and_blocked_changes_of_the_current_plan(
     # Without the registry, no plan: the page says so instead of guessing.
     meta, _ = blocks(render(story, tmp_path / "git.html", "--git-only"))
     assert meta["plan"] is None
+    # Published by CI, the page names the registry as reports do, never by its URI.
+    monkeypatch.setenv("REGOPS_REGISTRY_NAME", "production")
+    html = render(story, tmp_path / "named.html")
+    assert blocks(html)[0]["registry"]["uri"] == "production"
+    assert story.uri not in html
+    assert story.uri.split("///", 1)[-1] not in html
