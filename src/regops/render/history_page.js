@@ -63,7 +63,7 @@
   });
   legend.appendChild(el('span', 'key',
     '\u21ba rollback  \u21c4 copy from another environment  \u26a0 drift  \u2691 override  hatched: not applied yet  | now'));
-  legend.appendChild(el('span', 'key', '\u23f3 pending in the current plan  \u26d4 blocked by a gate'));
+  legend.appendChild(el('span', 'key', '\u25c7 pending in the current plan  \u2298 blocked by a gate'));
 
   function axis() {
     var row = el('div', 'axis'); row.appendChild(el('div', 'lname', ''));
@@ -122,7 +122,7 @@
       });
       (lane[3] || []).forEach(function (p) { // at "now", right of the last bars
         var r = ends.length; ends[r] = meta.now;
-        var k = el('div', 'planned' + (p[2] ? ' blocked' : ''), (p[2] ? '\u26d4 ' : '\u23f3 ') + vlabel(p[0]));
+        var k = el('div', 'planned' + (p[2] ? ' blocked' : ''), (p[2] ? '\u2298 ' : '\u25c7 ') + vlabel(p[0]));
         k.dataset.version = p[0]; k.dataset.blocked = p[2]; k.style.top = (2 + r * 20) + 'px';
         k.style.right = (100 - (meta.now - t0) / (t1 - t0) * 100) + '%';
         var text = pendingText(p, lane); k.title = text; k.setAttribute('role', 'img'); k.setAttribute('aria-label', text);
