@@ -7,11 +7,15 @@ git or a registry and is hostile: the data travels as JSON inside
 so neither `</script>` nor `<!--` can end the block) and the script builds the DOM with
 `textContent` only. Each model's data is its own block, parsed and drawn when its
 section scrolls into view (IntersectionObserver), so 1,000 models open as fast as ten.
+Past the first screen a block holds its JSON gzipped, as one base64 string, inflated by
+the browser's DecompressionStream when first shown: the browser has a tenth of the
+text to scan before the page is whole, and base64 cannot end a `<script>` block.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -26,6 +30,7 @@ from regops.render.mdsafe import safe
 MAX_TEXT = 300  # characters of one string shown (a commit subject, an actor, a name)
 DATA_VERSION = 1
 FIRST_SCREEN = 12  # models whose data precedes the program (more than one screen holds)
+COMPRESS_LEVEL = 6  # gzip's default
 _HERE = resources.files("regops.render")
 CSS = (_HERE / "history_page.css").read_text(encoding="utf-8")
 SCRIPT = (_HERE / "history_page.js").read_text(encoding="utf-8")
@@ -228,8 +233,17 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
-def render_html(page: Page, title: str = "regops history") -> str:
-    """The whole page, one string (write it as UTF-8)."""
+def _packed_block(obj: object) -> str:
+    """The JSON, gzipped, as one base64 JSON string (the page inflates it when shown):
+    a tenth of the text for the browser to scan while it parses the page."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    packed = gzip.compress(text, compresslevel=COMPRESS_LEVEL, mtime=0)
+    return '"' + base64.b64encode(packed).decode("ascii") + '"'
+
+
+def render_html(page: Page, title: str = "regops history", *, packed: bool = True) -> str:
+    """The whole page, one string (write it as UTF-8). `packed`: the models past the
+    first screen travel gzipped (see _packed_block); False keeps them plain JSON."""
     with no_gc():
         meta, blocks = page_data(page)
     csp = (
@@ -249,7 +263,8 @@ def render_html(page: Page, title: str = "regops history") -> str:
         f'<script type="application/json" id="regops-meta">{_json_block(meta)}</script>\n',
     ]
     data = [
-        f'<script type="application/json" id="m{i}">{_json_block(b)}</script>\n'
+        f'<script type="application/json" id="m{i}">'
+        f"{_packed_block(b) if packed and i >= FIRST_SCREEN else _json_block(b)}</script>\n"
         for i, b in enumerate(blocks)
     ]
     # The program runs right after the first screen's data: it draws that screen while

@@ -542,3 +542,43 @@ def test_pending_and_blocked_changes_of_the_current_plan(
     assert blocks(html)[0]["registry"]["uri"] == "production"
     assert story.uri not in html
     assert story.uri.split("///", 1)[-1] not in html
+
+
+def test_gzipped_model_data_draws_the_same_page(
+    story: Story, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the first screen a model's data travels gzipped (base64 in its JSON block)
+    and is inflated in the browser: with no model on the first screen, the page draws the
+    same lanes, bars and table as the plain one, hostile text still inert, no request."""
+    from regops.render import html as html_module
+
+    plain_html = render(story, tmp_path / "plain.html")
+    assert isinstance(blocks(plain_html)[1][0], dict)
+    monkeypatch.setattr(html_module, "FIRST_SCREEN", 0)
+    packed_html = render(story, tmp_path / "packed.html")
+    packed_block = packed_html.split('id="m0">', 1)[1].split("</script>", 1)[0]
+    assert packed_block.startswith('"H4sI')  # a gzip stream, base64: no markup inside
+    assert "<" not in packed_block
+    assert len(packed_block) < len(plain_html.split('id="m0">', 1)[1].split("</script>", 1)[0])
+    plain = open_page(browser, tmp_path / "plain.html")
+    packed = open_page(browser, tmp_path / "packed.html")
+    for opened in (plain, packed):
+        assert opened.errors == []
+        assert opened.requests == []
+        assert opened.page.evaluate("window.pwned") is None
+    assert bars(packed.page) == bars(plain.page)
+    assert len(bars(packed.page)) == 14
+
+    def table(page: Any) -> list[list[str]]:
+        return page.eval_on_selector_all(  # type: ignore[no-any-return]
+            "details table tbody tr", "rs => rs.map(r => [...r.children].map(c => c.textContent))"
+        )
+
+    for _ in range(250):  # a table opened before its data was inflated is drawn after
+        if table(packed.page):
+            break
+        time.sleep(0.02)
+    assert table(packed.page) == table(plain.page)
+    planned = packed.page.eval_on_selector_all(".lane div.planned", "m => m.length")
+    assert planned == 1  # c4 (v3 back to Staging) is the plan's one change
+    assert len(table(packed.page)) == 14 + planned
