@@ -115,5 +115,17 @@ demo-envs: install
 bench: install
 	$(PY) bench/run_all.py
 
+# The history page CI publishes after each apply (registry-apply.yml): one self-contained
+# HTML file, the registry's stamps read where MLFLOW_TRACKING_URI reaches it.
+HISTORY_PAGE ?= site/history.html
+.PHONY: history-page docs-screenshot
+history-page: install-core
+	@mkdir -p $(dir $(HISTORY_PAGE))
+	$(BIN)/regops history --format html --out $(HISTORY_PAGE)
+
+# docs/history.png: the demo's history page in Debian's Chromium (as the browser tests).
+docs-screenshot: install
+	$(PY) scripts/history_screenshot.py --out docs/history.png
+
 clean:
 	rm -rf $(VENV) mlruns mlflow.db .demo-envs .pytest_cache .mypy_cache .ruff_cache data/raw data/processed data/features models

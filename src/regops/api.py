@@ -690,10 +690,21 @@ def build_page(
     since: datetime | None = None,
     at: datetime | None = None,
     now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> Page:
     """The history as lanes for the HTML page: one registry read serves stamps, lineage
-    and drift; `--at` is answered by the same replay as `regops history --at`."""
+    and drift; `--at` is answered by the same replay as `regops history --at`. With
+    `settings` (and a registry), the current plan's changes are pending at "now"."""
     history, live = _history_live(state_dir, tracking_uri, models=models)
+    current, plan_error = None, None
+    if settings is not None and tracking_uri is not None:
+        if live is None:
+            plan_error = "the registry was not read"
+        else:
+            try:
+                current = run_plan(settings, models or None)
+            except RegopsError as exc:  # a bad state file, an unreachable registry...
+                plan_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     names = set(models) or {c.model for e in history.entries for c in e.changes}
     lineage = promotion.lineage_rows(live, names) if live is not None else []
     when = now or datetime.now(timezone.utc)
@@ -710,6 +721,8 @@ def build_page(
         at=held,
         at_epoch=int(at.timestamp()) if at else None,
         models=models,
+        plan=current,
+        plan_error=plan_error,
     )
 
 

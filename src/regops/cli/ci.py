@@ -44,6 +44,9 @@ from regops.render import (
 from regops.render.reports import Candidate, PlanReport, SnapshotNotice
 from regops.settings import Settings
 
+# The history page CI publishes after each apply (`make history-page`): linked from the
+# plan comment when set (e.g. to the apply workflow's runs, whose artifact holds it).
+HISTORY_URL_ENV = "REGOPS_HISTORY_URL"
 DEFAULT_MANIFEST = Path("data/metrics/last_training.json")
 MAX_NAME_CHARS = 256  # MLflow stores a registered model name in 256 characters
 DEFAULT_EVIDENCE = ("validation_status=passed", "smoke_test_status=passed")
@@ -107,6 +110,7 @@ def run_plan_command(
             validation=validation,
             snapshot=notice,
             footer=_footer(),
+            history_url=os.environ.get(HISTORY_URL_ENV),
             **fields,  # type: ignore[arg-type]
         )
         secrets = _secrets(s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import click
 
 from regops.adapters.tracking import http_defaults
 from regops.api import build_at, build_history, build_page
-from regops.cli.options import common_options, settings
+from regops.cli.options import REGISTRY_NAME_ENV, common_options, settings
 from regops.core.lanes import epoch
 from regops.core.promotion import lineage_rows
 from regops.core.timeline import History
@@ -82,10 +83,18 @@ def history(
             raise UsageError("--format html shows every version; drop --version")
         when = time_travel.parse_time(at) if at is not None else None
         page = build_page(
-            s.state_dir, None if git_only else s.tracking_uri, models=models, since=start, at=when
+            s.state_dir,
+            None if git_only else s.tracking_uri,
+            models=models,
+            since=start,
+            at=when,
+            settings=s,
         )
         from regops.render.html import render_html
 
+        name = s.registry_name or os.environ.get(REGISTRY_NAME_ENV) or s.env_name
+        if name and page.history.registry:  # a published page names it, never its URI
+            page.history = replace(page.history, registry=name)
         _emit(render_html(page), out)
         return 0
     if len(models) > 1:

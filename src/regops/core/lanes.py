@@ -13,7 +13,12 @@ HTML page (render/html.py) draws exactly what `regops history` reports:
   lane before is a rollback; a version copied from another environment carries its
   lineage; an open tenure the registry does not show is drift (or a pending change,
   when no reconcile has applied it yet);
-- `--at` marks the holders `regops history --at` names (core/time_travel, the same code).
+- `--at` marks the holders `regops history --at` names (core/time_travel, the same code);
+- the gate numbers a tenure's stamp keeps (`require_metrics`) ride on it, and so do the
+  overrides the stamp lists (`overrides: [{rule, reason, actor}]`, read defensively:
+  anything else there is ignored);
+- the current plan's changes (desired state against live) are pending at "now" in their
+  lane, blocked where a gate blocks them.
 """
 
 from __future__ import annotations
@@ -25,15 +30,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from regops.core import jsonio
+from regops.core.audit import AUDIT_TAG, MAX_TAG_CHARS
 from regops.core.live import LiveState, LiveVersion
+from regops.core.plan import Change as PlanChange
+from regops.core.plan import ChangeKind, Plan
 from regops.core.time_travel import StateAt
 from regops.core.timeline import Change, Entry, History
+from regops.errors import JsonInputError
 
 ROLLBACK = 1  # started by a git revert, or a return to a version that held the lane before
 COPY = 2  # the version is a copy from another environment (lineage in `extra`)
 DRIFT = 4  # open, and the registry shows otherwise (not a pending change)
 PENDING = 8  # the change that started it is not applied yet
 AT = 16  # held at the `--at` time, as `regops history --at` says
+OVERRIDE = 32  # the stamp lists overrides that let the change through
+MAX_OVERRIDES = 20  # entries of a stamp's `overrides` shown (the tag is anyone's to write)
 NOT_HELD = ("None",)  # the stage of a version that holds no stage: no lane
 
 
@@ -80,6 +92,7 @@ class Tenure:
     end_commit: int | None = None
     flags: int = 0
     notes: list[str] = field(default_factory=list)
+    metrics: tuple[str, ...] = ()  # the require_metrics numbers its stamp keeps
 
 
 @dataclass
@@ -87,6 +100,7 @@ class Lane:
     kind: str  # stage | alias
     name: str
     tenures: list[Tenure] = field(default_factory=list)
+    pending: list[PlanChange] = field(default_factory=list)  # the current plan's, at "now"
 
 
 @dataclass
@@ -106,6 +120,8 @@ class Page:
     at: StateAt | None
     at_epoch: int | None
     history: History
+    plan: Plan | None = None
+    plan_error: str | None = None  # why no plan is shown (None: shown, or not asked)
 
 
 def _start_of(change: Change, entry: Entry) -> int:
@@ -127,10 +143,15 @@ def build_lanes(
     at: StateAt | None = None,
     at_epoch: int | None = None,
     models: Sequence[str] = (),
+    plan: Plan | None = None,
+    plan_error: str | None = None,
 ) -> Page:
-    """Replay `history` (newest first, as built) into lanes of tenures, oldest first."""
+    """Replay `history` (newest first, as built) into lanes of tenures, oldest first;
+    `plan`'s changes are pending in their lanes."""
     with no_gc():
-        return _build(history, now, live, lineage, since, at, at_epoch, models)
+        page = _build(history, now, live, lineage, since, at, at_epoch, models, plan)
+    page.plan, page.plan_error = plan, plan_error
+    return page
 
 
 def _build(
@@ -142,6 +163,7 @@ def _build(
     at: StateAt | None,
     at_epoch: int | None,
     models: Sequence[str],
+    plan: Plan | None = None,
 ) -> Page:
     wanted = set(models)
     by_model: dict[str, ModelLanes] = {}
@@ -188,6 +210,8 @@ def _build(
             for kind, name in starts:
                 key = (c.model, kind, name)
                 t = Tenure(version, when, idx, status, applied_at, actor)
+                if status == "applied" and c.applied is not None:
+                    t.metrics = c.applied.metrics  # the numbers of this very change
                 seen = held_before.setdefault(key, set())
                 if entry.reverts:
                     t.flags |= ROLLBACK
@@ -204,6 +228,13 @@ def _build(
     _mark_lineage(by_model, lineage)
     if live is not None:
         _mark_drift(by_model, live)
+        _mark_overrides(by_model, live)
+    if plan is not None:
+        for pc in plan.changes:
+            if not wanted or pc.model in wanted:
+                where = plan_lane(pc)
+                if where is not None:
+                    lane(pc.model, *where).pending.append(pc)
     if at is not None:
         _mark_at(by_model, at, commits)
     out = []
@@ -215,7 +246,7 @@ def _build(
         ml.lanes = {
             k: v
             for k, v in sorted(ml.lanes.items(), key=lambda kv: _lane_order(kv[0]))
-            if v.tenures
+            if v.tenures or v.pending
         }
         if ml.lanes:
             out.append(ml)
@@ -306,3 +337,71 @@ def _mark_at(by_model: dict[str, ModelLanes], at: StateAt, commits: Sequence[Ent
             if t.version == h.version and commits[t.commit].commit == h.commit:
                 t.flags |= AT
                 t.notes.append(f"at {at.at}: {h.effect_detail}")
+
+
+def plan_lane(c: PlanChange) -> tuple[str, str] | None:
+    """The lane a plan's change concerns: the stage entered (or left), the alias moved."""
+    if c.kind == ChangeKind.STAGE:
+        if c.after and c.after not in NOT_HELD:
+            return ("stage", c.after)
+        if c.before and c.before not in NOT_HELD:
+            return ("stage", c.before)
+        return None
+    if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE, ChangeKind.ALIAS_DELETE):
+        return ("alias", c.alias) if c.alias else None
+    return None  # descriptions and copies have no lane
+
+
+def plan_version(c: PlanChange) -> str:
+    """The version a plan's change puts in (or takes out of) its lane."""
+    if c.kind == ChangeKind.ALIAS_DELETE:
+        return c.before or ""
+    if c.kind in (ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE):
+        return c.after or ""
+    return c.version or ""
+
+
+def stamp_overrides(raw: str | None, target: str) -> list[str]:
+    """The overrides a stamp lists for `target`, in words; [] when absent or malformed.
+
+    The key comes from issue 19's overrides (`[{rule, reason, actor}]`, `for` optional);
+    anyone can write the tag, so anything but a list of such objects is ignored."""
+    if not raw:
+        return []
+    try:
+        doc = jsonio.parse_tag(raw, max_chars=MAX_TAG_CHARS)
+    except JsonInputError:  # a hostile tag: no overrides to show (history warns of it)
+        return []
+    entries = doc.get("overrides") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        return []
+    out = []
+    for e in entries[:MAX_OVERRIDES]:
+        if not isinstance(e, dict):
+            continue
+        rule, reason, actor, for_ = (e.get(k) for k in ("rule", "reason", "actor", "for"))
+        if not isinstance(rule, str) or not rule:
+            continue
+        if for_ is not None and for_ != target:
+            continue
+        text = f"override: {rule}"
+        if isinstance(actor, str) and actor:
+            text += f" by {actor}"
+        if isinstance(reason, str) and reason:
+            text += f": {reason}"
+        out.append(text)
+    return out
+
+
+def _mark_overrides(by_model: dict[str, ModelLanes], live: LiveState) -> None:
+    """Tenures whose stamp (the one naming their own commit) lists overrides."""
+    for ml in by_model.values():
+        for (_kind, name), ln in ml.lanes.items():
+            for t in ln.tenures:
+                if t.status != "applied":
+                    continue
+                lv = _live_version(live, ml.name, t.version)
+                found = stamp_overrides(lv.tags.get(AUDIT_TAG) if lv else None, name)
+                if found:
+                    t.flags |= OVERRIDE
+                    t.notes.extend(found)

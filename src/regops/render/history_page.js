@@ -5,7 +5,7 @@
   'use strict';
   var meta = JSON.parse(document.getElementById('regops-meta').textContent);
   var S = meta.s; // strings shared by many rows: actors, authors, statuses
-  var FLAG = {ROLLBACK: 1, COPY: 2, DRIFT: 4, PENDING: 8, AT: 16};
+  var FLAG = {ROLLBACK: 1, COPY: 2, DRIFT: 4, PENDING: 8, AT: 16, OVERRIDE: 32};
   var t0 = meta.start, t1 = meta.now;
   if (meta.at && meta.at.t !== null) { t0 = Math.min(t0, meta.at.t); t1 = Math.max(t1, meta.at.t); }
   if (t1 <= t0) { t1 = t0 + 86400; }
@@ -23,10 +23,17 @@
   function day(t) { return new Date(t * 1000).toISOString().slice(0, 10); }
   function vlabel(v) { return v && v.indexOf('@') < 0 ? 'v' + v : String(v); }
   function laneLabel(lane) { return (lane[0] === 'alias' ? '@' : 'stage ') + lane[1]; }
-  // A tenure: [version, start, end, commit, end commit, status, applied at, actor, flags, notes]
+  // A tenure: [version, start, end, commit, end commit, status, applied at, actor, flags,
+  // notes, gate numbers ([short, full] each)]
   function status(t) { return str(t[5]); }
   function appliedAt(t) { return t[6] !== null ? t[6] : (status(t) === 'applied' ? iso(t[1]) : ''); }
   function notes(t) { return t[9] || []; }
+  function numbers(t) { return t[10] || []; }
+  // A pending change of the current plan: [version, what, blocked, why blocked, gate numbers, action]
+  function pendingText(p, lane) {
+    return [(p[2] ? 'BLOCKED: ' : 'pending in the current plan: ') + laneLabel(lane) + ': ' + p[1]]
+      .concat(p[3]).concat(p[4].map(function (n) { return 'gate numbers: ' + n; })).join('\n');
+  }
   // A commit: [sha, PR, author, subject, committed (epoch), reverts]
   function who(t, c) { return (status(t) === 'applied' && t[7] !== null) ? str(t[7]) : str((c[t[3]] || [])[2]); }
   function pr(cm) { return cm[1] === null || cm[1] === undefined ? '' : '#' + cm[1]; }
@@ -41,6 +48,11 @@
       ? ' (desired state from ' + meta.at.commit.slice(0, 7) + (meta.at.pr ? ' PR #' + meta.at.pr : '') + ')'
       : ' (no state commit yet)'));
   }
+  if (meta.plan) {
+    sum.push(meta.plan.error !== null ? 'current plan not shown (' + meta.plan.error + ')'
+      : 'current plan: ' + meta.plan.changes + ' pending changes, ' + meta.plan.blocked + ' blocked'
+        + (meta.plan.errors.length ? ' (' + meta.plan.errors.join('; ') + ')' : ''));
+  }
   if (meta.truncated) { sum.push(meta.truncated); }
   document.getElementById('summary').textContent = sum.join(' \u00b7 ');
   var legend = document.getElementById('legend');
@@ -50,7 +62,8 @@
     s.appendChild(sw); s.appendChild(document.createTextNode(k[0])); legend.appendChild(s);
   });
   legend.appendChild(el('span', 'key',
-    '\u21ba rollback  \u21c4 copy from another environment  \u26a0 drift  hatched: not applied yet  | now'));
+    '\u21ba rollback  \u21c4 copy from another environment  \u26a0 drift  \u2691 override  hatched: not applied yet  | now'));
+  legend.appendChild(el('span', 'key', '\u25c7 pending in the current plan  \u2298 blocked by a gate'));
 
   function axis() {
     var row = el('div', 'axis'); row.appendChild(el('div', 'lname', ''));
@@ -75,9 +88,10 @@
       'from ' + iso(t[1]) + ' to ' + (t[2] === null ? 'now' : iso(t[2])),
       'commit ' + String(cm[0] || '').slice(0, 12) + (pr(cm) ? ' PR ' + pr(cm) : '') + ' by ' + str(cm[2]) + ': ' + cm[3],
       'status ' + status(t) + (appliedAt(t) ? ' at ' + appliedAt(t) : '') + (t[7] !== null ? ' by ' + str(t[7]) : '')
-    ].concat(notes(t)).join('\n');
+    ].concat(numbers(t).map(function (n) { return 'gate numbers: ' + n[1]; })).concat(notes(t)).join('\n');
   }
-  var MARKS = [[FLAG.ROLLBACK, 'rollback', '\u21ba'], [FLAG.COPY, 'copy', '\u21c4'], [FLAG.DRIFT, 'drift', '\u26a0']];
+  var MARKS = [[FLAG.ROLLBACK, 'rollback', '\u21ba'], [FLAG.COPY, 'copy', '\u21c4'], [FLAG.DRIFT, 'drift', '\u26a0'],
+    [FLAG.OVERRIDE, 'override', '\u2691']];
   function drawLanes(box, data) {
     var c = data.c; box.appendChild(axis());
     data.l.forEach(function (lane) {
@@ -90,7 +104,9 @@
         ends[r] = Math.max(e, s + 1);
         var cls = lane[0] === 'alias' ? 'alias' : 'stage ' + (lane[1] === 'Production' || lane[1] === 'Archived' ? lane[1] : '');
         var cm = c[t[3]] || [];
-        var b = el('div', 'bar ' + cls, vlabel(t[0]) + ' ' + (pr(cm) ? pr(cm) + ' ' : '') + String(cm[0] || '').slice(0, 7) + ' ' + who(t, c));
+        var nums = numbers(t).map(function (n) { return n[0]; }).join(', ');
+        var b = el('div', 'bar ' + cls, vlabel(t[0]) + ' ' + (pr(cm) ? pr(cm) + ' ' : '') + String(cm[0] || '').slice(0, 7) + ' ' + who(t, c)
+          + (nums ? ' \u00b7 ' + nums : ''));
         if (t[8] & FLAG.PENDING) { b.classList.add('pending'); }
         if (t[8] & FLAG.AT) { b.classList.add('at'); }
         b.dataset.version = t[0]; b.dataset.start = t[1]; b.dataset.end = t[2] === null ? '' : t[2]; b.dataset.flags = t[8];
@@ -104,13 +120,21 @@
           }
         });
       });
+      (lane[3] || []).forEach(function (p) { // at "now", right of the last bars
+        var r = ends.length; ends[r] = meta.now;
+        var k = el('div', 'planned' + (p[2] ? ' blocked' : ''), (p[2] ? '\u2298 ' : '\u25c7 ') + vlabel(p[0]));
+        k.dataset.version = p[0]; k.dataset.blocked = p[2]; k.style.top = (2 + r * 20) + 'px';
+        k.style.right = (100 - (meta.now - t0) / (t1 - t0) * 100) + '%';
+        var text = pendingText(p, lane); k.title = text; k.setAttribute('role', 'img'); k.setAttribute('aria-label', text);
+        tr.appendChild(k);
+      });
       tr.style.height = (4 + Math.max(1, ends.length) * 20) + 'px'; lines(tr);
       row.appendChild(tr); box.appendChild(row);
     });
   }
   function drawTable(box, data) {
     var c = data.c; var tb = el('table'); var head = el('tr');
-    ['lane', 'version', 'from', 'to', 'commit', 'PR', 'author', 'subject', 'status', 'applied', 'by', 'notes'].forEach(function (h) {
+    ['lane', 'version', 'from', 'to', 'commit', 'PR', 'author', 'subject', 'status', 'applied', 'by', 'gate numbers', 'notes'].forEach(function (h) {
       head.appendChild(el('th', null, h));
     });
     var th = el('thead'); th.appendChild(head); tb.appendChild(th); var body = el('tbody');
@@ -118,7 +142,16 @@
       lane[2].forEach(function (t) {
         var cm = c[t[3]] || []; var r = el('tr'); if (t[8] & FLAG.AT) { r.className = 'at'; }
         [laneLabel(lane), t[0], iso(t[1]), t[2] === null ? 'now' : iso(t[2]), String(cm[0] || '').slice(0, 12), pr(cm),
-          str(cm[2]), cm[3], status(t), appliedAt(t), str(t[7]), notes(t).join('; ')].forEach(function (v) {
+          str(cm[2]), cm[3], status(t), appliedAt(t), str(t[7]),
+          numbers(t).map(function (n) { return n[1]; }).join('; '), notes(t).join('; ')].forEach(function (v) {
+          r.appendChild(el('td', null, v));
+        });
+        body.appendChild(r);
+      });
+      (lane[3] || []).forEach(function (p) {
+        var r = el('tr', p[2] ? 'planned blocked' : 'planned');
+        [laneLabel(lane), p[0], 'now (' + meta.generated + ')', '', '', '', '', p[1],
+          p[2] ? 'blocked' : 'pending (current plan)', '', '', p[4].join('; '), p[3].join('; ')].forEach(function (v) {
           r.appendChild(el('td', null, v));
         });
         body.appendChild(r);
@@ -130,16 +163,31 @@
   // Each model's data is parsed and drawn when its section comes near the screen; the
   // data of models further down may still be on its way (the page is parsed as it loads).
   var cache = {}; var waiting = []; var marked = false;
-  function data(i) {
-    if (!cache[i]) { cache[i] = JSON.parse(document.getElementById('m' + i).textContent); }
-    return cache[i];
+  // A block holds the model's data as JSON, or (past the first screen) as one JSON string:
+  // that JSON, gzipped and base64-encoded, inflated here on first use (DecompressionStream:
+  // no request, nothing the CSP needs to allow). `then` gets the data, at once if it can.
+  function data(i, then) {
+    if (cache[i]) { then(cache[i]); return; }
+    var raw = JSON.parse(document.getElementById('m' + i).textContent);
+    if (typeof raw !== 'string') { cache[i] = raw; then(raw); return; }
+    var bin = atob(raw); var bytes = new Uint8Array(bin.length);
+    for (var k = 0; k < bin.length; k++) { bytes[k] = bin.charCodeAt(k); }
+    new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text()
+      .then(function (text) { cache[i] = cache[i] || JSON.parse(text); then(cache[i]); },
+        function (e) { console.error('regops: model ' + i + ' data unreadable: ' + e); });
   }
   function ready(i) { return cache[i] || document.readyState !== 'loading' || document.getElementById('m' + (Number(i) + 1)); }
   function draw(sec) {
-    if (sec.dataset.drawn) { return; }
+    if (sec.dataset.drawn || sec.dataset.drawing) { return; }
     if (!ready(sec.dataset.i)) { waiting.push(function () { draw(sec); }); return; }
-    if (!marked) { marked = true; performance.mark('regops-first-lane'); } // bench/bench_history_html.py
-    sec.dataset.drawn = '1'; var box = sec.querySelector('.lanes'); box.textContent = ''; drawLanes(box, data(sec.dataset.i));
+    var first = !marked; // bench/bench_history_html.py: when the first lanes are drawn, then painted
+    if (first) { marked = true; performance.mark('regops-first-lane'); }
+    sec.dataset.drawing = '1';
+    data(sec.dataset.i, function (d) {
+      if (sec.dataset.drawn) { return; }
+      var box = sec.querySelector('.lanes'); box.textContent = ''; drawLanes(box, d); sec.dataset.drawn = '1';
+      var bar = first && box.querySelector('.bar'); if (bar) { bar.setAttribute('elementtiming', 'regops-first-lane'); }
+    });
   }
   document.addEventListener('DOMContentLoaded', function () { var w = waiting; waiting = []; w.forEach(function (f) { f(); }); });
   var io = ('IntersectionObserver' in window) ? new IntersectionObserver(function (es) {
@@ -148,18 +196,26 @@
   var main = document.getElementById('models');
   meta.models.forEach(function (m, i) {
     var sec = el('section', 'model'); sec.dataset.i = i; sec.dataset.model = m[0];
-    sec.appendChild(el('h2', null, m[0])); sec.appendChild(el('span', 'placeholder', m[1] + ' lanes, ' + m[2] + ' tenures'));
+    sec.appendChild(el('h2', null, m[0])); sec.appendChild(el('span', 'placeholder', m[1] + ' lanes, ' + m[2] + ' tenures' + (m[3] ? ', ' + m[3] + ' pending' : '')));
     var box = el('div', 'lanes'); box.style.minHeight = (16 + m[1] * 24) + 'px'; sec.appendChild(box);
-    var det = el('details'); det.appendChild(el('summary', null, 'Table of ' + m[2] + ' tenures'));
+    var det = el('details'); det.appendChild(el('summary', null, 'Table of ' + m[2] + ' tenures' + (m[3] ? ' and ' + m[3] + ' pending changes' : '')));
     function table() {
       if (!det.open || det.dataset.drawn) { return; }
       if (!ready(i)) { waiting.push(table); return; } // its data is still being parsed
-      det.dataset.drawn = '1'; drawTable(det, data(i));
+      det.dataset.drawn = '1'; data(i, function (d) { drawTable(det, d); });
     }
     det.addEventListener('toggle', table);
     sec.appendChild(det); main.appendChild(sec);
     if (io) { io.observe(sec); } else { draw(sec); }
   });
+  // The sections on the first screen are drawn now, so that the first frame the browser
+  // paints already holds their lanes (an observer's first callback waits for a frame,
+  // and while a large page is still loading the next frame can be long in coming).
+  // Their heights are estimated from the lane counts: asking the layout would cost more.
+  var secs = main.children;
+  for (var f = 0, y = 0; f < secs.length && y < window.innerHeight; f++) {
+    draw(secs[f]); y += 60 + meta.models[f][1] * 24;
+  }
   if (meta.at) {
     var ad = el('details'); ad.open = meta.at.held.length <= 12;
     ad.appendChild(el('summary', null, 'State at ' + meta.at.iso + ': ' + meta.at.held.length + ' holders (as regops history --at)'));

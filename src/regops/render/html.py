@@ -7,23 +7,30 @@ git or a registry and is hostile: the data travels as JSON inside
 so neither `</script>` nor `<!--` can end the block) and the script builds the DOM with
 `textContent` only. Each model's data is its own block, parsed and drawn when its
 section scrolls into view (IntersectionObserver), so 1,000 models open as fast as ten.
+Past the first screen a block holds its JSON gzipped, as one base64 string, inflated by
+the browser's DecompressionStream when first shown: the browser has a tenth of the
+text to scan before the page is whole, and base64 cannot end a `<script>` block.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
-from regops.core.lanes import Page, Tenure, epoch, no_gc
+from regops.core.lanes import Page, Tenure, epoch, no_gc, plan_version
+from regops.core.metric_gates import num
+from regops.core.plan import Change as PlanChange
 from regops.render.mdsafe import safe
 
 MAX_TEXT = 300  # characters of one string shown (a commit subject, an actor, a name)
 DATA_VERSION = 1
 FIRST_SCREEN = 12  # models whose data precedes the program (more than one screen holds)
+COMPRESS_LEVEL = 6  # gzip's default
 _HERE = resources.files("regops.render")
 CSS = (_HERE / "history_page.css").read_text(encoding="utf-8")
 SCRIPT = (_HERE / "history_page.js").read_text(encoding="utf-8")
@@ -75,7 +82,8 @@ def _json_block(obj: object) -> str:
 
 def _tenure(t: Tenure, local: dict[int, int], s: _Strings) -> list[Any]:
     # [version, start, end, commit, end commit, status, applied at (when not the start),
-    #  actor, flags, notes?]: positional, since a large history holds 100,000s of them.
+    #  actor, flags, notes?, gate numbers?]: positional, since a large history holds
+    #  100,000s of them.
     applied = None if t.applied_at is None or epoch(t.applied_at) == t.start else s(t.applied_at)
     row: list[Any] = [
         s(t.version),
@@ -88,9 +96,39 @@ def _tenure(t: Tenure, local: dict[int, int], s: _Strings) -> list[Any]:
         s.index(t.actor),
         t.flags,
     ]
-    if t.notes:
-        row.append([s(n) for n in t.notes])
+    if t.notes or t.metrics:
+        row.append([s(n) for n in t.notes] if t.notes else None)
+    if t.metrics:
+        row.append([[s(short(m)), s(m)] for m in t.metrics])
     return row
+
+
+def short(describe: str) -> str:
+    """`auc 0.82` of a stamp's `champion: auc 0.82 (maximize): ...` (the bar's label)."""
+    _, _, rest = describe.partition(": ")
+    return (rest or describe).split(" (", 1)[0]
+
+
+def _check(m: Any) -> str:
+    """One require_metrics check of a pending change, in words."""
+    text = f"{m.metric} {num(m.candidate)}"
+    if m.incumbent is not None:
+        text += f" vs {num(m.incumbent)} (version {m.incumbent_version})"
+    return f"{text}: {'passes' if m.passed else 'fails'}: {m.detail}"
+
+
+def _pending(c: PlanChange, s: _Strings) -> list[Any]:
+    # [version, what it does, blocked (0/1), why blocked, gate numbers, action]
+    from regops.render import describe
+
+    return [
+        s(plan_version(c)),
+        s(describe(c.to_dict())),
+        1 if c.blocked else 0,
+        [s(f"{g.gate}: {g.detail}") for g in c.gates if not g.passed],
+        [s(_check(m)) for m in c.metrics],
+        s(c.action.value),
+    ]
 
 
 def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -103,7 +141,7 @@ def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         local: dict[int, int] = {}
         commits: list[list[Any]] = []
         lanes = []
-        count = 0
+        count = planned = 0
         for lane in m.lanes.values():
             for t in lane.tenures:
                 first = min(first, t.start)
@@ -121,10 +159,18 @@ def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                                 s(e.reverts, 64),
                             ]
                         )
-            lanes.append([lane.kind, s(lane.name), [_tenure(t, local, s) for t in lane.tenures]])
+            row: list[Any] = [
+                lane.kind,
+                s(lane.name),
+                [_tenure(t, local, s) for t in lane.tenures],
+            ]
+            if lane.pending:
+                row.append([_pending(c, s) for c in lane.pending])
+            lanes.append(row)
             count += len(lane.tenures)
+            planned += len(lane.pending)
         blocks.append({"c": commits, "l": lanes})
-        index.append([s(m.name), len(lanes), count])
+        index.append([s(m.name), len(lanes), count, planned])
     h = page.history
     at = None
     if page.at is not None:
@@ -162,10 +208,24 @@ def page_data(page: Page) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "error": s(h.registry_error),
         },
         "truncated": s(h.truncated),
+        "plan": _plan_meta(page, s),
         "models": index,
         "s": s.table,
     }
     return meta, blocks
+
+
+def _plan_meta(page: Page, s: _Strings) -> dict[str, Any] | None:
+    """What the summary says of the current plan (None: not asked, as with --git-only)."""
+    if page.plan is None:
+        return None if page.plan_error is None else {"error": s(page.plan_error)}
+    p = page.plan
+    return {
+        "error": None,
+        "changes": len(p.changes),
+        "blocked": len(p.blocked),
+        "errors": [s(e) for e in p.errors[:20]],
+    }
 
 
 def _hash(text: str) -> str:
@@ -173,8 +233,17 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
 
-def render_html(page: Page, title: str = "regops history") -> str:
-    """The whole page, one string (write it as UTF-8)."""
+def _packed_block(obj: object) -> str:
+    """The JSON, gzipped, as one base64 JSON string (the page inflates it when shown):
+    a tenth of the text for the browser to scan while it parses the page."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    packed = gzip.compress(text, compresslevel=COMPRESS_LEVEL, mtime=0)
+    return '"' + base64.b64encode(packed).decode("ascii") + '"'
+
+
+def render_html(page: Page, title: str = "regops history", *, packed: bool = True) -> str:
+    """The whole page, one string (write it as UTF-8). `packed`: the models past the
+    first screen travel gzipped (see _packed_block); False keeps them plain JSON."""
     with no_gc():
         meta, blocks = page_data(page)
     csp = (
@@ -194,7 +263,8 @@ def render_html(page: Page, title: str = "regops history") -> str:
         f'<script type="application/json" id="regops-meta">{_json_block(meta)}</script>\n',
     ]
     data = [
-        f'<script type="application/json" id="m{i}">{_json_block(b)}</script>\n'
+        f'<script type="application/json" id="m{i}">'
+        f"{_packed_block(b) if packed and i >= FIRST_SCREEN else _json_block(b)}</script>\n"
         for i, b in enumerate(blocks)
     ]
     # The program runs right after the first screen's data: it draws that screen while

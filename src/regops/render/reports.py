@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from regops import render
 from regops.files import fileio
@@ -64,6 +65,25 @@ class PlanReport:
     failure: str | None = None  # the error message, when the run could not plan
     snapshot: SnapshotNotice | None = None
     footer: tuple[str, ...] = field(default=())  # commit, run link
+    history_url: str | None = None  # the history page CI publishes ($REGOPS_HISTORY_URL)
+
+
+HISTORY_LINK = "📈 [The registry's history: who held each stage and alias, over time]"
+URL_SAFE = ":/?#@!$&*+,;=%~-._"  # kept as is in a link target; the rest is %-encoded
+
+
+def link_target(url: str | None) -> str | None:
+    """`url` fit to be a markdown link target, or None: only an http(s) URL with a host;
+    whatever could close the target or start markup (`)`, `<`, spaces...) is %-encoded."""
+    if not url or len(url) > 2000:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(url.strip(), safe=URL_SAFE)
 
 
 def fence(text: str) -> list[str]:
@@ -146,6 +166,9 @@ def render_plan_report(r: PlanReport, full_report: str | None = None) -> str:
             ]
     if r.plan is not None and r.plan.get("warnings"):
         lines += ["", *plan_warnings(r.plan["warnings"], full_report)]
+    target = link_target(r.history_url)
+    if target is not None:
+        lines += ["", f"{HISTORY_LINK}({target})"]
     if r.footer:
         lines += ["", "<sub>" + " · ".join(r.footer) + "</sub>"]
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))

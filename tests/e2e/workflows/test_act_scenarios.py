@@ -96,6 +96,9 @@ def test_pr_gets_one_plan_comment_that_the_next_push_updates(
     [comment] = sandbox.github.fake.comments_on(7)
     assert "version 2 stage: None -> Staging" in comment["body"]
     assert "registry `production`" in comment["body"]
+    # It links the history page the apply workflow publishes ($REGOPS_HISTORY_URL).
+    assert "/actions/workflows/registry-apply.yml)" in comment["body"]
+    assert "The registry's history" in comment["body"]
 
     sandbox.write_state(state({name: {"1": "None", "2": "Production"}}))
     sha = sandbox.commit("rather Production")
@@ -138,6 +141,12 @@ def test_merge_applies_to_the_real_server_and_a_second_apply_writes_nothing(
     stamps = [json.loads(v) for _, _, tags in after_first for k, v in tags if k == "regops.audit"]
     assert stamps
     assert all(s["commit"] == sha for s in stamps), stamps
+    # The apply published the history page (make history-page, an artifact), naming the
+    # registry as reports do (assert_no_secret below: never its URI).
+    pages = [a for a in first.artifacts if 'id="regops-meta"' in a]
+    assert len(pages) == 1, first.output[-4000:]
+    assert '"uri":"production"' in pages[0]
+    assert json.dumps(name) in pages[0]
 
     second = sandbox.act("push", "registry-apply.yml", push_payload(sha))
     assert second.job("reconcile") == "succeeded", second.output[-4000:]

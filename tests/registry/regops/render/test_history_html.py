@@ -269,7 +269,9 @@ def test_lanes_and_bars_of_a_real_history(story: Story, browser: Any, tmp_path: 
     }
     drift = [(b["lane"], b["version"]) for b in found if b["flags"] & 4]
     assert drift == [("stage Staging", "3")]
-    rows = opened.page.eval_on_selector_all("details table tbody tr", "rs => rs.length")
+    rows = opened.page.eval_on_selector_all(
+        "details table tbody tr:not(.planned)", "rs => rs.length"
+    )
     assert rows == len(found)  # the table view holds the same tenures
     assert opened.page.eval_on_selector_all(".now", "n => n.length") == len(by_lane)
 
@@ -383,3 +385,200 @@ def test_a_copy_across_environments_carries_its_lineage(
     assert list(copied) == ["1"]
     assert all("copy of dev/Fraud v1 (here v1)" in t for t in titles)
     assert opened.page.eval_on_selector_all(".mark.copy", "m => m.length") == 2
+
+
+def test_gate_numbers_and_overrides_from_the_stamp(
+    story: Story, browser: Any, tmp_path: Path
+) -> None:
+    """The stamp on v3 (naming c4) keeps require_metrics numbers and overrides, hostile
+    ones among them: the numbers label the bar and fill the table, as text only; the
+    overrides mark it; entries of the wrong shape are ignored."""
+    stamp = {
+        "commit": story.c4,
+        "at": iso(int(time.time())),
+        "actor": "release-bot",
+        "stage": "Staging",
+        "held": ["Staging"],
+        "metrics": [
+            {"for": "Staging", "metric": "auc", "value": 0.9132, "note": "no incumbent"},
+            {"for": "Staging", "metric": HOSTILE, "value": 0.5, "note": HOSTILE},
+            {"for": "champion", "metric": "recall", "value": 0.7},  # another lane's
+        ],
+        "overrides": [
+            {"rule": "require_metrics", "reason": HOSTILE, "actor": "erin"},
+            "not an object",
+            {"rule": 3, "reason": "a number is no rule"},
+            {"rule": "freeze", "reason": "for another lane", "for": "Production"},
+        ],
+    }
+    client(story.uri).set_model_version_tag("Fraud", "3", "regops.audit", json.dumps(stamp))
+    html = render(story, tmp_path / "numbers.html", "--git-only")
+    assert "auc 0.9132" not in html  # --git-only reads no stamp: no numbers
+    html = render(story, tmp_path / "numbers.html")
+    assert "<img src=x" not in html
+    assert "</script><script>window.pwned" not in html
+    opened = open_page(browser, tmp_path / "numbers.html")
+    page = opened.page
+    assert opened.errors == []
+    assert opened.requests == []
+    assert page.evaluate("window.pwned") is None
+    assert page.eval_on_selector_all("img, [onerror], iframe, object, embed", "e => e.length") == 0
+    assert page.eval_on_selector_all("script", "s => s.length") == 3
+    labelled = page.eval_on_selector_all(
+        ".lane[data-name='Staging'] .bar[data-version='3']",
+        "bs => bs.map(b => [b.textContent, b.title, Number(b.dataset.flags)])",
+    )
+    stamped = [b for b in labelled if "auc" in b[0]]
+    assert len(stamped) == 1  # c4's tenure only: the stamp names c4
+    label, title, flags = stamped[0]
+    assert label.endswith(f"\u00b7 auc 0.9132, {HOSTILE} 0.5")  # the bar's own label
+    assert "gate numbers: Staging: auc 0.9132 (maximize): no incumbent" in title
+    assert f"gate numbers: Staging: {HOSTILE} 0.5 (maximize): {HOSTILE}" in title
+    assert "recall" not in title  # the champion's numbers are not Staging's
+    assert flags & 32  # OVERRIDE
+    assert f"override: require_metrics by erin: {HOSTILE}" in title
+    assert "a number is no rule" not in title
+    assert "for another lane" not in title
+    assert page.eval_on_selector_all(".mark.override", "m => m.length") == 1
+    cells = page.eval_on_selector_all(
+        "details table tbody tr",
+        "rs => rs.map(r => [...r.children].map(c => c.textContent))",
+    )
+    heads = page.eval_on_selector_all("details table thead th", "h => h.map(x => x.textContent)")
+    col = heads.index("gate numbers")
+    numbered = [r for r in cells if r[col]]
+    assert [r[1] for r in numbered] == ["3"]
+    assert "Staging: auc 0.9132 (maximize): no incumbent" in numbered[0][col]
+    assert HOSTILE in numbered[0][col]
+    # A stamp whose overrides are no list at all shows none (and the page still draws).
+    client(story.uri).set_model_version_tag(
+        "Fraud", "3", "regops.audit", json.dumps({**stamp, "overrides": {"rule": "x"}})
+    )
+    render(story, tmp_path / "bad.html")
+    opened = open_page(browser, tmp_path / "bad.html")
+    assert opened.errors == []
+    assert opened.page.eval_on_selector_all(".mark.override", "m => m.length") == 0
+
+
+GATED = """\
+apiVersion: regops/v1
+policy:
+  aliases:
+    challenger:
+      require_tags: {{qa: signed-off}}
+models:
+  Fraud:
+    description: {description}
+    versions:
+{versions}
+"""
+
+
+def test_pending_and_blocked_changes_of_the_current_plan(
+    story: Story, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c4 was never reconciled and v3 was archived by hand: the plan puts v3 back in
+    Staging (pending). c5 moves challenger to v3, which lacks the tag challenger needs:
+    blocked. Both are drawn at "now" in their lanes and listed in the table."""
+    sd = story.root / "registry-state"
+    versions = state(
+        {"1": ("Production", ["champion"]), "2": ("Staging", []), "3": ("Staging", ["challenger"])}
+    ).split("    versions:\n", 1)[1]
+    (sd / "models.yaml").write_text(
+        GATED.format(description=json.dumps("fraud"), versions=versions.rstrip("\n")),
+        encoding="utf-8",
+    )
+    story.repo.commit(f"Challenger v3 {HOSTILE}", who="dave")
+    plan = regops(story.uri, "plan", "--format", "json")
+    doc = json.loads(plan.stdout)
+    planned = {
+        (c["kind"], c.get("alias") or c["after"] or c["before"], c["action"])
+        for c in doc["changes"]
+    }
+    assert ("alias_move", "challenger", "blocked") in planned, planned
+    html = render(story, tmp_path / "plan.html")
+    meta, _ = blocks(html)
+    assert meta["plan"]["error"] is None
+    assert meta["plan"]["changes"] == len(doc["changes"])
+    assert meta["plan"]["blocked"] == sum(1 for c in doc["changes"] if c["action"] == "blocked")
+    opened = open_page(browser, tmp_path / "plan.html")
+    page = opened.page
+    assert opened.errors == []
+    assert opened.requests == []
+    assert page.evaluate("window.pwned") is None
+    marks = page.eval_on_selector_all(
+        ".lane div.planned",
+        """ms => ms.map(m => [m.closest('.lane').dataset.kind + ' '
+             + m.closest('.lane').dataset.name,
+             m.dataset.version, m.dataset.blocked === '1', m.title])""",
+    )
+    by_lane = {(lane, v): (blocked, title) for lane, v, blocked, title in marks}
+    blocked, title = by_lane[("alias challenger", "3")]
+    assert blocked
+    assert title.startswith("BLOCKED: @challenger")
+    assert "require_tags" in title
+    assert "qa" in title
+    not_blocked = [k for k, (b, _t) in by_lane.items() if not b]
+    assert ("stage Staging", "3") in not_blocked  # v3 back to Staging: pending only
+    assert len(marks) == sum(
+        1
+        for c in doc["changes"]
+        if c["kind"] in ("stage", "alias_set", "alias_move", "alias_delete")
+    )
+    rows = page.eval_on_selector_all(
+        "details table tbody tr.planned",
+        "rs => rs.map(r => [0, 1, 8].map(i => r.children[i].textContent))",
+    )
+    assert ["@challenger", "3", "blocked"] in rows
+    assert ["stage Staging", "3", "pending (current plan)"] in rows
+    summary = page.inner_text("#summary")
+    assert f"current plan: {len(doc['changes'])} pending changes" in summary
+    # Without the registry, no plan: the page says so instead of guessing.
+    meta, _ = blocks(render(story, tmp_path / "git.html", "--git-only"))
+    assert meta["plan"] is None
+    # Published by CI, the page names the registry as reports do, never by its URI.
+    monkeypatch.setenv("REGOPS_REGISTRY_NAME", "production")
+    html = render(story, tmp_path / "named.html")
+    assert blocks(html)[0]["registry"]["uri"] == "production"
+    assert story.uri not in html
+    assert story.uri.split("///", 1)[-1] not in html
+
+
+def test_gzipped_model_data_draws_the_same_page(
+    story: Story, browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the first screen a model's data travels gzipped (base64 in its JSON block)
+    and is inflated in the browser: with no model on the first screen, the page draws the
+    same lanes, bars and table as the plain one, hostile text still inert, no request."""
+    from regops.render import html as html_module
+
+    plain_html = render(story, tmp_path / "plain.html")
+    assert isinstance(blocks(plain_html)[1][0], dict)
+    monkeypatch.setattr(html_module, "FIRST_SCREEN", 0)
+    packed_html = render(story, tmp_path / "packed.html")
+    packed_block = packed_html.split('id="m0">', 1)[1].split("</script>", 1)[0]
+    assert packed_block.startswith('"H4sI')  # a gzip stream, base64: no markup inside
+    assert "<" not in packed_block
+    assert len(packed_block) < len(plain_html.split('id="m0">', 1)[1].split("</script>", 1)[0])
+    plain = open_page(browser, tmp_path / "plain.html")
+    packed = open_page(browser, tmp_path / "packed.html")
+    for opened in (plain, packed):
+        assert opened.errors == []
+        assert opened.requests == []
+        assert opened.page.evaluate("window.pwned") is None
+    assert bars(packed.page) == bars(plain.page)
+    assert len(bars(packed.page)) == 14
+
+    def table(page: Any) -> list[list[str]]:
+        return page.eval_on_selector_all(  # type: ignore[no-any-return]
+            "details table tbody tr", "rs => rs.map(r => [...r.children].map(c => c.textContent))"
+        )
+
+    for _ in range(250):  # a table opened before its data was inflated is drawn after
+        if table(packed.page):
+            break
+        time.sleep(0.02)
+    assert table(packed.page) == table(plain.page)
+    planned = packed.page.eval_on_selector_all(".lane div.planned", "m => m.length")
+    assert planned == 1  # c4 (v3 back to Staging) is the plan's one change
+    assert len(table(packed.page)) == 14 + planned

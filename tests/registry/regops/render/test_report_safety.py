@@ -396,3 +396,37 @@ def test_all_envs_report_over_the_limit_is_summarised(
     assert comment.count("| `Big` | 225 | 0 | 0 | stage 225 |") == 2
     assert "`report.full.md`" in comment
     judge(comment)
+
+
+def links(report: str) -> list[str]:
+    return [t.attrs["href"] for t in tokens(report) if t.type == "link_open"]  # type: ignore[misc]
+
+
+def test_plan_report_links_the_history_page(
+    hostile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$REGOPS_HISTORY_URL (set by the plan workflow) becomes the report's one link of its
+    own; a hostile URL cannot close the link, add markup, or be anything but http(s)."""
+    page = "https://github.com/acme/models/actions/workflows/registry-apply.yml"
+    monkeypatch.setenv("REGOPS_HISTORY_URL", page)
+    run("plan", "--tracking-uri", hostile, "--report", "report.md")
+    report = (tmp_path / "report.md").read_text()
+    assert f"{reports.HISTORY_LINK}({page})" in report
+    assert links(report) == [page]
+    shows_the_values(judge(report, own_links=(page,)))
+    evil = "https://evil.example/x)[y](javascript:alert(1)) <img src=x onerror=alert(1)>`"
+    monkeypatch.setenv("REGOPS_HISTORY_URL", evil)
+    run("plan", "--tracking-uri", hostile, "--report", "report.md")
+    report = (tmp_path / "report.md").read_text()
+    (href,) = links(report)
+    assert href.startswith("https://evil.example/x%29%5By%5D%28javascript:alert%281%29%29%20%3C")
+    judge(report, own_links=(href,))  # nothing else: no image, no raw HTML, no second link
+    for bad in ("javascript:alert(1)", "data:text/html,<b>x</b>", "//evil.example/x", "", "x"):
+        monkeypatch.setenv("REGOPS_HISTORY_URL", bad)
+        run("plan", "--tracking-uri", hostile, "--report", "report.md")
+        report = (tmp_path / "report.md").read_text()
+        assert links(report) == []
+        assert reports.HISTORY_LINK not in report
+    monkeypatch.delenv("REGOPS_HISTORY_URL")
+    run("plan", "--tracking-uri", hostile, "--report", "report.md")
+    assert reports.HISTORY_LINK not in (tmp_path / "report.md").read_text()

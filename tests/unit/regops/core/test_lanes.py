@@ -164,3 +164,58 @@ def test_epoch_reads_git_and_stamp_times_and_refuses_the_rest() -> None:
     assert epoch("2023-11-14T22:13:20Z") == epoch("2023-11-14T23:13:20+01:00") == T0
     assert epoch("not a time") is None
     assert epoch(None) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, []),
+        ("", []),
+        ("not json", []),
+        ('["a list"]', []),
+        ('{"commit": "x"}', []),  # no overrides: none (stamps before issue 19's overrides)
+        ('{"overrides": "require_tags"}', []),
+        ('{"overrides": {"rule": "freeze"}}', []),
+        ('{"overrides": [1, null, "x", {"reason": "no rule"}, {"rule": ""}]}', []),
+        (
+            '{"overrides": [{"rule": "freeze", "reason": "hotfix", "actor": "erin"}]}',
+            ["override: freeze by erin: hotfix"],
+        ),
+        ('{"overrides": [{"rule": "freeze", "actor": 7, "reason": []}]}', ["override: freeze"]),
+        ('{"overrides": [{"rule": "freeze", "for": "Production"}]}', []),  # another lane's
+        ('{"overrides": [{"rule": "freeze", "for": "champion"}]}', ["override: freeze"]),
+    ],
+)
+def test_overrides_are_read_defensively(raw: str | None, expected: list[str]) -> None:
+    from regops.core.lanes import stamp_overrides
+
+    assert stamp_overrides(raw, "champion") == expected
+
+
+def test_overrides_are_bounded() -> None:
+    import json
+
+    from regops.core.lanes import MAX_OVERRIDES, stamp_overrides
+
+    raw = json.dumps({"overrides": [{"rule": f"r{i}"} for i in range(100)]})
+    assert len(stamp_overrides(raw, "champion")) == MAX_OVERRIDES
+
+
+def test_plan_changes_find_their_lane() -> None:
+    from regops.core.lanes import plan_lane, plan_version
+    from regops.core.plan import Change as PlanChange
+    from regops.core.plan import ChangeKind
+
+    enter = PlanChange("M", "3", ChangeKind.STAGE, "Archived", "Staging")
+    leave = PlanChange("M", "3", ChangeKind.STAGE, "Staging", "None")
+    move = PlanChange("M", None, ChangeKind.ALIAS_MOVE, "2", "3", alias="champion")
+    drop = PlanChange("M", None, ChangeKind.ALIAS_DELETE, "2", None, alias="champion")
+    text = PlanChange("M", None, ChangeKind.DESCRIPTION, "a", "b")
+    assert [plan_lane(c) for c in (enter, leave, move, drop, text)] == [
+        ("stage", "Staging"),
+        ("stage", "Staging"),
+        ("alias", "champion"),
+        ("alias", "champion"),
+        None,
+    ]
+    assert [plan_version(c) for c in (enter, leave, move, drop)] == ["3", "3", "3", "2"]
