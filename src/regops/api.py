@@ -713,3 +713,39 @@ def build_page(
 def build_at(state_dir: Path, tracking_uri: str | None, at: datetime, model: str | None) -> StateAt:
     """The state at `at`, read from git and (when `tracking_uri` is given) the registry."""
     return state_at(build_history(state_dir, tracking_uri, model=model), at)
+
+
+# ---- events: the relay and the registry's webhooks (issue 20) -------------------------
+
+
+def run_relay(environ: Any, listen: str, **options: Any) -> int:
+    """Serve `regops relay` until SIGTERM/SIGINT; the exit code (0 after a clean stop)."""
+    try:
+        from regops.adapters import relay
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise UsageError(
+            f"regops relay needs the relay extra: pip install 'regops[relay]' ({exc})"
+        ) from None
+    return relay.serve(relay.RelayConfig.from_env(environ, listen, **options))
+
+
+def install_webhook(
+    settings: Settings, url: str, secret: str, name: str = "regops-relay"
+) -> tuple[str, Any]:
+    """Register the relay's webhook on the registry (idempotent): (action, webhook)."""
+    from regops.adapters.mlflow import webhooks
+
+    if not secret.strip():
+        raise UsageError("set REGOPS_WEBHOOK_SECRET: the relay refuses unsigned deliveries")
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(
+            "--url must be the relay's http(s) URL (e.g. https://relay.example/mlflow)"
+        )
+    return webhooks.install_webhook(settings.tracking_uri, url, secret, name)
+
+
+def list_webhooks(settings: Settings) -> list[Any]:
+    """The registry's webhooks (without secrets)."""
+    from regops.adapters.mlflow import webhooks
+
+    return webhooks.list_webhooks(settings.tracking_uri)

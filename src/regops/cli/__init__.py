@@ -72,6 +72,7 @@ LAZY_COMMANDS = {
     "regops.cli.environments": ("environments",),
     "regops.cli.ci": ("snapshot", "candidates", "propose"),
     "regops.cli.aliases": ("migrate-to-aliases", "codeowners"),
+    "regops.cli.relay": ("relay", "webhooks"),
 }
 _MODULE_OF = {name: module for module, names in LAZY_COMMANDS.items() for name in names}
 
