@@ -13,10 +13,12 @@ Rules (the relay in regops.adapters.relay does the I/O around them):
 - `event_type` is `mlflow.<entity>.<action>`; `client_payload` holds the model, version,
   alias or tag key and the delivery id (all strings from the registry: untrusted, so
   workflows read them through `env:`). No secret ever enters it.
-- Coalescing (Throttle): per (event_type, model) the first event is dispatched at once;
+- Coalescing (Throttle): per (event_type, model, alias or tag key) the first event is
+  dispatched at once;
   the events that follow within `window` seconds are merged into one dispatch sent when
   the window ends. A burst of N events for one model costs at most 2 dispatches a
-  window, and no model's events are dropped for another's.
+  window, and no model's events are dropped for another's (nor one tag's for another's:
+  the proposal job reacts to the evidence tags only).
 """
 
 from __future__ import annotations
@@ -229,17 +231,17 @@ def dispatch_of(pending: _Pending) -> Dispatch:
 
 @dataclass
 class Throttle:
-    """Coalesces events per (event_type, model): the first goes out at once, the rest of a
+    """Coalesces events per (event_type, model, key): the first goes out at once, the rest of a
     `window` become one dispatch at its end. `max_keys` bounds memory (Refused 503 past it)."""
 
     window: float = 2.0
     max_keys: int = 10000
-    _quiet_until: dict[tuple[str, str], float] = field(default_factory=dict)
-    _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
+    _quiet_until: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    _pending: dict[tuple[str, str, str], _Pending] = field(default_factory=dict)
 
     def add(self, event: Event, now: float) -> list[Dispatch]:
         """Take one event; return what to send now."""
-        key = (event.event_type, event.model)
+        key = (event.event_type, event.model, event.key or "")
         self._expire(now)
         if key not in self._pending and self._quiet_until.get(key, now + 1) <= now:
             del self._quiet_until[key]  # its window ended with nothing merged: a fresh start
