@@ -51,8 +51,10 @@ class RelayProc:
         return self.log.read_text(errors="replace")
 
 
-def start_relay(tmp: Path, api_url: str, window: float = WINDOW) -> RelayProc:
-    port = free_port()
+def start_relay(
+    tmp: Path, api_url: str, window: float = WINDOW, port: int | None = None
+) -> RelayProc:
+    port = port or free_port()
     log = tmp / f"relay-{port}.log"
     env = {
         **os.environ,
@@ -102,6 +104,8 @@ def webhook_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowS
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+            # urllib3 backoff 1, 2, 4, 8, 16 s: time enough to restart a killed relay
+            "MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES": "6",
         },
     )
     yield server
@@ -382,3 +386,74 @@ def test_github_failures_are_retried_with_backoff(tmp_path: Path, github: FakeGi
     finally:
         github.fake.dispatch_failures = 0
         assert stop(r) == 0
+
+
+def test_a_burst_through_mlflow_is_coalesced_and_counted(
+    webhook_server: MlflowServer, relay: RelayProc, github: FakeGitHubServer
+) -> None:
+    """MLflow itself sends the burst: 100 alias moves on 5 models."""
+    uri = webhook_server.url
+    runner = CliRunner()
+    env = {"MLFLOW_TRACKING_URI": uri, "REGOPS_WEBHOOK_SECRET": SECRET}
+    url = f"{relay.url}/mlflow"
+    assert runner.invoke(cli, ["webhooks", "install", "--url", url], env=env).exit_code == 0
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    models = [f"Real_Burst_{i}" for i in range(5)]
+    for m in models:
+        client.create_registered_model(m)
+        for _ in range(2):
+            client.create_model_version(m, source="s3://x/y", run_id=None)
+    started = time.monotonic()
+    for i in range(100):
+        client.set_registered_model_alias(models[i % 5], "champion", str(1 + (i // 5) % 2))
+    sent_in = time.monotonic() - started
+
+    def alias_events(m: str) -> list[dict[str, Any]]:
+        return [b for b in dispatches_for(github, m) if b["event_type"].endswith("alias.created")]
+
+    wait_for(
+        lambda: sum(b["client_payload"]["events"] for m in models for b in alias_events(m)) >= 100
+    )
+    time.sleep(WINDOW + 0.5)
+    total = sum(len(alias_events(m)) for m in models)
+    print(f"\nMLflow burst: 100 alias sets on 5 models in {sent_in:.1f} s -> {total} dispatches")
+    for m in models:
+        assert sum(b["client_payload"]["events"] for b in alias_events(m)) == 20, m
+    assert total < 100
+
+
+def test_what_mlflow_retries_after_a_relay_crash_is_dispatched_once(
+    tmp_path: Path, webhook_server: MlflowServer
+) -> None:
+    github2 = FakeGitHubServer(REPO)
+    port = free_port()
+    r = start_relay(tmp_path, github2.proxy, port=port)
+    try:
+        uri = webhook_server.url
+        env = {"MLFLOW_TRACKING_URI": uri, "REGOPS_WEBHOOK_SECRET": SECRET}
+        args = ["webhooks", "install", "--name", "regops-relay-crash", "--url", f"{r.url}/mlflow"]
+        assert CliRunner().invoke(cli, args, env=env).exit_code == 0
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.create_registered_model("Crash_Model")
+        for _ in range(2):
+            client.create_model_version("Crash_Model", source="s3://x/y", run_id=None)
+        wait_for(lambda: dispatches_for(github2, "Crash_Model"))  # delivering works
+        r.proc.kill()  # SIGKILL: no drain
+        r.proc.wait()
+        for i in range(10):  # MLflow's deliveries now fail and are retried with backoff
+            client.set_registered_model_alias("Crash_Model", "champion", str(1 + i % 2))
+        r = start_relay(tmp_path, github2.proxy, port=port)
+
+        def alias_events() -> int:
+            return sum(
+                b["client_payload"]["events"]
+                for b in dispatches_for(github2, "Crash_Model")
+                if b["event_type"].endswith("alias.created")
+            )
+
+        wait_for(lambda: alias_events() >= 10, timeout=90)
+        time.sleep(WINDOW + 3)
+        assert alias_events() == 10  # each retried delivery once
+    finally:
+        assert stop(r) == 0
+        github2.close()
