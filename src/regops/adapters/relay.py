@@ -301,14 +301,17 @@ class Relay:
 def build_app(config: RelayConfig, log: JsonLog | None = None) -> Any:
     """The Starlette application (the relay's state on `app.state.relay`)."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     holder: dict[str, Relay] = {}
 
     async def mlflow_hook(request: Request) -> Response:
-        status = await holder["relay"].receive(request.headers, request.stream())
+        try:
+            status = await holder["relay"].receive(request.headers, request.stream())
+        except ClientDisconnect:  # the sender went away mid-body: nothing was taken
+            status = 400
         return Response(status_code=status)
 
     async def healthz(_request: Request) -> Response:
