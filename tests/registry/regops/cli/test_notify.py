@@ -230,3 +230,28 @@ def test_a_config_with_only_notify_needs_no_env_and_bad_entries_are_refused(
     assert result.exit_code == 1
     assert "regops.yaml:4" in said(result)  # format: teams, at its line
     assert "a notify secret must name a variable" in said(result)
+
+
+def test_a_failed_change_is_notified_with_its_error_masked(
+    repo: str, receivers: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`failed`: the outcome of a write the registry refused (built here as the executor
+    reports it), whose error quotes a URI with a password."""
+    from regops import api
+    from regops.adapters.mlflow.executor import ApplyResult, Outcome
+    from regops.core.plan import Change, ChangeKind, OutcomeStatus
+    from regops.settings import Settings
+
+    slack, ops = receivers
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-hunter2-secret")
+    change = Change("Notify_Model", "1", ChangeKind.ALIAS_SET, None, "1", alias="champion")
+    error = "POST https://bot:pw-hunter2-secret@mlflow.example.com/api failed: 503"
+    result = ApplyResult((Outcome(change, OutcomeStatus.FAILED, error=error),))
+    plan = api.plan(Settings(tracking_uri_flag=repo))
+    sent = api.notify_reconcile(Settings(tracking_uri_flag=repo), plan, result)
+    assert [(d.kind, d.ok) for d in sent] == [("failed", True)]  # ops is not subscribed
+    text = slack.bodies()[-1]["text"]
+    assert "could not apply every change" in text
+    assert "503" in text
+    assert "pw-hunter2-secret" not in json.dumps(slack.bodies())
+    assert ops.got == []
