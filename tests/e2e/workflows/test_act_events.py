@@ -88,3 +88,43 @@ def test_an_alias_moved_outside_git_opens_the_drift_issue_through_the_relay(
     host_port = sandbox.registry_url.split("://", 1)[1]
     for secret in (sandbox.registry_url, host_port, sandbox.token, SECRET):
         assert sandbox.published(secret) == [], f"{secret!r} was published"
+
+
+def test_an_evidence_tag_dispatch_proposes_the_version_without_training(
+    sandbox: Sandbox, act_registry: MlflowServer
+) -> None:
+    uri = act_registry.url
+    sandbox.write_state("apiVersion: regops/v1\nmodels: {}\n")
+    sandbox.commit("no models yet")
+    sandbox.push()
+    make_registry(uri, {"Wf_Evidence": 1})
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.set_model_version_tag("Wf_Evidence", "1", "validation_status", "passed")
+    client.set_model_version_tag("Wf_Evidence", "1", "smoke_test_status", "passed")
+
+    def event(tag: str) -> dict[str, object]:  # what regops relay sends for the last tag
+        return {
+            "action": "mlflow.model_version_tag.set",
+            "client_payload": {
+                "model": "Wf_Evidence",
+                "version": "1",
+                "tag": tag,
+                "delivery_id": "d-1",
+                "events": 1,
+                "versions": ["1"],
+            },
+            "repository": {"full_name": REPO, "default_branch": "main"},
+        }
+
+    other = sandbox.act("repository_dispatch", "train.yml", event("owner_note"))
+    assert "evidence" not in other.jobs or other.jobs["evidence"] != "succeeded"
+    assert "train" not in other.jobs or other.jobs["train"] != "succeeded"
+    assert sandbox.github.fake.pulls() == []  # not an evidence tag: nothing proposed
+
+    run = sandbox.act("repository_dispatch", "train.yml", event("smoke_test_status"))
+    assert run.job("evidence") == "succeeded", run.output[-6000:]
+    assert run.job("propose") == "succeeded", run.output[-6000:]
+    assert "train" not in run.jobs or run.jobs["train"] != "succeeded"  # nothing trained
+    [pr] = sandbox.github.fake.pulls("open")
+    assert pr["head"]["ref"] == "regops/candidates"
+    assert "`Wf_Evidence` version 1" in pr["body"]
