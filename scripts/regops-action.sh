@@ -53,6 +53,9 @@ run() {
         from+=(--live "$live")
         echo "snapshot=$live" >> "$OUT"
       fi
+      # The drift check tells the notify: receivers of regops.yaml about drift; a PR's
+      # plan never sends (it runs where no secret may be).
+      if [ "${COMMAND}" = drift ]; then from+=(--notify-drift); fi
       rm -f "$plan"
       "$regops" ${args[@]+"${args[@]}"} plan --detailed-exitcode ${from[@]+"${from[@]}"} --report "$report" --out "$plan" || code=$?
       if [ -s "$plan" ]; then echo "plan-json=$plan" >> "$OUT"; fi

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,9 +27,13 @@ class FakeGitHub:
     items: dict[int, dict[str, Any]] = field(default_factory=dict)  # issues and PRs share numbers
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, body
+    # repository_dispatch events received: (monotonic time, body, headers) (regops relay)
+    dispatches: list[tuple[float, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    dispatch_failures: int = 0  # the next N dispatches answer 502 (retries are tested)
     next_number: int = 1
     next_comment: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last_headers: dict[str, str] = field(default_factory=dict)
 
     # ---- views for the tests -----------------------------------------------------------
     def issues(self, state: str | None = None) -> list[dict[str, Any]]:
@@ -79,12 +84,29 @@ class FakeGitHub:
         with self.lock:
             return self._route(method, rest, query, body or {})
 
+    def handle_locked(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
+        """`handle`, the lock already held (the server records the headers under it)."""
+        base = f"/repos/{self.repo}"
+        if not path.startswith(base):
+            return 404, {"message": f"Not Found: {path}"}
+        return self._route(method, path[len(base) :], query, body or {})
+
     def _route(
         self, method: str, rest: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, Any]:
         q = {k: v[0] for k, v in query.items()}
         if rest == "" and method == "GET":
             return 200, {"full_name": self.repo, "default_branch": "main"}
+        if rest == "/dispatches" and method == "POST":
+            if self.dispatch_failures > 0:
+                self.dispatch_failures -= 1
+                return 502, {"message": "Bad Gateway"}
+            if not isinstance(body.get("event_type"), str):
+                return 422, {"message": "event_type is required"}
+            self.dispatches.append((time.monotonic(), body, dict(self.last_headers)))
+            return 204, None
         if rest == "/issues" and method == "GET":
             state = q.get("state", "open")
             found = [i for i in self.issues() if state == "all" or i["state"] == state]
@@ -158,8 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        status, doc = self.fake.handle(self.command, url.path, parse_qs(url.query), body)
-        data = json.dumps(doc).encode()
+        with self.fake.lock:
+            self.fake.last_headers = {k.lower(): v for k, v in self.headers.items()}
+            status, doc = self.fake.handle_locked(self.command, url.path, parse_qs(url.query), body)
+        data = b"" if status == 204 else json.dumps(doc).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

@@ -73,6 +73,7 @@ LAZY_COMMANDS = {
     "regops.cli.ci": ("snapshot", "candidates", "propose"),
     "regops.cli.aliases": ("migrate-to-aliases", "codeowners"),
     "regops.cli.init": ("init",),
+    "regops.cli.relay": ("relay", "webhooks"),
 }
 _MODULE_OF = {name: module for module, names in LAZY_COMMANDS.items() for name in names}
 
@@ -233,6 +234,12 @@ def validate(ctx: click.Context) -> int:
     is_flag=True,
     help="Plan every environment of regops.yaml: one report, one section each.",
 )
+@click.option(
+    "--notify-drift",
+    is_flag=True,
+    help="The drift check: on drift, send `drift` to the notify: receivers of regops.yaml "
+    "(without this flag plan sends nothing: it runs where no secret may be).",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -242,6 +249,7 @@ def plan(
     report: Path | None,
     live_file: Path | None,
     all_envs: bool,
+    notify_drift: bool,
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
     from regops import api
@@ -271,6 +279,8 @@ def plan(
     p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
     warn(p.warnings)
     click.echo(render.render(p.to_dict(), s.fmt))
+    if notify_drift:  # the drift check only: a plan on its own never sends anything
+        _notified(api.notify_drift(s, p))
     return p.exit_code(detailed_exitcode)
 
 
@@ -321,15 +331,18 @@ def reconcile(
     if s.fmt != "json":
         click.echo(render.render(doc, s.fmt))
     if dry_run or not p.ok or not p.pending:
+        # `blocked`, if a gate refused
+        notified = _notified([] if dry_run else api.notify_reconcile(s, p, None))
         if s.fmt == "json":
-            click.echo(render.render_json({"plan": doc, "result": None}))
+            click.echo(render.render_json({"plan": doc, "result": None, **notified}))
         return 0 if p.ok else 1
     # A plan made here is re-made if the registry moves before the first write; a saved one is not.
     result = api.run_reconcile(
         s, models, plan=p, replan=plan_file is None, desired=desired, parallel=parallel
     )
+    notified = _notified(api.notify_reconcile(s, p, result))  # reported, never fails the apply
     if s.fmt == "json":
-        click.echo(render.render_json({"plan": doc, "result": result.to_dict()}))
+        click.echo(render.render_json({"plan": doc, "result": result.to_dict(), **notified}))
     else:
         click.echo("")
         click.echo(render.render_result(result.to_dict(), s.fmt))
@@ -345,6 +358,20 @@ def reconcile(
         )
         return EXIT_SIGNAL.get(result.interrupted, EXIT_INTERRUPTED)
     return 0 if result.ok else 1
+
+
+def _notified(sent: Sequence[Any]) -> dict[str, Any]:
+    """Report each notification sent (`notify:` in regops.yaml) on stderr; for --format json,
+    the `notifications` key (absent when none was due)."""
+    for d in sent:
+        if d.ok:
+            click.echo(render.safe(f"notified {d.receiver} ({d.kind})"), err=True)
+        else:
+            click.echo(
+                render.safe(f"warning: notification to {d.receiver} ({d.kind}) failed: {d.error}"),
+                err=True,
+            )
+    return {"notifications": [d.to_dict() for d in sent]} if sent else {}
 
 
 def warn(messages: Sequence[str]) -> None:

@@ -87,11 +87,33 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class NotifyTarget:
+    """One `notify:` entry: a receiver, its format, its signing key's variable, its events."""
+
+    url_template: str
+    format: str  # slack | json
+    on: tuple[str, ...]
+    secret_var: str | None = None
+    line: int = 0
+
+    @property
+    def url(self) -> str:
+        return expand(self.url_template, what=f"notify entry (line {self.line})'s url")
+
+    @property
+    def secret(self) -> str | None:
+        if self.secret_var is None:
+            return None
+        return expand(f"${{{self.secret_var}}}", what=f"notify entry (line {self.line})'s secret")
+
+
+@dataclass(frozen=True)
 class Config:
-    """The declared environments, in file order."""
+    """The declared environments, in file order, and the notification receivers."""
 
     environments: Mapping[str, Environment]
     file: str = ""
+    notify: tuple[NotifyTarget, ...] = ()
 
     def get(self, name: str) -> Environment:
         env = self.environments.get(name)
@@ -174,7 +196,7 @@ def load_config(path: Path) -> Config:
     base = path.resolve().parent
     envs: dict[str, Environment] = {}
     seen_dirs: dict[Path, str] = {}
-    for env_name, raw in data["environments"].items():
+    for env_name, raw in (data.get("environments") or {}).items():
         state_dir = base / raw["state_dir"]
         where = line_of(("environments", env_name))
         parts = Path(raw["state_dir"]).parts
@@ -214,9 +236,22 @@ def load_config(path: Path) -> Config:
             config_file=name,
             line=where,
         )
+    notify = []
+    for i, raw in enumerate(data.get("notify") or []):
+        secret = raw.get("secret")
+        m = ONLY_VAR.match(secret) if secret is not None else None
+        notify.append(
+            NotifyTarget(
+                url_template=raw["url"],
+                format=raw["format"],
+                on=tuple(raw["on"]),
+                secret_var=m.group(1) if m else None,
+                line=line_of(("notify", i)),
+            )
+        )
     if diags:
         raise StateError(diags)
-    return Config(MappingProxyType(envs), file=name)
+    return Config(MappingProxyType(envs), file=name, notify=tuple(notify))
 
 
 def _relative(path: Path) -> Path:
@@ -235,15 +270,25 @@ def _message(e: Any) -> str:
         return (
             f"{where}: credentials must name a variable as ${{VAR}} (a secret never goes into git)"
         )
+    if e.validator == "pattern" and "secret" in map(str, e.absolute_path):
+        return f"{where}: a notify secret must name a variable as ${{VAR}} (never the value)"
     if "propertyNames" in e.relative_schema_path:
         return f"{where}: environment name {e.instance!r} must be letters, digits, '_' or '-'"
     return f"{where}: {e.message}"
 
 
 def load(start: Path | None = None) -> Config | None:
-    """The repository's environments, or None when it declares none."""
+    """The repository's environments, or None when it declares none (a regops.yaml may
+    hold only `notify:`)."""
     path = find_config(start)
-    return None if path is None else load_config(path)
+    config = None if path is None else load_config(path)
+    return config if config is not None and config.environments else None
+
+
+def load_notify(start: Path | None = None) -> tuple[NotifyTarget, ...]:
+    """The `notify:` receivers of regops.yaml (none without the file)."""
+    path = find_config(start)
+    return () if path is None else load_config(path).notify
 
 
 # The logins in force before each active `credentials_of` block: the first is the

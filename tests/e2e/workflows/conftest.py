@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.act import Sandbox, act_binary, actions_dir, gh_binary
+from tests.support.relay import LOOPBACK_WEBHOOKS_ENV
 from tests.support.servers import MlflowServer, start_mlflow_server
 
 
@@ -42,7 +43,9 @@ def act_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSer
     """The workflows' own real `mlflow server`: training registers real model names in it,
     which must not meet the other tests' session server."""
     _require()
-    server = start_mlflow_server(tmp_path_factory.mktemp("act-registry"))
+    # Webhooks may reach a relay on 127.0.0.1 (the drift-on-dispatch story); none is
+    # registered unless a test does so.
+    server = start_mlflow_server(tmp_path_factory.mktemp("act-registry"), env=LOOPBACK_WEBHOOKS_ENV)
     yield server
     server.stop()
 
