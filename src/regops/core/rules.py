@@ -47,6 +47,10 @@ VARIABLES = ("model", "version", "incumbent", "change", "env", "actor", "now")
 MACROS = ("all", "exists", "exists_one", "map", "filter")
 MAX_DETAIL_CHARS = 300
 INSTALL_HINT = "policy.rules needs cel-python: pip install 'regops[rules]'"
+UNREAD = (
+    "run metrics were not read: the version has no source run, or the plan is against a "
+    "snapshot (plan --live)"
+)
 JUDGED = (ChangeKind.STAGE, ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE, ChangeKind.COPY)
 
 
@@ -297,6 +301,13 @@ def gate_rules(
             continue
         doc = variables(c, spec, lm, runs, ctx, now, has_stages)
         verdicts = tuple(_judge(r, doc, ctx) for r in rules)
+        if runs is None:  # say why a rule reading metrics found none
+            verdicts = tuple(
+                replace(v, detail=f"{v.detail} ({UNREAD})")
+                if v.result == "error" and r.reads_metrics()
+                else v
+                for r, v in zip(rules, verdicts, strict=True)
+            )
         gates = tuple(
             GateVerdict(GATE, not v.blocks, f"{v.rule} ({v.level}): {v.result}: {v.detail}")
             for v in verdicts
