@@ -21,8 +21,8 @@ Rules, per managed model:
 - Metric gates (`require_metrics` under an alias's or a stage's policy) judge the
   numbers of the version's source run, and of the incumbent's (metric_gates.py), on
   every alias set or move and every stage change into a gated stage.
-- Rules (`policy.rules`, CEL) judge every change that gives a version a stage, an alias
-  or a copy (rules.py): a failed hard rule, or soft rule not overridden, blocks it.
+- Rules (`policy.rules`, CEL) judge every change that gives a version a stage or an
+  alias (rules.py): a failed hard rule, or soft rule not overridden, blocks it.
 - Freeze windows (`policy.freeze`) covering the time the plan is made block every
   change but, with `allow_rollback`, those that only undo or take away (freeze.py). With
   `use_stages: false` (always on registries without stages) no stage change is

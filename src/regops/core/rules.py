@@ -1,8 +1,9 @@
 """Policy as code: `policy.rules`, CEL expressions judged on every change. Pure.
 
-Each rule of a file is judged on every change of its models that gives a version a stage,
-an alias or a copy (stage changes, alias sets and moves, copies; not alias removals or
-descriptions), with these variables (README "Rules"):
+Each rule of a file is judged on every change of its models that gives a version a stage
+or an alias (stage changes, alias sets and moves; not alias removals or descriptions; a
+copy from another environment is judged through the stage or alias change that makes it
+serve, where `version.source_env` says it is one), with these variables (README "Rules"):
 
 - `model`: {name, tags}
 - `version`: {number, tags, run_id, metrics, source, created, source_env,
@@ -51,7 +52,7 @@ UNREAD = (
     "run metrics were not read: the version has no source run, or the plan is against a "
     "snapshot (plan --live)"
 )
-JUDGED = (ChangeKind.STAGE, ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE, ChangeKind.COPY)
+JUDGED = (ChangeKind.STAGE, ChangeKind.ALIAS_SET, ChangeKind.ALIAS_MOVE)
 
 
 class RulesUnavailable(Exception):

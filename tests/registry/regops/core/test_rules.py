@@ -377,3 +377,41 @@ models:
         ("stage", ["pass"]),
         ("alias_delete", []),
     ]
+
+
+@pytest.mark.usefixtures("_empty_registry_db")
+def test_a_copy_sees_its_source_environment_and_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Two real registries (regops.yaml: dev and prod): the stage and alias changes of
+    prod's `dev@1` see a copy of dev's version 1, in environment prod, before the copy is
+    made (number null) and after (its lineage)."""
+    from tests.support.environments import PROD_STATE, run, two_environments
+
+    repo = two_environments(tmp_path, monkeypatch, request.getfixturevalue("_empty_registry_db"))
+    monkeypatch.setenv("REGOPS_ACTOR", "alice")
+
+    def with_rule(expr: str, state: str = PROD_STATE) -> None:
+        rules = f"policy:\n  rules:\n    - {{name: from-dev, expr: {json.dumps(expr)}}}\n"
+        repo.write("registry-state/prod/fraud.yaml", state.replace("policy:\n", rules))
+
+    with_rule(
+        "env == 'prod' && version.source_env == 'dev' && version.source_version == 1 "
+        "&& version.number == null"
+    )
+    result = run("--env", "prod", "plan", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    judged = [
+        (c["kind"], [r["result"] for r in c["rules"]]) for c in doc["changes"] if "rules" in c
+    ]
+    assert judged == [("stage", ["pass"]), ("alias_set", ["pass"])]
+    assert run("--env", "prod", "reconcile").exit_code == 0
+    with_rule(
+        "version.source_env == 'dev' && version.source_version == 1 && version.number == 1",
+        PROD_STATE.replace("aliases: [champion]", "aliases: [champion, b]"),
+    )
+    result = run("--env", "prod", "plan", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (change,) = json.loads(result.stdout)["changes"]
+    assert [r["result"] for r in change["rules"]] == ["pass"]
