@@ -415,3 +415,27 @@ def test_a_copy_sees_its_source_environment_and_version(
     assert result.exit_code == 0, result.output
     (change,) = json.loads(result.stdout)["changes"]
     assert [r["result"] for r in change["rules"]] == ["pass"]
+
+
+def test_without_cel_python_a_file_with_rules_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core install has no cel-python (the `rules` extra): a file with rules is a
+    validation error at its `rules:` line naming the extra; a file without rules never
+    imports it."""
+    import sys
+
+    from regops.core import rules
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "celpy", None)  # as if not installed: import fails
+    rules._compiled.cache_clear()
+    rule_state(tmp_path, "true")
+    result = CliRunner().invoke(cli, ["validate", "--state-dir", "registry-state"])
+    assert result.exit_code == 1
+    assert (
+        "registry-state/models.yaml:4: policy.rules needs cel-python: pip install 'regops[rules]'"
+    ) in result.output
+    write_state(tmp_path / "registry-state", STATE.split("  rules:")[0] + "models: {}\n")
+    result = CliRunner().invoke(cli, ["validate", "--state-dir", "registry-state"])
+    assert result.exit_code == 0, result.output
