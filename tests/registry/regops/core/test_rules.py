@@ -439,3 +439,26 @@ def test_without_cel_python_a_file_with_rules_says_what_to_install(
     write_state(tmp_path / "registry-state", STATE.split("  rules:")[0] + "models: {}\n")
     result = CliRunner().invoke(cli, ["validate", "--state-dir", "registry-state"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('{name: "a\\n", expr: "true"}', "policy.rules.0.name: 'a\\n' does not match"),
+        ("{name: a, expr: 'true', level: blocker}", "policy.rules.0.level: 'blocker' is not one"),
+        ("{name: a}", "policy.rules.0: 'expr' is required"),
+        ("{name: a, expr: ''}", "policy.rules.0.expr: '' should be non-empty"),
+    ],
+    ids=["name-newline", "level", "no-expr", "empty-expr"],
+)
+def test_a_bad_rule_entry_is_reported_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_state(
+        tmp_path / "registry-state",
+        f"apiVersion: regops/v1\npolicy:\n  rules:\n    - {entry}\nmodels: {{}}\n",
+    )
+    result = CliRunner().invoke(cli, ["validate", "--state-dir", "registry-state"])
+    assert result.exit_code == 1
+    assert f"registry-state/models.yaml:4: {message}" in result.output
