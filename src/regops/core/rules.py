@@ -257,11 +257,14 @@ def activation(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def evaluate(rule: Rule, doc: Mapping[str, Any]) -> tuple[str, str]:
-    """(pass | fail | error, detail) of `rule` on the variables `doc`."""
+def evaluate(
+    rule: Rule, doc: Mapping[str, Any], cel: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """(pass | fail | error, detail) of `rule` on the variables `doc` (`cel`: the same, as
+    `activation` made them, to make them once for every rule of a change)."""
     celpy = _celpy()
     try:
-        value = _compiled(rule.expr).evaluate(activation(doc))
+        value = _compiled(rule.expr).evaluate(dict(cel) if cel is not None else activation(doc))
     except celpy.CELEvalError as exc:
         return "error", f"could not be evaluated: {_eval_message(exc)}"
     except Exception as exc:  # noqa: BLE001 (hostile data must not crash a plan)
@@ -301,7 +304,11 @@ def gate_rules(
             out.append(c)
             continue
         doc = variables(c, spec, lm, runs, ctx, now, has_stages)
-        verdicts = tuple(_judge(r, doc, ctx) for r in rules)
+        try:
+            cel: Mapping[str, Any] | None = activation(doc)
+        except Exception:  # noqa: BLE001 (each rule then says why, from evaluate)
+            cel = None
+        verdicts = tuple(_judge(r, doc, ctx, cel) for r in rules)
         if runs is None:  # say why a rule reading metrics found none
             verdicts = tuple(
                 replace(v, detail=f"{v.detail} ({UNREAD})")
@@ -318,8 +325,10 @@ def gate_rules(
     return out
 
 
-def _judge(rule: Rule, doc: Mapping[str, Any], ctx: RuleContext) -> RuleVerdict:
-    result, detail = evaluate(rule, doc)
+def _judge(
+    rule: Rule, doc: Mapping[str, Any], ctx: RuleContext, cel: Mapping[str, Any] | None
+) -> RuleVerdict:
+    result, detail = evaluate(rule, doc, cel)
     base = RuleVerdict(rule.name, rule.level, result, False, detail)
     if result == "pass" or rule.level == ADVISORY:
         return base if result == "pass" else replace(base, detail=f"{detail} (advisory: reported)")
