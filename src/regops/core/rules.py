@@ -46,6 +46,24 @@ from regops.core.state import ADVISORY, HARD, SOFT, STAGES, DesiredState, ModelS
 GATE = "rule"
 VARIABLES = ("model", "version", "incumbent", "change", "env", "actor", "now")
 MACROS = ("all", "exists", "exists_one", "map", "filter")
+# CEL's type names, which an expression may name as values (`type(x) == string`)
+TYPE_NAMES = frozenset(
+    [
+        "bool",
+        "bytes",
+        "double",
+        "duration",
+        "dyn",
+        "int",
+        "list",
+        "map",
+        "null_type",
+        "string",
+        "timestamp",
+        "type",
+        "uint",
+    ]
+)
 MAX_DETAIL_CHARS = 300
 INSTALL_HINT = "policy.rules needs cel-python: pip install 'regops[rules]'"
 UNREAD = (
@@ -107,7 +125,7 @@ def compile_problem(expr: str) -> str | None:
         return f"does not compile (column {getattr(exc, 'column', '?')}): {text}"
     except Exception as exc:  # noqa: BLE001 (lark's own errors: said, never a traceback)
         return f"does not compile: {_short(str(exc))}"
-    unknown = sorted(_free_names(tree) - set(VARIABLES))
+    unknown = sorted(_free_names(tree) - set(VARIABLES) - TYPE_NAMES)
     if unknown:
         return f"names unknown variable(s) {', '.join(unknown)} (rules see: {', '.join(VARIABLES)})"
     _compiled(expr)

@@ -124,6 +124,7 @@ VARIABLES = [
     ("missing key", "version.tags.privacy_review == 'approved'", "error"),
     ("wrong type", "version.number + 'x' == 'y'", "error"),
     ("not a bool", "version.number", "error"),
+    ("type names", "type(version.number) == int && type(model.name) == string", "pass"),
     ("null incumbent field", "incumbent.metrics.nope > 0.0", "error"),
 ]
 
