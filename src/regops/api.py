@@ -391,6 +391,7 @@ def run_reconcile(
             desired = None  # a saved plan stands on its own; stamps then name the directory
     if not replan and desired is not None:
         plan = judged_now(plan, desired, registry)
+        plan = rules_judged_now(plan, desired, registry, settings)
     for attempt in range(STALE_REPLANS + 1):
         try:
             with stop_on_signals() as stop:
@@ -461,6 +462,54 @@ def judged_now(
     if refused:
         raise PlanError(
             [*refused, "the saved plan was made outside this freeze window; nothing was applied"]
+        )
+    return judged
+
+
+def rules_judged_now(
+    plan: Plan,
+    desired: DesiredState,
+    registry: LiveSource,
+    settings: Settings,
+    now: float | None = None,
+) -> Plan:
+    """A saved plan applied later: the rules that name `now` judged again at apply time
+    (a plan saved on Thursday and applied on Friday meets `not-on-friday`), with the
+    overrides the plan recorded; refused (PlanError, nothing applied) when one now blocks.
+    Reads the registry again only when such a rule judged one of its changes."""
+    now = time.time() if now is None else now
+    timed = {
+        m for m, spec in desired.models.items() if any("now" in r.expr for r in spec.policy.rules)
+    }
+    models = sorted({c.model for c in plan.actionable if c.rules} & timed)
+    if not models:
+        return plan
+    live = with_run_metrics(registry, desired, registry.snapshot(models), models)
+    given = [r for c in plan.changes for r in c.rules if r.override_reason is not None]
+    ctx = replace(
+        rule_context(settings, desired, models),
+        overrides=MappingProxyType({r.rule: r.override_reason or "" for r in given}),
+        override_actor=next((r.override_actor or "" for r in given), ""),
+    )
+    changes = []
+    for c in plan.changes:
+        lm = live.models.get(c.model)
+        if c.model in models and c.action == Action.APPLY and c.rules and lm is not None:
+            c = replace(c, gates=tuple(g for g in c.gates if g.gate != rules.GATE), rules=())
+            (c,) = rules.gate_rules(
+                [c], desired.models[c.model], lm, live.run_metrics, ctx, now, live.has_stages
+            )
+        changes.append(c)
+    judged = replace(plan, changes=tuple(changes))
+    refused = [
+        f"{c.model}: {render_change(c)}: rule {g.detail}"
+        for c in judged.blocked
+        for g in c.gates
+        if g.gate == rules.GATE and not g.passed
+    ]
+    if refused:
+        raise PlanError(
+            [*refused, "the saved plan's rules were judged again now; nothing was applied"]
         )
     return judged
 

@@ -463,3 +463,41 @@ def test_a_bad_rule_entry_is_reported_at_its_line(
     result = CliRunner().invoke(cli, ["validate", "--state-dir", "registry-state"])
     assert result.exit_code == 1
     assert f"registry-state/models.yaml:4: {message}" in result.output
+
+
+def test_a_saved_plan_is_judged_again_by_its_rules_on_now(uri: str, tmp_path: Path) -> None:
+    """`plan --out` on Thursday, `reconcile --plan` on Friday: the rules that name `now`
+    are judged again when the plan is applied (the overrides it recorded still hold)."""
+    from datetime import datetime, timezone
+
+    from regops import api
+    from regops.errors import PlanError
+    from regops.settings import Settings
+
+    s = Settings(tracking_uri_flag=uri, state_dir=Path("registry-state"))
+    later = datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()  # noqa: UP017
+    rule_state(tmp_path, "now < timestamp('2099-01-01T00:00:00Z')", "soft")
+    assert regops(uri, "plan", "--out", "plan.json").exit_code == 0
+    saved = api.load_plan_file(Path("plan.json"))
+    desired, registry = api.load_desired(s), api.open_registry(s)
+    with pytest.raises(PlanError) as refused:
+        api.rules_judged_now(saved, desired, registry, s, now=later)
+    assert refused.value.problems == [
+        "Fraud: alias champion: version 1 -> 2: rule the-rule (soft): fail: the rule's message",
+        "the saved plan's rules were judged again now; nothing was applied",
+    ]
+    assert api.rules_judged_now(saved, desired, registry, s).actionable == saved.actionable
+    # overridden when planned: the override holds when judged again, and is stamped
+    rule_state(tmp_path, "now > timestamp('2099-01-01T00:00:00Z')", "soft")
+    args = ("--override", "the-rule", "--reason", "planned on a Thursday")
+    assert regops(uri, "plan", "--out", "plan.json", *args).exit_code == 0
+    saved, desired = api.load_plan_file(Path("plan.json")), api.load_desired(s)
+    (change,) = api.rules_judged_now(saved, desired, registry, s).actionable  # fails, overridden
+    assert change.rules[0].override_reason == "planned on a Thursday"
+    (change,) = api.rules_judged_now(saved, desired, registry, s, now=later).actionable
+    assert change.rules[0].result == "pass"
+    assert regops(uri, "reconcile", "--plan", "plan.json").exit_code == 0
+    assert stamp_doc(uri, "2")["rules"][0]["override"] == {
+        "reason": "planned on a Thursday",
+        "actor": "alice",
+    }
