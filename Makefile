@@ -30,13 +30,15 @@ $(STAMP): pyproject.toml workload/pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' -e ./workload
 	touch $@
 
-# The reconciler alone (what the registry-plan/apply CI jobs install).
+# The reconciler alone, with its rules engine (what the registry-plan/apply CI jobs install).
 install-core: $(CORE_STAMP)
 	@$(ci_path)
 	@$(compile_src)
+# With the `rules` extra (cel-python): the reconcile jobs judge whatever policy.rules the
+# state files hold, and a job that could not would refuse every plan of such a file.
 $(CORE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e .
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[rules]'
 	touch $@
 
 # zizmor (pinned in the dev extra): the static security audit of the workflows and every

@@ -18,6 +18,11 @@
 #                                FILE; empty: no FILE (the comment then says the job failed)
 #   pr-state NUMBER SHA          the pull request's registry-state/ files at SHA (its head,
 #                                as the event named it), as data: regular files only
+#   overrides SHA ARGS ACTOR     the labels `regops-override:RULE` on the pull request merged
+#                                as SHA as `regops reconcile` arguments in ARGS (NUL-separated:
+#                                --override RULE ... --reason "PR #N: title"), and who put
+#                                them on it in ACTOR; no merged pull request or no label:
+#                                both empty
 #
 # Needs GH_REPO (owner/name) and GH_TOKEN for the `gh` calls. Works on a laptop too.
 # The workflows check out with persist-credentials: false, so no token sits in .git/config
@@ -196,6 +201,41 @@ case "$cmd" in
       git cat-file blob "$object" > "$path"
     done < <(git ls-tree -z --long "$2" -- registry-state/)
     echo "registry-state/ from pull request #$1 at $2: $count file(s), as data"
+    ;;
+  overrides)
+    [ $# -eq 3 ] || die "usage: overrides SHA ARGS ACTOR"
+    : > "$2"
+    : > "$3"
+    number="$(gh api "repos/$GH_REPO/commits/$1/pulls" \
+      --jq '[.[] | select(.merged_at != null)][0].number // empty')"
+    if [ -z "$number" ]; then
+      echo "no merged pull request for $1: no overrides"
+      exit 0
+    fi
+    # Labels on the pull request now, and who last put each on it (the issue's events).
+    mapfile -t labels < <(gh api "repos/$GH_REPO/issues/$number/labels" --paginate --jq \
+      '.[].name | select(startswith("regops-override:"))')
+    if [ "${#labels[@]}" -eq 0 ]; then
+      echo "pull request #$number: no regops-override label"
+      exit 0
+    fi
+    events="$(gh api "repos/$GH_REPO/issues/$number/events" --paginate --jq \
+      '.[] | select(.event == "labeled") | [.label.name, .actor.login] | @tsv')"
+    title="$(gh api "repos/$GH_REPO/pulls/$number" --jq '.title')"
+    title="${title//[$'\t\r\n']/ }"
+    actors=()
+    for label in "${labels[@]}"; do
+      rule="${label#regops-override:}"
+      # the rule names of the state schema; anything else never reaches the command line
+      [[ "$rule" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die "label '${label}': not a rule name"
+      who="$(awk -F'\t' -v l="$label" '$1 == l { w = $2 } END { print w }' <<< "$events")"
+      [[ "$who" =~ ^[A-Za-z0-9-]{1,39}(\[bot\])?$ ]] || die "label '${label}': no author found"
+      printf '%s\0' --override "$rule" >> "$2"
+      [[ " ${actors[*]} " == *" $who "* ]] || actors+=("$who")
+    done
+    printf '%s\0' --reason "PR #$number: ${title:0:400}" >> "$2"
+    (IFS=,; printf '%s' "${actors[*]}") > "$3"
+    echo "pull request #$number: ${#labels[@]} override(s), labelled by ${actors[*]}"
     ;;
   *)
     die "unknown command '${cmd}' (see the top of $0)"

@@ -24,7 +24,7 @@ install() {
     [[ "$VERSION" =~ ^[0-9][0-9A-Za-z.+!-]{0,63}$ ]] || die "version '$VERSION' is not a version"
     venv="${RUNNER_TEMP:-/tmp}/regops-venv"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "regops==$VERSION"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "regops[rules]==$VERSION"
   else
     [ -n "${ACTION_PATH:-}" ] || die "ACTION_PATH (the action's checkout) is not set"
     make -C "$ACTION_PATH" --no-print-directory install-core
@@ -61,8 +61,18 @@ run() {
       if [ -s "$plan" ]; then echo "plan-json=$plan" >> "$OUT"; fi
       ;;
     apply)
+      # Overrides from the merged PR's labels: arguments read back as data (NUL-separated),
+      # with a loop that bash 3.2 (macOS runners) has too.
+      local overrides=()
+      if [ -n "${OVERRIDES:-}" ] && [ -s "$OVERRIDES" ]; then
+        while IFS= read -r -d '' a; do overrides+=("$a"); done < "$OVERRIDES"
+      fi
+      if [ -n "${OVERRIDE_ACTOR:-}" ] && [ -s "$OVERRIDE_ACTOR" ]; then
+        REGOPS_OVERRIDE_ACTOR="$(cat "$OVERRIDE_ACTOR")"
+        export REGOPS_OVERRIDE_ACTOR
+      fi
       # pipefail (set above): the code is regops', not tee's.
-      "$regops" ${args[@]+"${args[@]}"} reconcile --format markdown | tee "$report" >> "${GITHUB_STEP_SUMMARY:-/dev/stdout}" || code=$?
+      "$regops" ${args[@]+"${args[@]}"} reconcile ${overrides[@]+"${overrides[@]}"} --format markdown | tee "$report" >> "${GITHUB_STEP_SUMMARY:-/dev/stdout}" || code=$?
       ;;
     snapshot)
       "$regops" ${args[@]+"${args[@]}"} snapshot --out snapshot.json || code=$?

@@ -35,7 +35,7 @@ from regops.adapters.history_git import StateRepo
 from regops.adapters.mlflow.executor import ApplyResult, apply
 from regops.adapters.mlflow.registry import MlflowRegistry, search_models, search_versions
 from regops.adapters.tracking import resolve_tracking_uri, stages_supported
-from regops.core import audit, freeze, jsonio, metric_gates, promotion, views
+from regops.core import audit, freeze, jsonio, metric_gates, promotion, rules, views
 from regops.core.lanes import Page, build_lanes
 from regops.core.live import LiveModel, LiveState
 from regops.core.plan import DEFAULT_PARALLEL, Action, Change, ChangeKind, Plan
@@ -217,27 +217,50 @@ def run_plan(
     """Validate the state, read the live registry once, and diff them.
 
     `registry` may be a snapshot file standing in for the registry (`plan --live`);
-    `registry_name` is what the plan shows instead of the (masked) URI.
+    `registry_name` is what the plan shows instead of the (masked) URI. A suspended
+    environment's plan says so in its warnings (reconcile refuses it).
     """
+    p = _plan(settings, models, desired=desired, registry=registry, registry_name=registry_name)
+    notice = suspension(settings)
+    if notice is None:
+        return p
+    return replace(p, warnings=(*p.warnings, f"{notice}: reconcile refuses to apply"))
+
+
+def _plan(
+    settings: Settings,
+    models: Sequence[str] | None,
+    *,
+    desired: DesiredState | None,
+    registry: LiveSource | None,
+    registry_name: str | None,
+) -> Plan:
     if desired is None and registry is None:
         registry = prefetched_registry(settings, models)  # read while the files load
     desired = desired or load_desired(settings)
     only = _select(desired, models)
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
+    ctx = rule_context(settings, desired, names)
     live = with_run_metrics(registry, desired, registry.snapshot(names), names)
     shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
-        return diff(desired, live, only=only, registry=shown, created_at=audit.now())
+        return diff(desired, live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
     if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
         from regops.core.planner import diff_snapshot
 
         return diff_snapshot(
-            desired, live, env=settings.env_name, only=only, registry=shown, created_at=audit.now()
+            desired,
+            live,
+            env=settings.env_name,
+            only=only,
+            registry=shown,
+            created_at=audit.now(),
+            rules=ctx,
         )
     res = _resolve_copies(settings, desired, live, refs)
-    p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now())
+    p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
     return promotion.with_copies(p, res, live)
 
 
@@ -249,9 +272,42 @@ def with_run_metrics(
     such gates makes no extra call. A snapshot (`plan --live`) holds no runs: its gates
     say so and block."""
     run_ids, keys = metric_gates.runs_to_read(desired, live, names)
-    if not run_ids or not isinstance(registry, MlflowRegistry):
+    rule_runs = rules.runs_to_read(desired, live, names)
+    if not (run_ids or rule_runs) or not isinstance(registry, MlflowRegistry):
         return live
-    return replace(live, run_metrics=MappingProxyType(registry.run_metrics(run_ids, keys)))
+    # A rule may read any metric of a run (`version.metrics`): those runs are read whole,
+    # in the same batched searches as the gates' (None: every key).
+    wanted = None if rule_runs else keys
+    return replace(
+        live, run_metrics=MappingProxyType(registry.run_metrics(run_ids | rule_runs, wanted))
+    )
+
+
+# Who gave the overrides (the apply workflow: the PR label's author); default: the actor.
+OVERRIDE_ACTOR_ENV = "REGOPS_OVERRIDE_ACTOR"
+
+
+def rule_context(
+    settings: Settings, desired: DesiredState, names: Sequence[str]
+) -> rules.RuleContext:
+    """What `policy.rules` see besides the registry: the environment, the actor and the
+    overrides (`--override`), each of which must name a rule of the planned models."""
+    known = rules.rule_names(desired, names)
+    unknown = sorted({name for name, _ in settings.overrides} - known)
+    if unknown:
+        have = ", ".join(sorted(known)) or "none"
+        raise UsageError(
+            f"--override names no rule of the planned models: {', '.join(unknown)} (rules: {have})"
+        )
+    if not known:
+        return rules.RuleContext(env=settings.env_name or "")
+    who = gitio.actor()
+    return rules.RuleContext(
+        env=settings.env_name or "",
+        actor=who,
+        overrides=MappingProxyType(dict(settings.overrides)),
+        override_actor=os.environ.get(OVERRIDE_ACTOR_ENV) or who,
+    )
 
 
 def _resolve_copies(
@@ -323,6 +379,7 @@ def run_reconcile(
     writing: up to STALE_REPLANS times, then the run is refused. A saved plan is never
     re-made: it is refused as soon as the registry moved.
     """
+    refuse_suspended(settings)
     # Only a run with something to write may create a registry that does not exist yet.
     registry = open_registry(settings, create=plan is None or bool(plan.pending))
     if plan is None:
@@ -336,6 +393,7 @@ def run_reconcile(
             desired = None  # a saved plan stands on its own; stamps then name the directory
     if not replan and desired is not None:
         plan = judged_now(plan, desired, registry)
+        plan = rules_judged_now(plan, desired, registry, settings)
     for attempt in range(STALE_REPLANS + 1):
         try:
             with stop_on_signals() as stop:
@@ -361,6 +419,19 @@ def run_reconcile(
         if not plan.pending:
             return ApplyResult(())  # the other writer already did it all
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def suspension(settings: Settings) -> str | None:
+    """Why the chosen environment is suspended (`suspend:` in regops.yaml), or None."""
+    env = settings.environment
+    return env.suspension() if env is not None else None
+
+
+def refuse_suspended(settings: Settings) -> None:
+    """A suspended environment refuses reconcile: PlanError (exit 1) naming it and why."""
+    notice = suspension(settings)
+    if notice is not None:
+        raise PlanError([f"{notice}; reconcile refuses to apply (nothing was changed)"])
 
 
 def judged_now(
@@ -393,6 +464,54 @@ def judged_now(
     if refused:
         raise PlanError(
             [*refused, "the saved plan was made outside this freeze window; nothing was applied"]
+        )
+    return judged
+
+
+def rules_judged_now(
+    plan: Plan,
+    desired: DesiredState,
+    registry: LiveSource,
+    settings: Settings,
+    now: float | None = None,
+) -> Plan:
+    """A saved plan applied later: the rules that name `now` judged again at apply time
+    (a plan saved on Thursday and applied on Friday meets `not-on-friday`), with the
+    overrides the plan recorded; refused (PlanError, nothing applied) when one now blocks.
+    Reads the registry again only when such a rule judged one of its changes."""
+    now = time.time() if now is None else now
+    timed = {
+        m for m, spec in desired.models.items() if any("now" in r.expr for r in spec.policy.rules)
+    }
+    models = sorted({c.model for c in plan.actionable if c.rules} & timed)
+    if not models:
+        return plan
+    live = with_run_metrics(registry, desired, registry.snapshot(models), models)
+    given = [r for c in plan.changes for r in c.rules if r.override_reason is not None]
+    ctx = replace(
+        rule_context(settings, desired, models),
+        overrides=MappingProxyType({r.rule: r.override_reason or "" for r in given}),
+        override_actor=next((r.override_actor or "" for r in given), ""),
+    )
+    changes = []
+    for c in plan.changes:
+        lm = live.models.get(c.model)
+        if c.model in models and c.action == Action.APPLY and c.rules and lm is not None:
+            c = replace(c, gates=tuple(g for g in c.gates if g.gate != rules.GATE), rules=())
+            (c,) = rules.gate_rules(
+                [c], desired.models[c.model], lm, live.run_metrics, ctx, now, live.has_stages
+            )
+        changes.append(c)
+    judged = replace(plan, changes=tuple(changes))
+    refused = [
+        f"{c.model}: {render_change(c)}: rule {g.detail}"
+        for c in judged.blocked
+        for g in c.gates
+        if g.gate == rules.GATE and not g.passed
+    ]
+    if refused:
+        raise PlanError(
+            [*refused, "the saved plan's rules were judged again now; nothing was applied"]
         )
     return judged
 

@@ -27,6 +27,8 @@ class Settings:
     config: Config | None = None  # regops.yaml, when the repository declares environments
     resolved: bool = False
     registry_name: str | None = None  # what reports call the registry (never its URI)
+    # --override RULE --reason TEXT: soft rules (policy.rules) let through, and why
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def tracking_uri(self) -> str:

@@ -49,6 +49,21 @@ class FakeGitHub:
         self.items[number] = self._item(number, f"PR {number}", "", head=head, base=base)
         self.next_number = max(self.next_number, number + 1)
 
+    def merge_pull(self, number: int, sha: str, title: str) -> None:
+        """Pull request `number`, titled `title`, merged as commit `sha`."""
+        self.add_pull(number, head=f"pr-{number}")
+        item = self.items[number]
+        item.update(title=title, state="closed", merged_at="2026-12-03T10:00:00Z")
+        item["merge_commit_sha"] = sha
+
+    def label(self, number: int, name: str, actor: str) -> None:
+        """`actor` puts label `name` on issue or pull request `number`."""
+        item = self.items[number]
+        item.setdefault("labels", []).append({"name": name})
+        item.setdefault("events", []).append(
+            {"event": "labeled", "label": {"name": name}, "actor": {"login": actor}}
+        )
+
     def texts(self) -> list[str]:
         """Every title and body anything wrote here."""
         out = [c["body"] for c in self.comments.values()]
@@ -128,6 +143,12 @@ class FakeGitHub:
                 n, body["title"], body.get("body", ""), head=body["head"], base=body["base"]
             )
             return 201, self.items[n]
+        m = re.fullmatch(r"/commits/([0-9a-f]{7,40})/pulls", rest)
+        if m and method == "GET":
+            return 200, [p for p in self.pulls() if p.get("merge_commit_sha") == m.group(1)]
+        m = re.fullmatch(r"/issues/(\d+)/(labels|events)", rest)
+        if m and int(m.group(1)) in self.items and method == "GET":
+            return 200, self.items[int(m.group(1))].get(m.group(2), [])
         m = re.fullmatch(r"/(issues|pulls)/(\d+)", rest)
         if m and int(m.group(2)) in self.items:
             item = self.items[int(m.group(2))]

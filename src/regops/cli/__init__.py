@@ -21,7 +21,13 @@ from typing import Any
 import click
 
 from regops import __version__, render
-from regops.cli.options import common_options, registry_name_option, settings
+from regops.cli.options import (
+    common_options,
+    override_options,
+    registry_name_option,
+    settings,
+    store_overrides,
+)
 from regops.core.plan import DEFAULT_PARALLEL
 from regops.core.state import STAGES
 from regops.errors import (
@@ -240,6 +246,7 @@ def validate(ctx: click.Context) -> int:
     help="The drift check: on drift, send `drift` to the notify: receivers of regops.yaml "
     "(without this flag plan sends nothing: it runs where no secret may be).",
 )
+@override_options
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -250,6 +257,8 @@ def plan(
     live_file: Path | None,
     all_envs: bool,
     notify_drift: bool,
+    overrides: tuple[str, ...],
+    reasons: tuple[str, ...],
 ) -> int:
     """Show what reconcile would change, with each gate's verdict."""
     from regops import api
@@ -276,6 +285,7 @@ def plan(
         click.echo(render.render_environments(docs, s.fmt))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
+    store_overrides(s, overrides, reasons)
     p = commands_ci.run_plan_command(s, models, out=out, report=report, live_file=live_file)
     warn(p.warnings)
     click.echo(render.render(p.to_dict(), s.fmt))
@@ -306,6 +316,7 @@ def plan(
     "crowding a small server or a sqlite file.",
 )
 @registry_name_option
+@override_options
 @click.pass_context
 def reconcile(
     ctx: click.Context,
@@ -313,6 +324,8 @@ def reconcile(
     dry_run: bool,
     models: tuple[str, ...],
     parallel: int,
+    overrides: tuple[str, ...],
+    reasons: tuple[str, ...],
 ) -> int:
     """Apply the desired state to the registry (refusing failed gates).
 
@@ -322,8 +335,16 @@ def reconcile(
     from regops import api
 
     s = settings(ctx)
+    store_overrides(s, overrides, reasons)
     if plan_file is not None and models:
         raise UsageError("--model cannot be combined with --plan (a saved plan is applied whole)")
+    if not dry_run:
+        api.refuse_suspended(s)
+    if plan_file is not None and overrides:
+        raise UsageError(
+            "--override cannot be combined with --plan: a saved plan was judged when it was "
+            "made (give --override to `regops plan --out`)"
+        )
     desired = None if plan_file else api.load_desired(s)
     p = api.load_plan_file(plan_file) if plan_file else api.run_plan(s, models, desired=desired)
     warn(p.warnings)

@@ -142,3 +142,52 @@ def registry_name_option(f: F) -> F:
         callback=store,
         help=f"Name reports show for the registry (default ${REGISTRY_NAME_ENV}); never its URI.",
     )(f)
+
+
+MAX_REASON_CHARS = 500  # an override's reason goes into the version's stamp (5,000 at most)
+
+
+def override_options(f: F) -> F:
+    """--override RULE (repeatable) and --reason TEXT: soft rules let through, and why."""
+    f = click.option(
+        "--reason",
+        "reasons",
+        multiple=True,
+        metavar="TEXT",
+        help="Why the --override is given (required with it; recorded in the version's "
+        "audit stamp). One reason for all overrides, or one per --override, in order.",
+    )(f)
+    return click.option(
+        "--override",
+        "overrides",
+        multiple=True,
+        metavar="RULE",
+        help="Let a failed soft rule (policy.rules) through; a hard rule cannot be "
+        "overridden. Needs --reason.",
+    )(f)
+
+
+def store_overrides(s: Settings, overrides: tuple[str, ...], reasons: tuple[str, ...]) -> None:
+    """Pair each --override with its --reason into `s.overrides` (usage error 64 otherwise)."""
+    from regops.errors import UsageError
+
+    if not overrides and not reasons:
+        return
+    if not overrides:
+        raise UsageError("--reason is the reason of an --override RULE: give the rule too")
+    if not reasons:
+        raise UsageError("--override needs --reason TEXT: the reason goes into the audit stamp")
+    if len(reasons) not in (1, len(overrides)):
+        raise UsageError(
+            f"{len(overrides)} --override and {len(reasons)} --reason: give one reason for "
+            "all, or one per --override"
+        )
+    pairs = []
+    for i, rule in enumerate(overrides):
+        reason = (reasons[0] if len(reasons) == 1 else reasons[i]).strip()
+        if not reason:
+            raise UsageError(f"--reason for --override {rule} is empty")
+        if len(reason) > MAX_REASON_CHARS:
+            raise UsageError(f"--reason is {len(reason)} characters; at most {MAX_REASON_CHARS}")
+        pairs.append((rule, reason))
+    s.overrides = tuple(pairs)

@@ -11,6 +11,10 @@ it let the version take (`{"for": "champion", "metric": "auc", "value": 0.82,
 "incumbent": 0.8, "incumbent_version": "1", "by": 0.005, "min": 0.7, "note": "..."}`);
 kept when a later change to the version has none of its own, cut (notes first, then
 entries) to keep the tag within MLflow's 5,000 characters.
+`rules` are the `policy.rules` verdicts of the changes that let the version through
+(`{"for": "champion", "rule": "not-on-friday", "level": "soft", "result": "fail",
+"override": {"reason": "hotfix #12", "actor": "octocat"}}`); an override is kept with its
+reason and who gave it. Cut (passed rules first) like the metrics to fit the tag.
 Registries stamped by earlier versions carry five tags instead (`regops.commit`,
 `regops.applied_at`, `regops.actor`, `regops.state_file`, `regops.held`): still read.
 """
@@ -24,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from regops.core import jsonio
-from regops.core.plan import Action, Change
+from regops.core.plan import Action, Change, RuleVerdict
 from regops.core.state import STAGES
 from regops.errors import JsonInputError
 
@@ -153,6 +157,82 @@ def merge_evidence(
 
 
 @dataclass(frozen=True)
+class RuleEvidence:
+    """One `policy.rules` verdict of a change that went through, as the stamp keeps it."""
+
+    target: str  # the alias or stage the version took ("" for a copy)
+    rule: str
+    level: str
+    result: str  # pass | fail | error (a failed advisory rule, or an overridden soft one)
+    override_reason: str | None = None
+    override_actor: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "for": self.target,
+            "rule": self.rule,
+            "level": self.level,
+            "result": self.result,
+        }
+        if self.override_reason is not None:
+            doc["override"] = {"reason": self.override_reason, "actor": self.override_actor}
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> RuleEvidence | None:
+        """The entry, or None when it is not one regops wrote."""
+        if not isinstance(doc, dict):
+            return None
+        target, rule, level, result = (doc.get(k) for k in ("for", "rule", "level", "result"))
+        if not all(isinstance(t, str) for t in (target, rule, level, result)):
+            return None
+        override = doc.get("override")
+        reason = actor = None
+        if override is not None:
+            if not isinstance(override, dict):
+                return None
+            reason, actor = override.get("reason"), override.get("actor")
+            if not isinstance(reason, str) or not (actor is None or isinstance(actor, str)):
+                return None
+        return cls(
+            str(target),
+            str(rule),
+            str(level),
+            str(result),
+            override_reason=reason,
+            override_actor=actor,
+        )
+
+    def describe(self) -> str:
+        """`champion: rule not-on-friday (soft) fail, overridden by octocat: hotfix #12`"""
+        head = f"{self.target + ': ' if self.target else ''}rule {self.rule} ({self.level})"
+        head += f" {self.result}"
+        if self.override_reason is not None:
+            head += f", overridden by {self.override_actor or '(unknown)'}: {self.override_reason}"
+        return head
+
+
+def rule_evidence_of(change: Change) -> tuple[RuleEvidence, ...]:
+    """The rule verdicts of an applied change, as its version's stamp keeps them."""
+    if change.action != Action.APPLY or not change.rules:
+        return ()
+    target = "" if change.kind.value == "copy" else (change.alias or change.after or "")
+    return tuple(_rule_evidence(target, r) for r in change.rules)
+
+
+def _rule_evidence(target: str, r: RuleVerdict) -> RuleEvidence:
+    return RuleEvidence(target, r.rule, r.level, r.result, r.override_reason, r.override_actor)
+
+
+def merge_rules(
+    old: tuple[RuleEvidence, ...], new: tuple[RuleEvidence, ...]
+) -> tuple[RuleEvidence, ...]:
+    """`old` with the entries of every target `new` speaks for replaced by `new`'s."""
+    targets = {e.target for e in new}
+    return tuple(e for e in old if e.target not in targets) + new
+
+
+@dataclass(frozen=True)
 class Stamp:
     """Who changed a version, when, from which commit and file; what it then held."""
 
@@ -164,6 +244,7 @@ class Stamp:
     stage: str | None = None  # None: not recorded (stamps of earlier versions)
     aliases: tuple[str, ...] | None = None
     metrics: tuple[MetricEvidence, ...] = ()  # the numbers that let changes through
+    rules: tuple[RuleEvidence, ...] = ()  # the rule verdicts (and overrides) of its changes
 
     def dump(self) -> str:
         doc: dict[str, Any] = {k: getattr(self, k) for k in _FIELDS if getattr(self, k)}
@@ -174,10 +255,19 @@ class Stamp:
         if self.held:
             doc["held"] = sorted(self.held)
 
+        # overrides first, then the rules that did not pass, then those that did: what is
+        # cut to fit the tag is what says least
+        ranked = sorted(self.rules, key=lambda e: (e.override_reason is None, e.result == "pass"))
+        rules = [e.to_doc() for e in ranked]
+
         def text(metrics: list[dict[str, Any]]) -> str:
             full = {**doc, "metrics": metrics} if metrics else doc
+            if rules:
+                full = {**full, "rules": rules}
             return json.dumps(full, ensure_ascii=False, separators=(", ", ": "))
 
+        while rules and len(text([])) > MAX_TAG_CHARS:
+            rules.pop()
         raw = text([e.to_doc() for e in self.metrics])
         if len(raw) > MAX_TAG_CHARS:  # many metrics: their words first, then entries
             bare = [e.to_doc(notes=False) for e in self.metrics]
@@ -256,12 +346,19 @@ class Stamp:
         )
         if not all(metrics):
             return None, "metrics must list metric verdicts (for, metric, value)"
+        raw_rules = doc.get("rules", [])
+        ruled = (
+            [RuleEvidence.from_doc(r) for r in raw_rules] if isinstance(raw_rules, list) else [None]
+        )
+        if not all(ruled):
+            return None, "rules must list rule verdicts (for, rule, level, result)"
         stamp = cls(
             **{k: v for k, v in text.items() if v},
             held=frozenset(held),
             stage=stage,
             aliases=None if aliases is None else tuple(aliases),
             metrics=tuple(m for m in metrics if m is not None),
+            rules=tuple(r for r in ruled if r is not None),
         )
         return stamp, ""
 

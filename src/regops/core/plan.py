@@ -138,6 +138,52 @@ class MetricCheck:
 
 
 @dataclass(frozen=True)
+class RuleVerdict:
+    """One `policy.rules` rule judged on one change (rules.py).
+
+    `result`: pass (the expression was true), fail (false) or error (it could not be
+    evaluated: a missing key, a wrong type; `detail` says why). `blocks`: whether it
+    stops the change (a failed or erring hard rule; a soft one not overridden).
+    """
+
+    rule: str
+    level: str  # hard | soft | advisory
+    result: str  # pass | fail | error
+    blocks: bool
+    detail: str  # the rule's message, or why it could not be evaluated
+    override_reason: str | None = None  # a soft rule let through by --override
+    override_actor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        override = (
+            {"reason": self.override_reason, "actor": self.override_actor}
+            if self.override_reason is not None
+            else None
+        )
+        return {
+            "rule": self.rule,
+            "level": self.level,
+            "result": self.result,
+            "blocks": self.blocks,
+            "detail": self.detail,
+            "override": override,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RuleVerdict:
+        override = d.get("override") or {}
+        return cls(
+            rule=d["rule"],
+            level=d["level"],
+            result=d["result"],
+            blocks=d["blocks"],
+            detail=d["detail"],
+            override_reason=override.get("reason"),
+            override_actor=override.get("actor"),
+        )
+
+
+@dataclass(frozen=True)
 class Change:
     model: str
     version: str | None
@@ -150,6 +196,7 @@ class Change:
     action: Action = Action.APPLY
     gates: tuple[GateVerdict, ...] = ()
     metrics: tuple[MetricCheck, ...] = ()  # the numbers behind its require_metrics verdicts
+    rules: tuple[RuleVerdict, ...] = ()  # its policy.rules verdicts
 
     @property
     def blocked(self) -> bool:
@@ -170,6 +217,7 @@ class Change:
             # only on a change gated by require_metrics: plans without such gates keep
             # their shape (and saved plans their bytes)
             **({"metrics": [m.to_dict() for m in self.metrics]} if self.metrics else {}),
+            **({"rules": [r.to_dict() for r in self.rules]} if self.rules else {}),
         }
 
     @classmethod
@@ -186,6 +234,7 @@ class Change:
             action=Action(d["action"]),
             gates=tuple(GateVerdict(g["gate"], g["passed"], g["detail"]) for g in d["gates"]),
             metrics=tuple(MetricCheck.from_dict(m) for m in d.get("metrics", ())),
+            rules=tuple(RuleVerdict.from_dict(r) for r in d.get("rules", ())),
         )
 
 

@@ -21,6 +21,8 @@ Rules, per managed model:
 - Metric gates (`require_metrics` under an alias's or a stage's policy) judge the
   numbers of the version's source run, and of the incumbent's (metric_gates.py), on
   every alias set or move and every stage change into a gated stage.
+- Rules (`policy.rules`, CEL) judge every change that gives a version a stage or an
+  alias (rules.py): a failed hard rule, or soft rule not overridden, blocks it.
 - Freeze windows (`policy.freeze`) covering the time the plan is made block every
   change but, with `allow_rollback`, those that only undo or take away (freeze.py). With
   `use_stages: false` (always on registries without stages) no stage change is
@@ -54,6 +56,7 @@ from regops.core.live import READY, AppliedRecord, LiveModel, LiveState, LiveVer
 from regops.core.metric_gates import gate_metrics
 from regops.core.plan import Action, Change, ChangeKind, GateVerdict, Plan
 from regops.core.promotion import find_copy, parse_key
+from regops.core.rules import RuleContext, gate_rules
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
 
 STAGE_RANK = {"Production": 0, "Staging": 1, "None": 2, "Archived": 3}
@@ -68,10 +71,13 @@ def diff(
     registry: str = "",
     created_at: str = "",
     now: float | None = None,
+    rules: RuleContext | None = None,
 ) -> Plan:
     """Diff the desired state against the live registry. `only` limits it to some models.
 
-    `now` (epoch seconds; default: `created_at`) is when freeze windows are judged."""
+    `now` (epoch seconds; default: `created_at`) is when freeze windows and rules are
+    judged; `rules` what the rules see besides the registry (env, actor, overrides)."""
+    ctx = rules or RuleContext()
     when = now if now is not None else epoch(created_at)
     names = [n for n in desired.models if only is None or n in only]
     changes: list[Change] = []
@@ -98,6 +104,9 @@ def diff(
             _plan_model(spec, lm, live.has_stages and spec.policy.use_stages), lm
         )
         model_changes = gate_metrics(model_changes, spec, lm, live.run_metrics)
+        model_changes = gate_rules(
+            model_changes, spec, lm, live.run_metrics, ctx, when, live.has_stages
+        )
         model_changes = gate_freeze(model_changes, spec, lm, when)
         removals = protected_removals(spec, model_changes)
         if removals:
@@ -138,6 +147,7 @@ def diff_snapshot(
     only: Collection[str] | None = None,
     registry: str = "",
     created_at: str = "",
+    rules: RuleContext | None = None,
 ) -> Plan:
     """`plan` against a snapshot of this environment alone (`plan --live`), for a state
     that copies versions from other environments (`dev@7` keys).
@@ -195,6 +205,7 @@ def diff_snapshot(
         only=only,
         registry=registry,
         created_at=created_at,
+        rules=rules,
     )
 
     def unread_by(c: Change) -> str | None:

@@ -80,6 +80,29 @@ class FreezeWindow:
         return self.start <= now < self.end
 
 
+HARD, SOFT, ADVISORY = "hard", "soft", "advisory"
+RULE_LEVELS = (HARD, SOFT, ADVISORY)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`policy.rules`: a CEL expression judged on every change of the file's models (rules.py).
+
+    `hard` blocks when it fails; `soft` blocks unless overridden (`--override NAME`);
+    `advisory` only reports. The loader has compiled `expr` once already.
+    """
+
+    name: str
+    expr: str
+    level: str = HARD
+    message: str = ""
+    line: int = 0
+
+    def reads_metrics(self) -> bool:
+        """Whether the rule may read run metrics (`version.metrics`, `incumbent.metrics`)."""
+        return "metrics" in self.expr
+
+
 @dataclass(frozen=True)
 class Policy:
     """How a file's models are reconciled. Default: no gates, unlisted ignored, drift corrected."""
@@ -92,6 +115,7 @@ class Policy:
     # registries without stages (Unity Catalog).
     use_stages: bool = True
     freeze: tuple[FreezeWindow, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
     def metric_gated(self) -> bool:
         """Whether any alias or stage of this policy has `require_metrics`."""

@@ -58,6 +58,8 @@ class Applied:
     note: str | None = None
     # the require_metrics numbers the stamp keeps for this change's alias or stage
     metrics: tuple[str, ...] = ()
+    # the policy.rules verdicts (and overrides, with reason and actor) it keeps for them
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,12 +165,13 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
 
 
 def _applied_dict(a: Applied) -> dict[str, Any]:
-    """`metrics` only where a stamp keeps some: other histories keep their shape."""
+    """`metrics` and `rules` only where a stamp keeps some: other histories keep their shape."""
     doc = vars(a).copy()
-    if a.metrics:
-        doc["metrics"] = list(a.metrics)
-    else:
-        del doc["metrics"]
+    for key in ("metrics", "rules"):
+        if doc[key]:
+            doc[key] = list(doc[key])
+        else:
+            del doc[key]
     return doc
 
 
@@ -345,9 +348,14 @@ def _applied(
     numbers = tuple(
         e.describe() for e in (found.metrics if found else ()) if target and e.target == target
     )
+    ruled = tuple(
+        r.describe() for r in (found.rules if found else ()) if target and r.target == target
+    )
     if len(stamp) >= 7 and any(sha.startswith(stamp) or stamp.startswith(sha) for sha in own):
         note = "from uncommitted edits on top of this commit" if raw != stamp else None
-        return Applied("applied", at=at, actor=actor, commit=raw, note=note, metrics=numbers)
+        return Applied(
+            "applied", at=at, actor=actor, commit=raw, note=note, metrics=numbers, rules=ruled
+        )
     later = is_ancestor(own[0], stamp) if re.fullmatch(r"[0-9a-f]{7,64}", stamp) else None
     if later:
         return Applied(
@@ -357,6 +365,7 @@ def _applied(
             commit=raw,
             note="re-stamped by a later reconcile",
             metrics=numbers,
+            rules=ruled,
         )
     if later is False:
         if _live_matches(c, live, version):

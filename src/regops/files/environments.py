@@ -60,6 +60,17 @@ class Environment:
     # credential kind (username|password|token) -> the variable that holds it
     config_file: str = ""
     line: int = 0
+    # `suspend:` in regops.yaml: why reconcile refuses this environment (None: it does not)
+    suspended: str | None = None
+
+    def suspension(self) -> str | None:
+        """`environment prod is suspended (regops.yaml:7): incident 12`, or None."""
+        if self.suspended is None:
+            return None
+        return (
+            f"environment {self.name} is suspended ({self.config_file}:{self.line}): "
+            f"{shown(self.suspended)}"
+        )
 
     @property
     def tracking_uri(self) -> str:
@@ -235,6 +246,7 @@ def load_config(path: Path) -> Config:
             credentials=MappingProxyType(creds),
             config_file=name,
             line=where,
+            suspended=_suspension(raw.get("suspend")),
         )
     notify = []
     for i, raw in enumerate(data.get("notify") or []):
@@ -252,6 +264,13 @@ def load_config(path: Path) -> Config:
     if diags:
         raise StateError(diags)
     return Config(MappingProxyType(envs), file=name, notify=tuple(notify))
+
+
+def _suspension(value: Any) -> str | None:
+    """`suspend: true` or `suspend: "the reason"` as the reason; None when not suspended."""
+    if value is True:
+        return "no reason given"
+    return value if isinstance(value, str) else None
 
 
 def _relative(path: Path) -> Path:
@@ -272,6 +291,8 @@ def _message(e: Any) -> str:
         )
     if e.validator == "pattern" and "secret" in map(str, e.absolute_path):
         return f"{where}: a notify secret must name a variable as ${{VAR}} (never the value)"
+    if e.absolute_path and e.absolute_path[-1] == "suspend":
+        return f"{where}: must be true, false or the reason as text (at most 500 characters)"
     if "propertyNames" in e.relative_schema_path:
         return f"{where}: environment name {e.instance!r} must be letters, digits, '_' or '-'"
     return f"{where}: {e.message}"

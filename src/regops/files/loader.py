@@ -34,6 +34,7 @@ from regops.core.state import (
     MetricRequirement,
     ModelSpec,
     Policy,
+    Rule,
     StagePolicy,
     VersionSpec,
     shown,
@@ -446,6 +447,16 @@ def _build_policy(
                 line=f.line_of(("policy", "freeze", i)) if f is not None else 0,
             )
         )
+    rules = tuple(
+        Rule(
+            name=r["name"],
+            expr=r["expr"],
+            level=r.get("level", "hard"),
+            message=r.get("message", ""),
+            line=f.line_of(("policy", "rules", i, "expr")) if f is not None else 0,
+        )
+        for i, r in enumerate(raw.get("rules") or [])
+    )
     return Policy(
         unlisted_versions=raw.get("unlisted_versions", "ignore"),
         drift=raw.get("drift", "correct"),
@@ -453,6 +464,7 @@ def _build_policy(
         aliases=MappingProxyType(aliases),
         use_stages=bool(raw.get("use_stages", True)) and stages_supported,
         freeze=tuple(windows),
+        rules=rules,
     )
 
 
@@ -493,6 +505,7 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
     for kind in ("aliases", "stages"):
         for key, gate in _dict(raw.get(kind)).items():
             _metric_diags(f, ("policy", kind, key, "require_metrics"), _dict(gate))
+    _rule_diags(f, raw.get("rules"))
     windows = raw.get("freeze")
     for i, w in enumerate(windows if isinstance(windows, list) else []):
         w = _dict(w)
@@ -511,6 +524,36 @@ def _policy_diags(f: _File, *, stages_supported: bool) -> None:
                 f.line_of(("policy", "freeze", i, "to")),
                 f"policy.freeze[{i}]: to ({edges['to']}) must be after from ({edges['from']}): "
                 "the window is empty",
+            )
+
+
+def _rule_diags(f: _File, rules: Any) -> None:
+    """Each rule's CEL compiled (cel-python is imported only for a file that has rules):
+    one that does not compile, or names an unknown variable, is an error at its line."""
+    if not isinstance(rules, list) or not rules:
+        return
+    from regops.core import rules as cel
+
+    seen: dict[str, int] = {}
+    for i, r in enumerate(rules):
+        r = _dict(r)
+        name, expr = r.get("name"), r.get("expr")
+        if isinstance(name, str):
+            line = f.line_of(("policy", "rules", i, "name"))
+            if name in seen:
+                f.diag(line, f"policy.rules[{i}]: rule {name!r} is also rule {seen[name]}")
+            seen.setdefault(name, i)
+        if not isinstance(expr, str) or not expr:
+            continue  # the schema says what is wrong
+        try:
+            why = cel.compile_problem(expr)
+        except cel.RulesUnavailable as exc:
+            f.diag(f.line_of(("policy", "rules")), str(exc))
+            return
+        if why is not None:
+            f.diag(
+                f.line_of(("policy", "rules", i, "expr")),
+                f"policy.rules[{i}] ({shown(str(name))}): the expression {why}",
             )
 
 

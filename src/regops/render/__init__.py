@@ -11,6 +11,7 @@ from regops.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_PENDING
 from regops.render.mdsafe import ljust, md, md_code, md_fence, safe, width
 
 METRIC_GATE = "require_metrics"
+RULE_GATE = "rule"
 
 __all__ = ["ljust", "md", "md_code", "md_fence", "safe", "width"]  # the one escaping home
 
@@ -132,6 +133,30 @@ def metric_table_markdown(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+# ---- rules: one line per rule judged on a change -----------------------------------------
+
+
+def rule_mark(r: Mapping[str, Any]) -> str:
+    """ok (passed), FAIL (blocks), OVER (a soft rule overridden), WARN (advisory failed)."""
+    if r["result"] == "pass":
+        return "ok"
+    if r["blocks"]:
+        return "FAIL"
+    return "OVER" if r.get("override") else "WARN"
+
+
+RULE_ICONS = {"ok": "✅", "FAIL": "❌", "OVER": "⚠️", "WARN": "⚠️"}
+
+
+def rule_text(r: Mapping[str, Any]) -> str:
+    """`rule not-on-friday (soft): fail: no promotions on Fridays; overridden by ...`"""
+    text = f"rule {r['rule']} ({r['level']}): {r['result']}: {r['detail']}"
+    o = r.get("override")
+    if o and not r["blocks"]:
+        text += f"; overridden by {o.get('actor') or '(unknown)'}: {o.get('reason')}"
+    return text
+
+
 def summary_line(d: Mapping[str, Any]) -> str:
     s = d["summary"]
     parts = [f"{s['to_apply']} to apply", f"{s['blocked']} blocked", f"{s['drift']} drift"]
@@ -156,10 +181,15 @@ def render_text(d: Mapping[str, Any]) -> str:
         notes = _notes(c)
         lines.append(f"  {mark} {describe(c)}" + (f"  [{'; '.join(notes)}]" if notes else ""))
         metrics = c.get("metrics") or []
+        judged = c.get("rules") or []
         for g in c["gates"]:
             if metrics and g["gate"] == METRIC_GATE:
                 continue  # in the table below, with its numbers
+            if judged and g["gate"] == RULE_GATE:
+                continue  # below, with their level and any override
             lines.append(f"      {'ok  ' if g['passed'] else 'FAIL'} {g['gate']}: {g['detail']}")
+        for r in judged:
+            lines.append(f"      {rule_mark(r):<4} {rule_text(r)}")
         if metrics:
             lines += metric_table_text(metrics)
     if d["errors"] or d["changes"]:
@@ -184,10 +214,15 @@ def render_markdown(d: Mapping[str, Any]) -> str:
         for c in d["changes"]:
             mark = "⛔" if c["action"] == Action.BLOCKED else ChangeKind(c["kind"]).symbol
             metrics = c.get("metrics") or []
+            judged = c.get("rules") or []
             gates = "<br>".join(
-                f"{'✅' if g['passed'] else '❌'} {md(g['gate'])}: {md(g['detail'])}"
-                for g in c["gates"]
-                if not (metrics and g["gate"] == METRIC_GATE)
+                [
+                    f"{'✅' if g['passed'] else '❌'} {md(g['gate'])}: {md(g['detail'])}"
+                    for g in c["gates"]
+                    if not (metrics and g["gate"] == METRIC_GATE)
+                    and not (judged and g["gate"] == RULE_GATE)
+                ]
+                + [f"{RULE_ICONS[rule_mark(r)]} {md(rule_text(r))}" for r in judged]
             )
             if metrics:
                 passed = sum(1 for m in metrics if m["passed"])
@@ -367,6 +402,8 @@ def history_text(h: History) -> str:
             lines.append(f"    {ljust(text, columns)}   {applied}".rstrip())
             for m in c.applied.metrics if c.applied else ():
                 lines.append(safe(f"        metric gate passed: {m}", oneline=True))
+            for r in c.applied.rules if c.applied else ():
+                lines.append(safe(f"        {r}", oneline=True))
     return "\n".join(lines)
 
 
@@ -382,12 +419,23 @@ def history_markdown(h: History) -> str:
     lines += ["", "| Commit | Date | Author | PR | Change | Applied |", "|---|---|---|---|---|---|"]
     for e in h.entries:
         rows = [
-            (c.describe(), _applied_text(c.applied) or "—", c.applied.metrics if c.applied else ())
+            (
+                c.describe(),
+                _applied_text(c.applied) or "—",
+                c.applied.metrics if c.applied else (),
+                c.applied.rules if c.applied else (),
+            )
             for c in e.changes
-        ] or [(e.note or "(no stage or alias change)", "—", ())]
-        for change, applied, metrics in rows:
+        ] or [(e.note or "(no stage or alias change)", "—", (), ())]
+        for change, applied, metrics, ruled in rows:
             cells = [md_code(e.commit[:7]), md(e.committed_at), md(_who(e))]
-            shown = "<br>".join([md(applied), *(f"metric gate passed: {md(m)}" for m in metrics)])
+            shown = "<br>".join(
+                [
+                    md(applied),
+                    *(f"metric gate passed: {md(m)}" for m in metrics),
+                    *(md(r) for r in ruled),
+                ]
+            )
             cells += [f"#{e.pr}" if e.pr else "—", md(change), shown]
             lines.append(md_row(cells))
     return "\n".join(lines)

@@ -19,12 +19,25 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from regops.adapters.tracking import mask_secrets
-from regops.core.audit import AUDIT_TAG, MetricEvidence, Stamp, evidence_of, merge_evidence
+from regops.core.audit import (
+    AUDIT_TAG,
+    MetricEvidence,
+    RuleEvidence,
+    Stamp,
+    evidence_of,
+    merge_evidence,
+    merge_rules,
+    rule_evidence_of,
+)
 from regops.core.live import ALIAS_MARK, APPLIED_TAG, AppliedRecord, LiveState
 from regops.core.plan import FORMAT_VERSION, Action, Change, ChangeKind, OutcomeStatus, Plan
 from regops.core.planner import MAX_RECORD_CHARS
 from regops.core.promotion import rename_record
 from regops.errors import PlanError, RegopsError, StalePlanError
+
+# What let a version's changes through: its metric verdicts and its rule verdicts.
+Evidence = tuple[tuple[MetricEvidence, ...], tuple[RuleEvidence, ...]]
+NO_EVIDENCE: Evidence = ((), ())
 
 
 class Registry(Protocol):
@@ -359,7 +372,9 @@ class _Run:
     def _stamp(self, model: str, key: str, version: str) -> None:
         """One write: the stamp of (model, plan key `key`), on the registry's `version`."""
         final = self.final.get((model, key), (None, (), frozenset()))
-        evidence = _kept_evidence(self.live, model, version, self.evidence.get((model, key), ()))
+        evidence = _kept_evidence(
+            self.live, model, version, self.evidence.get((model, key), NO_EVIDENCE)
+        )
         value = _stamp_value(self.stamps, model, final, evidence)
         self.call(lambda: self.registry.set_version_tag(model, version, AUDIT_TAG, value))
 
@@ -408,7 +423,10 @@ def settle_stamps(
         if key not in full or key not in now or now[key] == full[key]:
             continue
         value = _stamp_value(
-            stamps, model, now[key], _kept_evidence(live, model, version, evidence.get(key, ()))
+            stamps,
+            model,
+            now[key],
+            _kept_evidence(live, model, version, evidence.get(key, NO_EVIDENCE)),
         )
         try:
             call(functools.partial(registry.set_version_tag, model, version, AUDIT_TAG, value))
@@ -422,37 +440,41 @@ def _stamp_value(
     stamps: Mapping[str, Mapping[str, str]],
     model: str,
     final: tuple[str | None, tuple[str, ...], frozenset[str]],
-    evidence: tuple[MetricEvidence, ...] = (),
+    evidence: Evidence = NO_EVIDENCE,
 ) -> str:
     """The `regops.audit` value for a version of `model` that ends in `final`
     (stage, aliases, held), with the run's audit fields (commit, at, actor, file) and the
-    metric verdicts that let its changes through (`evidence`)."""
+    metric and rule verdicts that let its changes through (`evidence`)."""
     stage, aliases, held = final
     fields = Stamp.from_fields(stamps.get(model, {}))
-    return replace(fields, held=held, stage=stage, aliases=aliases, metrics=evidence).dump()
+    metrics, rules = evidence
+    stamp = replace(fields, held=held, stage=stage, aliases=aliases, metrics=metrics, rules=rules)
+    return stamp.dump()
 
 
-def _evidence(plan: Plan) -> dict[tuple[str, str], tuple[MetricEvidence, ...]]:
-    """Per (model, plan version key): the metric verdicts of its applied changes."""
-    out: dict[tuple[str, str], tuple[MetricEvidence, ...]] = {}
+def _evidence(plan: Plan) -> dict[tuple[str, str], Evidence]:
+    """Per (model, plan version key): the metric and rule verdicts of its applied changes."""
+    out: dict[tuple[str, str], Evidence] = {}
     for c in plan.changes:
-        found = evidence_of(c)
-        if found and c.version is not None:
+        found, ruled = evidence_of(c), rule_evidence_of(c)
+        if (found or ruled) and c.version is not None:
             key = (c.model, c.version)
-            out[key] = merge_evidence(out.get(key, ()), found)
+            metrics, rules = out.get(key, NO_EVIDENCE)
+            out[key] = (merge_evidence(metrics, found), merge_rules(rules, ruled))
     return out
 
 
-def _kept_evidence(
-    live: LiveState, model: str, version: str, new: tuple[MetricEvidence, ...]
-) -> tuple[MetricEvidence, ...]:
+def _kept_evidence(live: LiveState, model: str, version: str, new: Evidence) -> Evidence:
     """What the version's stamp says already, with `new` replacing the entries of the
-    aliases and stages it speaks for: a later change (an archive) keeps the numbers that
-    let the version become champion."""
+    aliases and stages it speaks for: a later change (an archive) keeps the numbers (and
+    the overrides) that let the version become champion."""
     lm = live.models.get(model)
     lv = lm.versions.get(version) if lm else None
     old = lv.stamp() if lv else None
-    return merge_evidence(old.metrics if old else (), new)
+    return (
+        merge_evidence(old.metrics if old else (), new[0]),
+        merge_rules(old.rules if old else (), new[1]),
+    )
 
 
 def _baseline(

@@ -595,7 +595,7 @@ class MlflowRegistry:
         return dict(model.aliases or {})
 
     def run_metrics(
-        self, run_ids: Iterable[str], keys: Iterable[str]
+        self, run_ids: Iterable[str], keys: Iterable[str] | None
     ) -> dict[str, dict[str, float]]:
         """The latest value of each of `keys` logged by each of `run_ids` (a run the
         tracking server does not have is absent; so is a metric it did not log).
@@ -607,7 +607,8 @@ class MlflowRegistry:
         they are read as plain JSON (rest_reads.read_run_metrics): no mlflow import.
         """
         ids = sorted({r for r in run_ids if RUN_ID.fullmatch(r)})  # a hostile id never
-        wanted = frozenset(keys)  # reaches a filter: it is reported as a run not found
+        wanted = None if keys is None else frozenset(keys)  # reaches a filter: it is
+        # reported as a run not found. keys None: every key (a rule reads version.metrics)
         if not ids or self.missing is not None:
             return {}
         json_post = self._json_post
@@ -642,11 +643,13 @@ class MlflowRegistry:
                         run_id = str(run.info.run_id)
                         if run_id not in chunk:
                             continue
-                        metrics = dict(run.data.metrics or {})
+                        metrics = list(dict(run.data.metrics or {}).items())
+                        if wanted is None:
+                            metrics = metrics[: rest_reads.MAX_RUN_METRICS]
                         out[run_id] = {
                             k: float(v)
-                            for k, v in metrics.items()
-                            if k in wanted and type(v) in (int, float)
+                            for k, v in metrics
+                            if (wanted is None or k in wanted) and type(v) in (int, float)
                         }
                 return out
 

@@ -138,12 +138,13 @@ def _metric_value(raw: Any, where: str) -> float:
 
 
 def read_run_metrics(
-    post: Post, run_ids: Sequence[str], keys: Iterable[str]
+    post: Post, run_ids: Sequence[str], keys: Iterable[str] | None
 ) -> dict[str, dict[str, float]]:
-    """The latest value of `keys` logged by each of `run_ids` (all checked RUN_IDs): one
+    """The latest value of `keys` (every key when None: a rule reads `version.metrics`,
+    up to MAX_RUN_METRICS a run) logged by each of `run_ids` (all checked RUN_IDs): one
     experiments/search page per EXPERIMENTS_PAGE experiments (runs are searched by
     experiment), then one runs/search page per RUNS_PER_FILTER runs."""
-    wanted = frozenset(keys)
+    wanted = None if keys is None else frozenset(keys)
     exp_ids = []
     body = {"max_results": EXPERIMENTS_PAGE, "view_type": "ALL"}
     for exp in _posted(post, "experiments/search", "experiments", body):
@@ -173,10 +174,13 @@ def read_run_metrics(
             )  # fmt: skip
             out[run_id] = {
                 k: _metric_value(v, f"{where} metric {ascii(k)}")
-                for k, v in pairs
-                if isinstance(k, str) and k in wanted
+                for k, v in (pairs if wanted is not None else pairs[:MAX_RUN_METRICS])
+                if isinstance(k, str) and (k in wanted if wanted is not None else len(k) <= 250)
             }
     return out
+
+
+MAX_RUN_METRICS = 1000  # keys of one run a rule may read: a bound on a hostile answer
 
 
 def pages(
