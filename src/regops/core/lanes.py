@@ -15,8 +15,8 @@ HTML page (render/html.py) draws exactly what `regops history` reports:
   when no reconcile has applied it yet);
 - `--at` marks the holders `regops history --at` names (core/time_travel, the same code);
 - the gate numbers a tenure's stamp keeps (`require_metrics`) ride on it, and so do the
-  overrides the stamp lists (`overrides: [{rule, reason, actor}]`, read defensively:
-  anything else there is ignored);
+  overrides the stamp records (`rules` verdicts carrying an `override: {reason, actor}`,
+  read defensively: anything else there is ignored);
 - the current plan's changes (desired state against live) are pending at "now" in their
   lane, blocked where a gate blocks them.
 """
@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from regops.core import jsonio
-from regops.core.audit import AUDIT_TAG, MAX_TAG_CHARS
+from regops.core.audit import AUDIT_TAG, MAX_TAG_CHARS, RuleEvidence
 from regops.core.live import LiveState, LiveVersion
 from regops.core.plan import Change as PlanChange
 from regops.core.plan import ChangeKind, Plan
@@ -45,7 +45,7 @@ DRIFT = 4  # open, and the registry shows otherwise (not a pending change)
 PENDING = 8  # the change that started it is not applied yet
 AT = 16  # held at the `--at` time, as `regops history --at` says
 OVERRIDE = 32  # the stamp lists overrides that let the change through
-MAX_OVERRIDES = 20  # entries of a stamp's `overrides` shown (the tag is anyone's to write)
+MAX_OVERRIDES = 20  # overrides of a stamp shown (the tag is anyone's to write)
 NOT_HELD = ("None",)  # the stage of a version that holds no stage: no lane
 
 
@@ -362,34 +362,35 @@ def plan_version(c: PlanChange) -> str:
 
 
 def stamp_overrides(raw: str | None, target: str) -> list[str]:
-    """The overrides a stamp lists for `target`, in words; [] when absent or malformed.
+    """The overrides a stamp records for `target`, in words; [] when absent or malformed.
 
-    The key comes from issue 19's overrides (`[{rule, reason, actor}]`, `for` optional);
-    anyone can write the tag, so anything but a list of such objects is ignored."""
+    They are the `rules` verdicts a reconcile let through with `--override` (`{for, rule,
+    level, result, override: {reason, actor}}`, core/audit.RuleEvidence). Anyone can write
+    the tag, so an entry that is not such a verdict is ignored."""
     if not raw:
         return []
     try:
         doc = jsonio.parse_tag(raw, max_chars=MAX_TAG_CHARS)
     except JsonInputError:  # a hostile tag: no overrides to show (history warns of it)
         return []
-    entries = doc.get("overrides") if isinstance(doc, dict) else None
+    entries = doc.get("rules") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         return []
-    out = []
-    for e in entries[:MAX_OVERRIDES]:
-        if not isinstance(e, dict):
+    out: list[str] = []
+    for e in entries:
+        ev = RuleEvidence.from_doc(e)
+        if ev is None or ev.override_reason is None or not ev.rule:
             continue
-        rule, reason, actor, for_ = (e.get(k) for k in ("rule", "reason", "actor", "for"))
-        if not isinstance(rule, str) or not rule:
+        if ev.target and ev.target != target:
             continue
-        if for_ is not None and for_ != target:
-            continue
-        text = f"override: {rule}"
-        if isinstance(actor, str) and actor:
-            text += f" by {actor}"
-        if isinstance(reason, str) and reason:
-            text += f": {reason}"
+        text = f"override: {ev.rule}"
+        if ev.override_actor:
+            text += f" by {ev.override_actor}"
+        if ev.override_reason:
+            text += f": {ev.override_reason}"
         out.append(text)
+        if len(out) == MAX_OVERRIDES:
+            break
     return out
 
 

@@ -404,11 +404,22 @@ def test_gate_numbers_and_overrides_from_the_stamp(
             {"for": "Staging", "metric": HOSTILE, "value": 0.5, "note": HOSTILE},
             {"for": "champion", "metric": "recall", "value": 0.7},  # another lane's
         ],
-        "overrides": [
-            {"rule": "require_metrics", "reason": HOSTILE, "actor": "erin"},
-            "not an object",
-            {"rule": 3, "reason": "a number is no rule"},
-            {"rule": "freeze", "reason": "for another lane", "for": "Production"},
+        "rules": [  # the verdicts reconcile keeps; an overridden one carries its override
+            {
+                "for": "Staging",
+                "rule": "not-on-friday",
+                "level": "soft",
+                "result": "fail",
+                "override": {"reason": HOSTILE, "actor": "erin"},
+            },
+            {"for": "Staging", "rule": "privacy", "level": "hard", "result": "pass"},
+            {
+                "for": "Production",
+                "rule": "freeze",
+                "level": "soft",
+                "result": "fail",
+                "override": {"reason": "for another lane", "actor": "erin"},
+            },
         ],
     }
     client(story.uri).set_model_version_tag("Fraud", "3", "regops.audit", json.dumps(stamp))
@@ -436,8 +447,7 @@ def test_gate_numbers_and_overrides_from_the_stamp(
     assert f"gate numbers: Staging: {HOSTILE} 0.5 (maximize): {HOSTILE}" in title
     assert "recall" not in title  # the champion's numbers are not Staging's
     assert flags & 32  # OVERRIDE
-    assert f"override: require_metrics by erin: {HOSTILE}" in title
-    assert "a number is no rule" not in title
+    assert f"override: not-on-friday by erin: {HOSTILE}" in title
     assert "for another lane" not in title
     assert page.eval_on_selector_all(".mark.override", "m => m.length") == 1
     cells = page.eval_on_selector_all(
@@ -450,14 +460,22 @@ def test_gate_numbers_and_overrides_from_the_stamp(
     assert [r[1] for r in numbered] == ["3"]
     assert "Staging: auc 0.9132 (maximize): no incumbent" in numbered[0][col]
     assert HOSTILE in numbered[0][col]
-    # A stamp whose overrides are no list at all shows none (and the page still draws).
-    client(story.uri).set_model_version_tag(
-        "Fraud", "3", "regops.audit", json.dumps({**stamp, "overrides": {"rule": "x"}})
-    )
-    render(story, tmp_path / "bad.html")
-    opened = open_page(browser, tmp_path / "bad.html")
-    assert opened.errors == []
-    assert opened.page.eval_on_selector_all(".mark.override", "m => m.length") == 0
+    # Rules that are no list, or entries regops did not write, show no override (and the
+    # page still draws).
+    misshapen = [
+        {"rule": "x"},
+        [*stamp["rules"], "not an object"],
+        [{"for": "Staging", "rule": 3, "level": "soft", "result": "fail", "override": {}}],
+        [{"for": "Staging", "rule": "r", "level": "soft", "result": "fail", "override": "x"}],
+    ]
+    for i, rules in enumerate(misshapen):
+        client(story.uri).set_model_version_tag(
+            "Fraud", "3", "regops.audit", json.dumps({**stamp, "rules": rules})
+        )
+        render(story, tmp_path / f"bad{i}.html")
+        opened = open_page(browser, tmp_path / f"bad{i}.html")
+        assert opened.errors == []
+        assert opened.page.eval_on_selector_all(".mark.override", "m => m.length") == 0, rules
 
 
 GATED = """\

@@ -7,6 +7,7 @@ in a browser, is tests/registry/regops/render/test_history_html.py.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -166,6 +167,13 @@ def test_epoch_reads_git_and_stamp_times_and_refuses_the_rest() -> None:
     assert epoch(None) is None
 
 
+def _verdict(rule: object = "not-on-friday", **more: object) -> dict[str, object]:
+    """A `rules` entry of the stamp, as reconcile writes it for an overridden soft rule."""
+    doc = {"for": "champion", "rule": rule, "level": "soft", "result": "fail"}
+    doc["override"] = {"reason": "hotfix", "actor": "erin"}
+    return {**doc, **more}
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
@@ -173,17 +181,22 @@ def test_epoch_reads_git_and_stamp_times_and_refuses_the_rest() -> None:
         ("", []),
         ("not json", []),
         ('["a list"]', []),
-        ('{"commit": "x"}', []),  # no overrides: none (stamps before issue 19's overrides)
-        ('{"overrides": "require_tags"}', []),
-        ('{"overrides": {"rule": "freeze"}}', []),
-        ('{"overrides": [1, null, "x", {"reason": "no rule"}, {"rule": ""}]}', []),
+        ('{"commit": "x"}', []),  # no rules: none (stamps before issue 19's rules)
+        ('{"rules": "not-on-friday"}', []),
+        (json.dumps({"rules": _verdict()}), []),  # an object, not a list
+        (json.dumps({"rules": [1, None, "x", _verdict(rule=3), _verdict(rule="")]}), []),
+        (json.dumps({"rules": [_verdict()]}), ["override: not-on-friday by erin: hotfix"]),
+        (json.dumps({"rules": [_verdict(override=None)]}), []),  # a verdict, not overridden
+        (json.dumps({"rules": [_verdict(override={"reason": 7})]}), []),  # not one regops wrote
         (
-            '{"overrides": [{"rule": "freeze", "reason": "hotfix", "actor": "erin"}]}',
-            ["override: freeze by erin: hotfix"],
+            json.dumps({"rules": [_verdict(override={"reason": "r"})]}),
+            ["override: not-on-friday: r"],
         ),
-        ('{"overrides": [{"rule": "freeze", "actor": 7, "reason": []}]}', ["override: freeze"]),
-        ('{"overrides": [{"rule": "freeze", "for": "Production"}]}', []),  # another lane's
-        ('{"overrides": [{"rule": "freeze", "for": "champion"}]}', ["override: freeze"]),
+        (json.dumps({"rules": [_verdict(**{"for": "Production"})]}), []),  # another lane's
+        (
+            json.dumps({"rules": [_verdict(**{"for": ""})]}),
+            ["override: not-on-friday by erin: hotfix"],
+        ),
     ],
 )
 def test_overrides_are_read_defensively(raw: str | None, expected: list[str]) -> None:
@@ -197,7 +210,7 @@ def test_overrides_are_bounded() -> None:
 
     from regops.core.lanes import MAX_OVERRIDES, stamp_overrides
 
-    raw = json.dumps({"overrides": [{"rule": f"r{i}"} for i in range(100)]})
+    raw = json.dumps({"rules": [_verdict(rule=f"r{i}") for i in range(30)]})  # a tag's worth
     assert len(stamp_overrides(raw, "champion")) == MAX_OVERRIDES
 
 
