@@ -957,6 +957,7 @@ def init(
             notes += more
         texts.update(files)
         adopted[state_dir] = count
+    pin_version = action is None  # the default Action's tag is this version
     action = action or f"{scaffold.ACTION_REPO}@v{__version__}"
     state_dirs = [d for d, _, _ in targets]
     for name in scaffold.WORKFLOWS:
@@ -967,6 +968,7 @@ def init(
             version=__version__,
             action=action,
             branch=branch,
+            pin_version=pin_version,
         )
     texts[str(scaffold.PRECOMMIT_FILE)] = scaffold.precommit_text(__version__, envs=envs)
     codeowners = root / scaffold.CODEOWNERS_FILE
@@ -1026,7 +1028,8 @@ def _next_steps(
         "git add -A && git commit -m 'Manage the model registry with regops'",
         "add the repository secrets "
         + ", ".join(secrets)
-        + " (and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD if the server needs a login)",
+        + " (and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN,"
+        " if the server needs a login)",
         "pre-commit install  # the regops-validate and regops-codeowners hooks",
         "open a pull request that edits "
         + state_dirs[0]

@@ -29,7 +29,12 @@ CODEOWNERS_END = "# END regops init"
 ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")  # schemas/regops-config.schema.json
 OWNER = re.compile(r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?")
 MAX_COMPARED_BYTES = 4 << 20
-SECRET_NAMES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+SECRET_NAMES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",  # a bearer token (Databricks, DagsHub, a proxy) instead
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,13 @@ def config_text(envs: Sequence[str]) -> str:
 
 
 def workflow_text(name: str, *, state_dir: str, envs: Sequence[str], version: str,
-                  action: str, branch: str) -> str:  # fmt: skip
-    """One workflow from its template: the whole state directory, or one job per env."""
+                  action: str, branch: str, pin_version: bool = True) -> str:  # fmt: skip
+    """One workflow from its template: the whole state directory, or one job per env.
+
+    `pin_version`: the Action installs this version from the package index (the default
+    Action, whose tag is this version); otherwise it installs its own checkout, so the
+    one version is the one the `--action` reference names.
+    """
     text = (TEMPLATES / "workflows" / name).read_text(encoding="utf-8")
     if envs:
         matrix = (
@@ -108,13 +118,21 @@ def workflow_text(name: str, *, state_dir: str, envs: Sequence[str], version: st
         ("__MATRIX__", matrix),
         ("__SECRETS__", "\n".join(secrets)),
         ("__TARGET__", target),
+        ("__PIN__", f'\n          version: "{version}"' if pin_version else ""),
         ("__PATHS__", paths),
-        ("__ACTION__", action),
+        ("__ACTION__", action + _unpinned_note(action)),
         ("__BRANCH__", branch),
         ("__VERSION__", version),
     ):
         text = text.replace(key, value)
     return text
+
+
+def _unpinned_note(action: str) -> str:
+    """zizmor's finding on a tag, answered where it is made: a commit SHA needs none."""
+    if re.fullmatch(r"[^@\s]+@[0-9a-f]{40}", action):
+        return ""
+    return " # zizmor: ignore[unpinned-uses] a release tag (regops init); pin its commit SHA"
 
 
 def precommit_text(version: str, *, envs: Sequence[str] = ()) -> str:
