@@ -37,6 +37,7 @@ from tests.support.paths import ROOT
 from tests.support.servers import free_port
 
 REPO = "acme/models"
+ACTION_REF = "acme/regops@v1"  # this repository, served to act as another repository's Action
 PINNED = re.compile(r"uses:\s+([\w.-]+/[\w.-]+)@([0-9a-f]{40})")
 BOT = ("-c", "user.name=test", "-c", "user.email=test@example.com")
 

@@ -7,12 +7,22 @@ them); under CI=true they must run, so a missing tool fails instead.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.act import Sandbox, act_binary, actions_dir, gh_binary
+import tests.support.act as act_support
+from tests.support.act import (
+    ACTION_REF,
+    ROOT,
+    Sandbox,
+    act_binary,
+    actions_dir,
+    gh_binary,
+    project_files,
+)
 from tests.support.relay import LOOPBACK_WEBHOOKS_ENV
 from tests.support.servers import MlflowServer, start_mlflow_server
 
@@ -60,3 +70,23 @@ def sandbox(tmp_path: Path, act_registry: MlflowServer) -> Iterator[Sandbox]:
         box.close()
         for run in box.runs:  # how long each act run took, for the record (pytest -rA / -s)
             print(f"act run: {run.seconds:.1f}s jobs={run.jobs}")
+
+
+@pytest.fixture
+def adopting(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox's repository emptied (another team's repository, nothing of regops in
+    it), and act told where `acme/regops@v1` lives: a copy of this repository, as GitHub
+    would serve it from the Action's tag."""
+    action = tmp_path / "regops-action"
+    for rel in project_files():
+        dst = action / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dst)
+    for entry in sandbox.work.iterdir():
+        if entry.name != ".git":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    pinned = act_support.pinned_actions()
+    # act's --local-repository takes REF=FOLDER under the actions dir; an absolute folder
+    # stays itself when joined.
+    monkeypatch.setattr(act_support, "pinned_actions", lambda: {**pinned, ACTION_REF: str(action)})
+    return sandbox

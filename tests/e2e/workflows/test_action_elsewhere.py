@@ -8,18 +8,14 @@ regops from that checkout, plans, comments and reports its outputs to the next s
 from __future__ import annotations
 
 import platform
-import shutil
-from pathlib import Path
 
 import pytest
 
-import tests.support.act as act_support
-from tests.support.act import ROOT, Sandbox, git, pr_payload, project_files, state
+from tests.support.act import ACTION_REF, Sandbox, git, pr_payload, state
 from tests.support.servers import MlflowServer, make_registry
 
 pytestmark = [pytest.mark.act, pytest.mark.server]
 
-ACTION_REF = "acme/regops@v1"
 WORKFLOW = """name: registry-plan
 on:
   pull_request:
@@ -60,27 +56,14 @@ jobs:
 
 
 @pytest.fixture
-def adopter(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    """The sandbox's repository emptied down to what an adopting team writes, and act told
-    where `acme/regops@v1` lives (a copy of this repository, as a tag would be)."""
-    action = tmp_path / "regops-action"
-    for rel in project_files():
-        dst = action / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst)
-    for entry in sandbox.work.iterdir():
-        if entry.name != ".git":
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    (sandbox.work / "registry-state").mkdir()
-    flows = sandbox.work / ".github" / "workflows"
+def adopter(adopting: Sandbox) -> Sandbox:
+    """An adopting repository holding only what its team writes: one workflow."""
+    (adopting.work / "registry-state").mkdir()
+    flows = adopting.work / ".github" / "workflows"
     flows.mkdir(parents=True)
     text = WORKFLOW.replace("PYTHON", platform.python_version()).replace("ACTION", ACTION_REF)
     (flows / "registry-plan.yml").write_text(text)
-    pinned = act_support.pinned_actions()
-    # act's --local-repository takes REF=FOLDER under the actions dir; an absolute folder
-    # stays itself when joined.
-    monkeypatch.setattr(act_support, "pinned_actions", lambda: {**pinned, ACTION_REF: str(action)})
-    return sandbox
+    return adopting
 
 
 def test_another_repository_uses_the_action_by_reference_and_gets_the_plan_comment(

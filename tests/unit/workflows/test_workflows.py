@@ -129,3 +129,34 @@ def test_every_zizmor_ignore_gives_its_reason() -> None:
     assert ignores, "no ignore comment found: drop this test or the pattern is wrong"
     for name, audit, reason in ignores:
         assert len(reason.split()) >= 8, f"{name}: ignore[{audit}] without a reason"
+
+
+@pytest.mark.parametrize(
+    ("envs", "action"),
+    [
+        ((), None),  # regops/regops@v<version>, and the version input
+        ((), "acme/regops@v1"),
+        (("dev", "prod"), "acme/regops@" + "0123456789abcdef" * 2 + "01234567"),
+    ],
+)
+def test_the_workflows_regops_init_writes_pass_actionlint_and_zizmor(
+    tmp_path: Path, envs: tuple[str, ...], action: str | None
+) -> None:
+    """What another repository gets from `regops init` passes the audits this one does."""
+    from regops import __version__
+    from regops.files import scaffold
+
+    flows = tmp_path / ".github" / "workflows"
+    flows.mkdir(parents=True)
+    for name in scaffold.WORKFLOWS:
+        text = scaffold.workflow_text(
+            name, state_dir="registry-state", envs=envs, version=__version__,
+            action=action or f"{scaffold.ACTION_REPO}@v{__version__}", branch="main",
+            pin_version=action is None,
+        )  # fmt: skip
+        (flows / name).write_text(text)
+    linted = actionlint(*sorted(flows.iterdir()))
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    audited = lint_zizmor(flows)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert "No findings to report" in audited.stdout, audited.stdout + audited.stderr
