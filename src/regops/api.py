@@ -46,7 +46,7 @@ from regops.core.timeline import DEEPEN_HINT, History, entries, join_stamps
 from regops.errors import FileWriteError, PlanError, RegopsError, StalePlanError, UsageError
 from regops.files import SCHEMAS, fileio, jsonfile, scaffold
 from regops.files import export as exporting
-from regops.files.edit import EditResult, prepare_edit, write_edit
+from regops.files.edit import SCHEMA_HINT, EditResult, prepare_edit, write_edit
 from regops.files.environments import Config
 from regops.files.loader import load_state, state_files
 from regops.files.snapshot import snapshot_doc
@@ -889,6 +889,11 @@ def _adopt(uri: str, state_dir: str, *, aliases: bool) -> tuple[dict[str, str], 
     texts = {}
     for m in chosen.models:
         text = exporting.export_yaml([m], has_stages=has_stages)
+        # export's editor hint points at this repository's schemas/, which an adopting
+        # repository has not: a dangling schema reference there, so init leaves it out.
+        text = "".join(
+            line for line in text.splitlines(keepends=True) if not line.startswith(SCHEMA_HINT)
+        )
         texts[f"{state_dir}/{m.name}.yaml"] = scaffold.alias_only_policy(text) if aliases else text
     if not texts:
         texts[f"{state_dir}/{scaffold.EMPTY_STATE_NAME}"] = scaffold.empty_state(aliases=aliases)

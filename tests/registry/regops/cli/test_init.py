@@ -127,6 +127,8 @@ def test_init_adopts_the_models_of_a_live_sqlite_registry(repo: Repo, sqlite_uri
     fraud = yaml.safe_load((repo.root / "registry-state" / "Fraud.yaml").read_text())
     assert fraud["models"]["Fraud"]["versions"]["2"]["stage"] == "Production"
     churn = yaml.safe_load((repo.root / "registry-state" / "Churn.yaml").read_text())
+    # No editor hint at a schemas/ folder that this repository has not.
+    assert "$schema" not in (repo.root / "registry-state" / "Fraud.yaml").read_text()
     assert churn["models"]["Churn"]["versions"]["1"]["aliases"] == ["champion"]
     # Adopted means in sync: the plan of the new state against the registry is empty.
     plan = regops("--tracking-uri", sqlite_uri, "--format", "json", "plan")
