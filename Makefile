@@ -66,8 +66,9 @@ docs: install
 
 # PYTEST_WORKERS: test files run on this many processes (pytest-xdist; 0 = in this one).
 PYTEST_WORKERS ?= 2
+# --durations: the 25 slowest tests close every run, so the suite's time stays visible.
 test: install lint $(ACTIONLINT)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 	$(MAKE) test-pythons
 
 # The core alone on the lowest and highest Python we support (pyenv's 3.10.13 and 3.13.0):
