@@ -15,14 +15,25 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.act import ACTION_REF, Sandbox, git, pr_payload, push_payload
-from tests.support.servers import MlflowServer, make_registry
+from tests.support.servers import MlflowServer, make_registry, start_mlflow_server
 
 pytestmark = [pytest.mark.act, pytest.mark.server]
+
+
+@pytest.fixture(scope="module")
+def act_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """This story's own registry, in place of the workflow tests' shared one: `regops init`
+    adopts every model it finds, and the other act tests leave theirs in the shared one
+    (which ones depends on the order the files run in)."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("init-registry"))
+    yield server
+    server.stop()
 
 
 def regops(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
