@@ -454,17 +454,25 @@ def judged_now(
             c = replace(c, gates=tuple(g for g in c.gates if g.gate != freeze.GATE))
             (c,) = freeze.gate_freeze([c], desired.models[c.model], live.models.get(c.model), now)
         changes.append(c)
-    judged = replace(plan, changes=tuple(changes))
+    return _unless_blocked(
+        replace(plan, changes=tuple(changes)),
+        freeze.GATE,
+        "",
+        "the saved plan was made outside this freeze window; nothing was applied",
+    )
+
+
+def _unless_blocked(judged: Plan, gate: str, label: str, why: str) -> Plan:
+    """A saved plan judged again at apply time: itself, or PlanError (nothing applied)
+    naming each change that `gate` blocks now, then `why`."""
     refused = [
-        f"{c.model}: {render_change(c)}: {g.detail}"
+        f"{c.model}: {render_change(c)}: {label}{g.detail}"
         for c in judged.blocked
         for g in c.gates
-        if g.gate == freeze.GATE and not g.passed
+        if g.gate == gate and not g.passed
     ]
     if refused:
-        raise PlanError(
-            [*refused, "the saved plan was made outside this freeze window; nothing was applied"]
-        )
+        raise PlanError([*refused, why])
     return judged
 
 
@@ -502,18 +510,12 @@ def rules_judged_now(
                 [c], desired.models[c.model], lm, live.run_metrics, ctx, now, live.has_stages
             )
         changes.append(c)
-    judged = replace(plan, changes=tuple(changes))
-    refused = [
-        f"{c.model}: {render_change(c)}: rule {g.detail}"
-        for c in judged.blocked
-        for g in c.gates
-        if g.gate == rules.GATE and not g.passed
-    ]
-    if refused:
-        raise PlanError(
-            [*refused, "the saved plan's rules were judged again now; nothing was applied"]
-        )
-    return judged
+    return _unless_blocked(
+        replace(plan, changes=tuple(changes)),
+        rules.GATE,
+        "rule ",
+        "the saved plan's rules were judged again now; nothing was applied",
+    )
 
 
 def render_change(c: Change) -> str:
