@@ -209,6 +209,20 @@ def render(story: Story, out: Path, *args: str) -> str:
     return out.read_text(encoding="utf-8")
 
 
+def assert_inert(html: str, opened: Opened) -> None:
+    """The hostile payloads left no markup in the page's source and no element, script or
+    request in the browser: only the page's own three scripts ran."""
+    assert "</script><script>window.pwned" not in html
+    assert "<img src=x" not in html
+    page = opened.page
+    assert opened.errors == []
+    assert opened.requests == []
+    assert page.evaluate("window.pwned") is None
+    assert page.eval_on_selector_all("img, [onerror], iframe, object, embed", "e => e.length") == 0
+    # Only the page's own scripts: the index, one data block per model, the program.
+    assert page.eval_on_selector_all("script", "s => s.length") == 3
+
+
 def bars(page: Any) -> list[dict[str, Any]]:
     return page.evaluate(  # type: ignore[no-any-return]
         """[...document.querySelectorAll('.lane')].flatMap(l =>
@@ -279,16 +293,9 @@ def test_lanes_and_bars_of_a_real_history(story: Story, browser: Any, tmp_path: 
 
 def test_hostile_text_stays_text(story: Story, browser: Any, tmp_path: Path) -> None:
     html = render(story, tmp_path / "history.html")
-    assert "</script><script>window.pwned" not in html
-    assert "<img src=x" not in html
     opened = open_page(browser, tmp_path / "history.html")
+    assert_inert(html, opened)
     page = opened.page
-    assert opened.errors == []
-    assert opened.requests == []
-    assert page.evaluate("window.pwned") is None
-    assert page.eval_on_selector_all("img, [onerror], iframe, object, embed", "e => e.length") == 0
-    # Only the page's own scripts: the index, one data block per model, the program.
-    assert page.eval_on_selector_all("script", "s => s.length") == 3
     text = page.inner_text("body")
     for payload in PAYLOADS:  # shown, as text: the subject, and the stamp's actor
         assert payload in text
@@ -427,15 +434,9 @@ def test_gate_numbers_and_overrides_from_the_stamp(
     html = render(story, tmp_path / "numbers.html", "--git-only")
     assert "auc 0.9132" not in html  # --git-only reads no stamp: no numbers
     html = render(story, tmp_path / "numbers.html")
-    assert "<img src=x" not in html
-    assert "</script><script>window.pwned" not in html
     opened = open_page(browser, tmp_path / "numbers.html")
+    assert_inert(html, opened)
     page = opened.page
-    assert opened.errors == []
-    assert opened.requests == []
-    assert page.evaluate("window.pwned") is None
-    assert page.eval_on_selector_all("img, [onerror], iframe, object, embed", "e => e.length") == 0
-    assert page.eval_on_selector_all("script", "s => s.length") == 3
     labelled = page.eval_on_selector_all(
         ".lane[data-name='Staging'] .bar[data-version='3']",
         "bs => bs.map(b => [b.textContent, b.title, Number(b.dataset.flags)])",
