@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from regops.core import jsonio
 from regops.core.audit import Stamp
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.state import STAGES
 from regops.errors import JsonInputError
 
@@ -180,8 +181,6 @@ def tag_problems(model: LiveModel) -> list[str]:
             f"model {model.name!r}: tag {APPLIED_TAG} is not a record regops wrote "
             f"({raw[:60]!r}); treated as absent (no drift detection until the next reconcile)"
         )
-    from regops.core.promotion import LINEAGE_TAG, Lineage  # promotion builds on this module
-
     for v in sorted(model.versions, key=lambda x: (len(x), x)):
         tags = model.versions[v].tags
         for problem in Stamp.from_tags(tags)[1]:

@@ -18,20 +18,17 @@ No I/O here: the caller reads the registries.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from regops.core import jsonio
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
 from regops.core.plan import Action, Change, ChangeKind, Plan
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
-from regops.errors import JsonInputError
 
-LINEAGE_TAG = "regops.copied_from"
 COPY_KEY = re.compile(
     r"^(?P<env>[A-Za-z][A-Za-z0-9_-]*)(?:/(?P<model>[^@]+))?@(?P<version>[0-9]+)$"
 )
@@ -72,54 +69,10 @@ def parse_ref(ref: str) -> CopyRef:
     return parsed
 
 
-@dataclass(frozen=True)
-class Lineage:
-    """Where a copied version came from, as recorded on it (one JSON tag)."""
-
-    env: str
-    model: str
-    version: str
-    run_id: str | None = None
-    commit: str | None = None
-
-    def to_tag(self) -> str:
-        return json.dumps(
-            {
-                "env": self.env,
-                "model": self.model,
-                "version": self.version,
-                "run_id": self.run_id,
-                "commit": self.commit,
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def parse(cls, raw: str | None) -> Lineage | None:
-        """The lineage in the tag's text; None when it is not one regops wrote."""
-        return cls.parse_checked(raw)[0] if raw else None
-
-    @classmethod
-    def parse_checked(cls, raw: str) -> tuple[Lineage | None, str]:
-        """The lineage, or None and why not: anyone who can write the registry writes tags."""
-        try:
-            d = jsonio.parse_tag(raw)
-        except JsonInputError as exc:
-            return None, str(exc)
-        if not isinstance(d, dict):
-            return None, "not a JSON object"
-        env, model, version = d.get("env"), d.get("model"), d.get("version")
-        run_id, commit = d.get("run_id"), d.get("commit")
-        if not (isinstance(env, str) and isinstance(model, str) and isinstance(version, str)):
-            return None, "env, model and version must be strings"
-        if not (env and model and version):
-            return None, "env, model and version must not be empty"
-        if not all(x is None or isinstance(x, str) for x in (run_id, commit)):
-            return None, "run_id and commit must be strings or null"
-        return cls(env, model, version, run_id, commit), ""
-
-    def matches(self, ref: CopyRef) -> bool:
-        return (self.env, self.model, self.version) == (ref.env, ref.model, ref.version)
+def _is_copy_of(lineage: Lineage | None, ref: CopyRef) -> bool:
+    if lineage is None:
+        return False
+    return (lineage.env, lineage.model, lineage.version) == (ref.env, ref.model, ref.version)
 
 
 def lineage_of(version: LiveVersion) -> Lineage | None:
@@ -130,7 +83,7 @@ def find_copy(lm: LiveModel | None, ref: CopyRef) -> str | None:
     """The target version that is the copy of `ref` (the oldest, should there be two)."""
     if lm is None:
         return None
-    found = [v for v, lv in lm.versions.items() if (lin := lineage_of(lv)) and lin.matches(ref)]
+    found = [v for v, lv in lm.versions.items() if _is_copy_of(lineage_of(lv), ref)]
     return min(found, key=version_key) if found else None
 
 

@@ -38,9 +38,11 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.live import LiveModel, LiveState, LiveVersion
 from regops.core.metric_gates import incumbent, is_rollback
 from regops.core.plan import Action, Change, ChangeKind, GateVerdict, RuleVerdict
+from regops.core.promotion import parse_key
 from regops.core.state import ADVISORY, HARD, SOFT, STAGES, DesiredState, ModelSpec, Rule
 
 GATE = "rule"
@@ -193,8 +195,6 @@ def _version_doc(
 def _origin(model: str, key: str, lv: LiveVersion) -> tuple[str | None, int | None]:
     """(environment, version) a copy was made from: its state key (`dev@7`, a copy not
     made yet) or the lineage tag of one made; (None, None) for a version of its own."""
-    from regops.core.promotion import LINEAGE_TAG, Lineage, parse_key
-
     ref = parse_key(key, model)
     if ref is None:
         raw = lv.tags.get(LINEAGE_TAG)

@@ -31,8 +31,9 @@ from urllib.parse import unquote, urlsplit
 
 from regops.adapters.mlflow.registry import MlflowRegistry
 from regops.adapters.tracking import mask_uri
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.plan import Change
-from regops.core.promotion import LINEAGE_TAG, CopyRef, Lineage, copied_tags, find_copy, parse_ref
+from regops.core.promotion import CopyRef, copied_tags, find_copy, parse_ref
 from regops.errors import CopyError
 from regops.files.environments import Config, Environment, credentials_of
 

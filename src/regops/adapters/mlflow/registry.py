@@ -360,7 +360,7 @@ class MlflowRegistry:
         self._open_lock = threading.Lock()
         self._opened: tuple[Any, Any, Any] | None = None  # mlflow, its client, its store
         # REST registries are read as plain JSON (see rest_reads); others through the store.
-        self._json_get: rest_reads.Get | None = None
+        self._json_get: rest_http.Get | None = None
         self._pending: tuple[threading.Thread, dict[str, Any]] | None = None  # see prefetch
         # The one place a registry may come into existence (see the class docstring).
         self.missing = missing_sqlite_file(self.uri)
@@ -373,9 +373,9 @@ class MlflowRegistry:
                 "read as an empty registry, and nothing was created (check --tracking-uri / "
                 "MLFLOW_TRACKING_URI if one was expected there)"
             )
-        self._json_post: rest_reads.Post | None = None  # runs/search is served by POST only
-        get: rest_reads.Get | None = None
-        post: rest_reads.Post | None = None
+        self._json_post: rest_http.Post | None = None  # runs/search is served by POST only
+        get: rest_http.Get | None = None
+        post: rest_http.Post | None = None
         if self.missing is not None:
             pass  # never opened: MLflow would create the file
         elif rest_http.plain_login(self.uri):

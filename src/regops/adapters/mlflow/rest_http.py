@@ -47,10 +47,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from regops.adapters.mlflow.rest_reads import API, Get, Post
 from regops.errors import AnswerError, RestError, SlowAnswerError
 
 T = TypeVar("T")
+API = "/api/2.0/mlflow"
+# What both read paths hand the reads: (endpoint, payload) -> JSON answer; a GET sends the
+# payload as query parameters, a POST as its JSON body.
+Get = Callable[[str, dict[str, Any]], dict[str, Any]]
+Post = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 # Any of these makes the login or the request MLflow's own business.
 MLFLOW_ONLY_ENV = ("MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE", "_MLFLOW_DATABRICKS_TRAFFIC_ID")

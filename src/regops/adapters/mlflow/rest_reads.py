@@ -24,17 +24,26 @@ the version and the field, never a traceback.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from regops.adapters.mlflow.rest_http import (
+    API,
+    Get,
+    Post,
+    call_budget,
+    parse_answer,
+    read_body,
+    within,
+)
 from regops.core.live import READY, LiveModel, LiveState, LiveVersion
 from regops.core.state import STAGES
 from regops.errors import AnswerError
 
-API = "/api/2.0/mlflow"
 MODELS_PAGE = 1000  # the server's maximum for registered-models/search (both read paths)
 VERSIONS_PAGE = 10_000  # bounds the JSON held at once; the server allows 200,000
 NAMES_PER_FILTER = 100  # models per `name IN (...)` filter (both read paths): keeps a GET's
@@ -47,8 +56,6 @@ MAX_ITEMS = 1_000_000
 MAX_VERSION_DIGITS = 18  # MLflow's version numbers are 64-bit integers
 MAX_TIMESTAMP_MS = 2**63 - 1
 
-Get = Callable[[str, dict[str, Any]], dict[str, Any]]
-Post = Callable[[str, dict[str, Any]], dict[str, Any]]  # endpoint, JSON body -> JSON answer
 EXPERIMENTS_PAGE = 1000  # experiments/search's page (the server's default maximum)
 RUNS_PER_FILTER = 100  # run ids per `attributes.run_id IN (...)` filter (both read paths)
 RUNS_PAGE = 1000  # a filter's runs fit one page (a run id matches one run)
@@ -77,11 +84,7 @@ def _store_call(store: Any, method: str) -> Get:
     """`(endpoint, payload) -> JSON` against the store's server, MLflow's way (its request
     helpers, the store's credentials): a GET sends the payload as query parameters, a POST
     as its JSON body; within the same budget and size bounds as rest_http's reads."""
-    import threading
-
     from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    from regops.adapters.mlflow.rest_http import call_budget, parse_answer, read_body, within
 
     def send(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
         check = getattr(store, "_validate_workspace_support_if_specified", None)

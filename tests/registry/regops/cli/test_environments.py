@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from regops.core.audit import Stamp
-from regops.core.promotion import LINEAGE_TAG, CopyRef, Lineage, parse_key
+from regops.core.lineage import LINEAGE_TAG, Lineage
+from regops.core.promotion import CopyRef, parse_key
 from tests.support.environments import (
     PROD_STATE,
     Repo,

@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 
 from accident_prediction.cli import main as accident_cli
 from regops.cli import cli as regops_cli
-from regops.core.promotion import LINEAGE_TAG, Lineage
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from tests.support.backends import POSTGRES_ENV, AuthServer, environ, in_ci, leaks
 from tests.support.environments import Repo, git
 from tests.support.paths import ROOT

@@ -17,10 +17,10 @@ from types import MappingProxyType
 import pytest
 from jsonschema import Draft202012Validator
 
+from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.live import LiveState
 from regops.core.plan import Action, Plan
 from regops.core.planner import diff, diff_snapshot
-from regops.core.promotion import LINEAGE_TAG, Lineage
 from regops.core.state import AliasPolicy, Policy, StagePolicy
 from tests.support.builders import desired, live
 from tests.support.paths import SCHEMAS

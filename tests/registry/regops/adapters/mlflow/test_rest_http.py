@@ -65,7 +65,7 @@ def recorder() -> Iterator[Recorder]:
     r.server.shutdown()
 
 
-def both_getters(url: str) -> tuple[rest_reads.Get, rest_reads.Get]:
+def both_getters(url: str) -> tuple[rest_http.Get, rest_http.Get]:
     """(MLflow's request helpers, rest_http) for the registry at `url`."""
     registry = MlflowRegistry(url)
     return rest_reads.json_getter(registry._store), rest_http.json_getter(url)
