@@ -24,6 +24,7 @@ import pytest
 
 from regops import api
 from regops.adapters.mlflow.registry import MlflowRegistry
+from regops.api import reconciling
 from regops.errors import StalePlanError
 from regops.settings import Settings
 from tests.support.backends import client, registry_dump, regops, regops_process, write_state
@@ -170,7 +171,7 @@ def test_a_registry_moving_under_a_reconcile_is_replanned_then_refused(
         '      "1": {stage: Staging, aliases: [champion]}\n',
     )
     busy = _BusyRegistry(sqlite_uri, "Busy", busy_reads)
-    monkeypatch.setattr(api, "open_registry", lambda _s, **_kw: busy)
+    monkeypatch.setattr(reconciling, "open_registry", lambda _s, **_kw: busy)
     settings = Settings(tracking_uri_flag=sqlite_uri, state_dir=Path("registry-state"))
     if refused:
         with pytest.raises(StalePlanError, match="is another reconcile running"):

@@ -1,0 +1,220 @@
+"""Planning: the state files and the live registry read once, and diffed, with every
+gate's verdict (`regops plan`). Writes nothing.
+
+The registry's snapshot is read while the state files load (`prefetched_registry`);
+copies across environments read each source environment with its own login; a version's
+run metrics are read only when a gate or a rule needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Protocol
+
+from regops.adapters import gitio
+from regops.adapters.mlflow.registry import MlflowRegistry
+from regops.adapters.tracking import stages_supported
+from regops.core import audit, metric_gates, promotion, rules
+from regops.core.live import LiveModel, LiveState
+from regops.core.plan import Plan
+from regops.core.planner import diff
+from regops.core.state import DesiredState
+from regops.errors import PlanError, RegopsError, UsageError
+from regops.files.loader import load_state, state_files
+from regops.settings import Settings
+
+
+class LiveSource(Protocol):
+    """What planning reads: the live registry, or a snapshot of it."""
+
+    @property
+    def display_uri(self) -> str: ...
+
+    def snapshot(self, names: Iterable[str] | None = None) -> LiveState: ...
+
+
+def load_desired(settings: Settings, *, has_stages: bool | None = None) -> DesiredState:
+    """Load and validate the state files; `has_stages` overrides what the URI implies."""
+    if has_stages is None:
+        has_stages = stages_supported(settings.tracking_uri)
+    return load_state(settings.state_dir, stages_supported=has_stages)
+
+
+def open_registry(settings: Settings, *, create: bool = False) -> MlflowRegistry:
+    """The registry of `settings`; read-only unless `create` (see MlflowRegistry)."""
+    return MlflowRegistry(settings.tracking_uri, create=create)
+
+
+def prefetched_registry(
+    settings: Settings, models: Sequence[str] | None = None
+) -> MlflowRegistry | None:
+    """The registry, its snapshot already being read (MlflowRegistry.prefetch), so that
+    the server answers while the state files load. Call it before load_desired and pass
+    the registry to run_plan. None when it cannot be opened: run_plan opens it again
+    after the state files, so a state error is still the one reported first."""
+    try:
+        registry = open_registry(settings)
+    except RegopsError:
+        return None
+    try:  # about one model per state file, as `regops export` writes them
+        expected = len(models) if models else len(state_files(settings.state_dir))
+    except RegopsError:
+        return registry  # load_desired reports the directory
+    registry.prefetch(expected)
+    return registry
+
+
+def _select(desired: DesiredState, models: Sequence[str] | None) -> list[str] | None:
+    if not models:
+        return None
+    unknown = sorted(set(models) - set(desired.models))
+    if unknown:
+        managed = ", ".join(desired.models) or "none"
+        raise UsageError(f"not in the state files: {', '.join(unknown)} (managed: {managed})")
+    return list(models)
+
+
+def run_plan(
+    settings: Settings,
+    models: Sequence[str] | None = None,
+    *,
+    desired: DesiredState | None = None,
+    registry: LiveSource | None = None,
+    registry_name: str | None = None,
+) -> Plan:
+    """Validate the state, read the live registry once, and diff them.
+
+    `registry` may be a snapshot file standing in for the registry (`plan --live`);
+    `registry_name` is what the plan shows instead of the (masked) URI. A suspended
+    environment's plan says so in its warnings (reconcile refuses it).
+    """
+    p = _plan(settings, models, desired=desired, registry=registry, registry_name=registry_name)
+    notice = suspension(settings)
+    if notice is None:
+        return p
+    return replace(p, warnings=(*p.warnings, f"{notice}: reconcile refuses to apply"))
+
+
+def _plan(
+    settings: Settings,
+    models: Sequence[str] | None,
+    *,
+    desired: DesiredState | None,
+    registry: LiveSource | None,
+    registry_name: str | None,
+) -> Plan:
+    if desired is None and registry is None:
+        registry = prefetched_registry(settings, models)  # read while the files load
+    desired = desired or load_desired(settings)
+    only = _select(desired, models)
+    registry = registry or open_registry(settings)
+    names = list(only) if only is not None else list(desired.models)
+    ctx = rule_context(settings, desired, names)
+    live = with_run_metrics(registry, desired, registry.snapshot(names), names)
+    shown = registry_name or settings.registry_name or registry.display_uri
+    refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
+    if not refs:
+        return diff(desired, live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
+    if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
+        from regops.core.planner import diff_snapshot
+
+        return diff_snapshot(
+            desired,
+            live,
+            env=settings.env_name,
+            only=only,
+            registry=shown,
+            created_at=audit.now(),
+            rules=ctx,
+        )
+    res = _resolve_copies(settings, desired, live, refs)
+    p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
+    return promotion.with_copies(p, res, live)
+
+
+def with_run_metrics(
+    registry: LiveSource, desired: DesiredState, live: LiveState, names: Sequence[str]
+) -> LiveState:
+    """`live` with the metrics its `require_metrics` gates read (MlflowRegistry.run_metrics:
+    a few batched searches), only when a pending change is gated by them: a plan without
+    such gates makes no extra call. A snapshot (`plan --live`) holds no runs: its gates
+    say so and block."""
+    run_ids, keys = metric_gates.runs_to_read(desired, live, names)
+    rule_runs = rules.runs_to_read(desired, live, names)
+    if not (run_ids or rule_runs) or not isinstance(registry, MlflowRegistry):
+        return live
+    # A rule may read any metric of a run (`version.metrics`): those runs are read whole,
+    # in the same batched searches as the gates' (None: every key).
+    wanted = None if rule_runs else keys
+    return replace(
+        live, run_metrics=MappingProxyType(registry.run_metrics(run_ids | rule_runs, wanted))
+    )
+
+
+# Who gave the overrides (the apply workflow: the PR label's author); default: the actor.
+OVERRIDE_ACTOR_ENV = "REGOPS_OVERRIDE_ACTOR"
+
+
+def rule_context(
+    settings: Settings, desired: DesiredState, names: Sequence[str]
+) -> rules.RuleContext:
+    """What `policy.rules` see besides the registry: the environment, the actor and the
+    overrides (`--override`), each of which must name a rule of the planned models."""
+    known = rules.rule_names(desired, names)
+    unknown = sorted({name for name, _ in settings.overrides} - known)
+    if unknown:
+        have = ", ".join(sorted(known)) or "none"
+        raise UsageError(
+            f"--override names no rule of the planned models: {', '.join(unknown)} (rules: {have})"
+        )
+    if not known:
+        return rules.RuleContext(env=settings.env_name or "")
+    who = gitio.actor()
+    return rules.RuleContext(
+        env=settings.env_name or "",
+        actor=who,
+        overrides=MappingProxyType(dict(settings.overrides)),
+        override_actor=os.environ.get(OVERRIDE_ACTOR_ENV) or who,
+    )
+
+
+def _resolve_copies(
+    settings: Settings,
+    desired: DesiredState,
+    live: LiveState,
+    refs: dict[tuple[str, str], promotion.CopyRef],
+) -> promotion.Resolution:
+    """Read every source environment a copy key names (with its login), then resolve."""
+    from regops.files.environments import credentials_of
+
+    env, config = settings.environment, settings.config
+    if env is None or config is None:
+        model, key = next(iter(refs))
+        spec = desired.models[model]
+        raise PlanError(
+            [
+                f"{spec.file}:{spec.versions[key].line}: {key} names another environment's "
+                "version: run with --env NAME (environments are declared in regops.yaml)"
+            ]
+        )
+    wanted: dict[str, set[str]] = {}
+    for ref in refs.values():
+        if ref.env in config.environments and ref.env != env.name:
+            wanted.setdefault(ref.env, set()).add(ref.model)
+    sources: dict[tuple[str, str], LiveModel | None] = {}
+    for name, models in sorted(wanted.items()):
+        src = config.get(name)
+        with credentials_of(src):
+            snap = MlflowRegistry(src.tracking_uri).snapshot(sorted(models))
+        for model in models:
+            sources[(name, model)] = snap.models.get(model)
+    return promotion.resolve(desired, live, sources, env=env.name, known_envs=config.names)
+
+
+def suspension(settings: Settings) -> str | None:
+    """Why the chosen environment is suspended (`suspend:` in regops.yaml), or None."""
+    env = settings.environment
+    return env.suspension() if env is not None else None
