@@ -66,10 +66,14 @@ docs: install
 
 # PYTEST_WORKERS: test files run on this many processes (pytest-xdist; 0 = in this one).
 PYTEST_WORKERS ?= 2
+# --no-loadscope-reorder: files go to the workers in collection order, tests/e2e (act, wheels,
+# few tests of a minute each) first; xdist's default sends the files with the most tests
+# first, which left those long files for the end and one worker idle while they ran.
 # --durations: the 25 slowest tests close every run, so the suite's time stays visible;
 # every test's time is kept in test-results.xml (`python bench/suite_times.py` sums it by file).
 test: install lint $(ACTIONLINT)
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25 --junitxml=test-results.xml
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=25 --junitxml=test-results.xml
 	$(MAKE) test-pythons
 
 # The core alone on the lowest and highest Python we support (pyenv's 3.10.13 and 3.13.0):
