@@ -27,6 +27,9 @@ from accident_prediction.serving import (
 
 if TYPE_CHECKING:
     from accident_prediction.gates import GateResult
+    from accident_prediction.serving import Session
+
+    Gate = Callable[[Session, list[tuple[str, str]]], list[GateResult]]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TRUE_VALUES = {"1", "true", "yes", "on"}
@@ -67,6 +70,26 @@ def _check_targets(model_name: str | None, version: str | None, all_new: bool) -
         raise click.UsageError("give --model-name NAME --version N, or --all-new")
 
 
+def _gate(
+    run: Gate,
+    model_name: str | None,
+    version: str | None,
+    all_new: bool,
+    keep_going: bool,
+    config_path: Path,
+) -> int:
+    """One gate command's body: open the session, check and find the targets, `run` the
+    gate on them (session, pairs -> results), print the verdicts; the exit code."""
+    from accident_prediction.serving import gate_targets, open_session, quiet_mlflow
+
+    with quiet_mlflow():
+        session = open_session(config_path)
+        _check_targets(model_name, version, all_new)
+        pairs = gate_targets(session, model_name, version, all_new)
+        results = run(session, pairs)
+    return _report(results, keep_going)
+
+
 def _report(results: list[GateResult], keep_going: bool) -> int:
     for result in results:
         click.echo(result.summary())
@@ -97,19 +120,12 @@ def validate_command(
     validation/report.json on each version. Exits 2 if any failed its gate, 1 if
     the gate could not run (registry, data, config).
     """
-    from accident_prediction.serving import (
-        gate_targets,
-        open_session,
-        quiet_mlflow,
-        validate_versions,
-    )
+    from accident_prediction.serving import validate_versions
 
-    with quiet_mlflow():
-        session = open_session(config_path)
-        _check_targets(model_name, version, all_new)
-        pairs = gate_targets(session, model_name, version, all_new)
-        results = validate_versions(session, pairs, sample=sample)
-    return _report(results, keep_going)
+    def run(session: Session, pairs: list[tuple[str, str]]) -> list[GateResult]:
+        return validate_versions(session, pairs, sample=sample)
+
+    return _gate(run, model_name, version, all_new, keep_going, config_path)
 
 
 # --------------------------------------------------------------------------- smoke test
@@ -137,19 +153,12 @@ def smoke_test_command(
     smoke_test/report.json on each version. Exits 2 if any failed its gate, 1 if
     the test could not run.
     """
-    from accident_prediction.serving import (
-        gate_targets,
-        open_session,
-        quiet_mlflow,
-        smoke_test_versions,
-    )
+    from accident_prediction.serving import smoke_test_versions
 
-    with quiet_mlflow():
-        session = open_session(config_path)
-        _check_targets(model_name, version, all_new)
-        pairs = gate_targets(session, model_name, version, all_new)
-        results = smoke_test_versions(session, pairs, examples)
-    return _report(results, keep_going)
+    def run(session: Session, pairs: list[tuple[str, str]]) -> list[GateResult]:
+        return smoke_test_versions(session, pairs, examples)
+
+    return _gate(run, model_name, version, all_new, keep_going, config_path)
 
 
 # --------------------------------------------------------------------------- predict
