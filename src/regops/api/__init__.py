@@ -33,7 +33,9 @@ from regops.adapters.tracking import resolve_tracking_uri, stages_supported
 # The use cases, one module each; what the CLI calls is re-exported here (`api.run_plan`).
 from regops.api.adopt import InitResult, init
 from regops.api.environments import environments_report as environments_report
+from regops.api.environments import plan_docs as plan_docs
 from regops.api.environments import plan_environments as plan_environments
+from regops.api.environments import scoped as scoped
 from regops.api.environments import validate_environments as validate_environments
 from regops.api.events import install_webhook as install_webhook
 from regops.api.events import list_webhooks as list_webhooks

@@ -4,10 +4,14 @@ in one pull-request comment with every environment's URI and credentials masked.
 
 from __future__ import annotations
 
-from regops.api.planning import run_plan
-from regops.core import promotion
-from regops.errors import RegopsError
-from regops.files.environments import Config
+from dataclasses import replace
+
+from regops.api.planning import load_desired, run_plan
+from regops.core import promotion, rules
+from regops.core.plan import Plan
+from regops.core.state import DesiredState
+from regops.errors import Diagnostic, RegopsError, StateError, UsageError
+from regops.files.environments import Config, Environment, credentials_of
 from regops.files.loader import load_state
 from regops.settings import Settings
 
@@ -18,8 +22,6 @@ def validate_environments(config: Config | None, only: str | None = None) -> lis
     Copy keys must name another declared environment. Every problem of every
     environment is raised together; returns one summary line per environment.
     """
-    from regops.errors import Diagnostic, StateError
-
     assert config is not None
     lines, diags = [], []
     for env in config.environments.values():
@@ -50,27 +52,64 @@ def validate_environments(config: Config | None, only: str | None = None) -> lis
     return lines
 
 
-def plan_environments(settings: Settings) -> dict[str, dict[str, object]]:
-    """Plan every environment; name -> the plan's JSON form, or {"error": message}."""
-    from dataclasses import replace
+def scoped(settings: Settings, env: Environment) -> Settings:
+    """`settings` narrowed to one environment of regops.yaml: its state and its registry."""
+    return replace(
+        settings, environment=env, env_name=env.name, state_dir=env.state_dir, resolved=True
+    )
 
-    from regops.errors import StateError
-    from regops.files.environments import credentials_of
 
+def _error(exc: RegopsError) -> str:
+    if isinstance(exc, StateError):
+        return "\n".join(str(d) for d in exc.diagnostics)
+    return str(exc)
+
+
+def plan_environments(settings: Settings) -> dict[str, Plan | str]:
+    """Plan every environment: name -> its plan, or the message of the error that stopped it.
+
+    Each --override (`settings.overrides`) reaches the environments whose state files have
+    that rule. One that names a rule of no environment is a usage error (exit 64), raised
+    before any registry is read, as `plan --env` raises it.
+    """
     assert settings.config is not None
-    out: dict[str, dict[str, object]] = {}
-    for env in settings.config.environments.values():
-        scoped = replace(
-            settings, environment=env, env_name=env.name, state_dir=env.state_dir, resolved=True
+    envs = list(settings.config.environments.values())
+    loaded: dict[str, DesiredState | str] = {}
+    for env in envs:
+        try:
+            loaded[env.name] = load_desired(scoped(settings, env))
+        except RegopsError as exc:
+            loaded[env.name] = _error(exc)
+    states = [d for d in loaded.values() if not isinstance(d, str)]
+    known = set().union(*(rules.rule_names(d) for d in states))
+    unknown = sorted({name for name, _ in settings.overrides} - known)
+    if unknown and len(states) == len(envs):  # else a broken state file may hold the rule
+        have = ", ".join(sorted(known)) or "none"
+        raise UsageError(
+            f"--override names no rule of any environment: {', '.join(unknown)} (rules: {have})"
+        )
+    out: dict[str, Plan | str] = {}
+    for env in envs:
+        desired = loaded[env.name]
+        if isinstance(desired, str):
+            out[env.name] = desired
+            continue
+        names = rules.rule_names(desired)
+        one = replace(
+            scoped(settings, env),
+            overrides=tuple(o for o in settings.overrides if o[0] in names),
         )
         try:
             with credentials_of(env):
-                out[env.name] = run_plan(scoped).to_dict()
-        except StateError as exc:
-            out[env.name] = {"error": "\n".join(str(d) for d in exc.diagnostics)}
+                out[env.name] = run_plan(one, desired=desired)
         except RegopsError as exc:
-            out[env.name] = {"error": str(exc)}
+            out[env.name] = _error(exc)
     return out
+
+
+def plan_docs(plans: dict[str, Plan | str]) -> dict[str, dict[str, object]]:
+    """plan_environments' answer as the JSON of `plan --all-envs` (an error: {"error": ...})."""
+    return {name: {"error": p} if isinstance(p, str) else p.to_dict() for name, p in plans.items()}
 
 
 def environments_report(

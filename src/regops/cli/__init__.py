@@ -273,7 +273,13 @@ def plan(
             raise UsageError(
                 "--all-envs needs environments in regops.yaml, and no --env or --model"
             )
-        docs = api.plan_environments(s)
+        if live_file is not None:
+            raise UsageError(
+                "--live plans one environment from its snapshot: give --env NAME, not --all-envs"
+            )
+        store_overrides(s, overrides, reasons)
+        plans = api.plan_environments(s)
+        docs = api.plan_docs(plans)
         if out is not None:
             fileio.write_atomic(out, render.render_json(render.environments_doc(docs)) + "\n")
         if report is not None:  # the PR comment: every environment's plan, one section each
@@ -283,6 +289,11 @@ def plan(
             text = api.environments_report(config, docs)
             write_report(report, text, lambda full: api.environments_report(config, docs, full))
         click.echo(render.render_environments(docs, s.fmt))
+        if notify_drift:  # each environment's drift, named as such
+            config = s.config
+            for name, env_plan in plans.items():
+                if not isinstance(env_plan, str):
+                    _notified(api.notify_drift(api.scoped(s, config.get(name)), env_plan))
         return render.environments_exit_code(docs, detailed_exitcode)
     s = settings(ctx)
     store_overrides(s, overrides, reasons)

@@ -18,16 +18,19 @@ No I/O here: the caller reads the registries.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
+from regops.core import jsonio
 from regops.core.lineage import LINEAGE_TAG, Lineage
 from regops.core.live import AUDIT_PREFIX, AppliedRecord, LiveModel, LiveState, LiveVersion
 from regops.core.plan import Action, Change, ChangeKind, Plan
 from regops.core.state import DesiredState, ModelSpec, VersionSpec, version_key
+from regops.errors import JsonInputError
 
 COPY_KEY = re.compile(
     r"^(?P<env>[A-Za-z][A-Za-z0-9_-]*)(?:/(?P<model>[^@]+))?@(?P<version>[0-9]+)$"
@@ -283,10 +286,19 @@ def with_copies(plan: Plan, res: Resolution, real_live: LiveState) -> Plan:
     )
 
 
-def rename_record(record: str, key: str, version: str) -> str:
-    """The applied-record with placeholder `key` renamed to the version the copy made."""
-    parsed = AppliedRecord.parse(record)
-    if parsed is None or key not in parsed.versions:
-        return record
-    entries = {version if v == key else v: e for v, e in parsed.versions.items()}
-    return AppliedRecord(MappingProxyType(entries)).dump()
+def rename_record(record: str, made: Mapping[str, str]) -> str | None:
+    """The applied-record with each copy's placeholder key (`dev@7`) renamed to the version
+    the copy made (`made`: key -> version); None while a placeholder is left (a copy that
+    was not made): such a record would read as foreign and end drift detection.
+
+    The placeholders are renamed before the record is parsed: AppliedRecord.parse reads a
+    registry tag, and refuses any key that is not a version number."""
+    try:
+        doc = jsonio.parse_tag(record)  # the planner's own dump, or a saved plan's
+    except JsonInputError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    renamed = {made.get(k, k): entry for k, entry in doc.items()}
+    parsed = AppliedRecord.parse(json.dumps(renamed, separators=(",", ":")))
+    return parsed.dump() if parsed is not None else None

@@ -307,11 +307,10 @@ class _Run:
             skip = model in self.incomplete or (
                 self.interrupted is not None and model not in self.started
             )
+        if record is not None and not skip:
+            record = rename_record(record, {k: v for (m, k), v in made.items() if m == model})
         if record is None or skip:
             return
-        for (m, key), version in made.items():
-            if m == model:
-                record = rename_record(record, key, version)
         try:
             self.call(functools.partial(self.registry.set_model_tag, model, APPLIED_TAG, record))
             with self.lock:

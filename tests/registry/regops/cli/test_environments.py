@@ -21,7 +21,7 @@ from tests.support.environments import (
     run,
     two_environments,
 )
-from tests.support.repo import client
+from tests.support.repo import ENVS_CONFIG, client
 
 
 @pytest.fixture
@@ -225,6 +225,23 @@ def test_reconcile_copies_once_with_artifacts_and_lineage(repo: Repo) -> None:
     assert doc["lineage"][0]["source_version"] == "1"
 
 
+def test_after_a_copy_the_record_names_the_version_so_drift_is_seen_at_once(
+    repo: Repo,
+) -> None:
+    """The applied-record a copy's reconcile writes names the version the copy made, not
+    its state key (`dev@1`: a key the record's reader refuses, which left prod blind to
+    drift until a later reconcile): an alias moved in prod right after is drift."""
+    assert run("--env", "prod", "reconcile").exit_code == 0
+    tags = client(repo.prod).get_registered_model("Fraud").tags
+    assert json.loads(tags["regops.applied"]) == {"1": ["Production", "champion"]}
+    other = log_model(repo.prod, "Fraud", "made in prod", {})
+    client(repo.prod).set_registered_model_alias("Fraud", "champion", other)  # outside git
+    result = run("--env", "prod", "plan", "--detailed-exitcode")
+    assert result.exit_code == 3, result.output
+    assert "1 drift" in result.output
+    assert "not a record regops wrote" not in result.output
+
+
 def test_a_new_dev_version_promoted_by_a_state_edit(repo: Repo) -> None:
     assert run("--env", "prod", "reconcile").exit_code == 0
     with warnings.catch_warnings():
@@ -302,3 +319,79 @@ def test_environments_lists_them_for_a_ci_matrix(repo: Repo) -> None:
 def test_no_environments_is_an_empty_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert json.loads(run("environments", "--format", "json").stdout) == []
+
+
+# ---- plan --all-envs takes what plan --env takes --------------------------------------------
+
+SOFT_RULE = "policy:\n  rules:\n    - {name: no-friday, expr: 'false', level: soft}\n"
+
+
+def test_all_envs_overrides_reach_the_environments_with_that_rule(repo: Repo) -> None:
+    """An --override is honoured where a state file has that rule (prod), left out where
+    none has (dev); one naming no rule of any environment is a usage error, as with --env."""
+    repo.write("registry-state/prod/fraud.yaml", PROD_STATE.replace("policy:\n", SOFT_RULE))
+    repo.commit("prod: a soft rule")
+
+    def prod_rules(*extra: str) -> tuple[int, list[dict[str, object]]]:
+        result = run("plan", "--all-envs", "--format", "json", *extra)
+        doc = json.loads(result.stdout)
+        assert "error" not in doc["environments"]["dev"], doc["environments"]["dev"]
+        changes = doc["environments"]["prod"]["changes"]
+        return result.exit_code, [r for c in changes for r in c.get("rules", [])]
+
+    code, verdicts = prod_rules()
+    assert code == 1  # blocked by the soft rule
+    assert {(r["result"], r["blocks"], json.dumps(r["override"])) for r in verdicts} == {
+        ("fail", True, "null")
+    }
+    code, verdicts = prod_rules("--override", "no-friday", "--reason", "hotfix INC-7")
+    assert code == 0
+    assert {(r["result"], r["blocks"], r["override"]["reason"]) for r in verdicts} == {
+        ("fail", False, "hotfix INC-7")
+    }
+
+    unknown = run("plan", "--all-envs", "--override", "no-such", "--reason", "x")
+    assert unknown.exit_code == 64
+    assert "--override names no rule of any environment: no-such (rules: no-friday)" in (
+        unknown.output
+    )
+    assert run("plan", "--all-envs", "--override", "no-friday").exit_code == 64  # no --reason
+
+
+def test_all_envs_refuses_live_it_cannot_honour(repo: Repo, tmp_path: Path) -> None:
+    snapshot = tmp_path / "snapshot.json"
+    assert run("--env", "prod", "snapshot", "--out", str(snapshot)).exit_code == 0
+    result = run("plan", "--all-envs", "--live", str(snapshot))
+    assert result.exit_code == 64
+    assert "--live plans one environment from its snapshot: give --env NAME" in result.output
+
+
+def test_all_envs_drift_check_notifies_each_drifted_environment(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.registry.regops.cli.test_notify import Receiver
+
+    hook = Receiver()
+    try:
+        monkeypatch.setenv("OPS_HOOK_URL", hook.url)
+        repo.write(
+            "regops.yaml",
+            ENVS_CONFIG + "notify:\n  - {url: '${OPS_HOOK_URL}/hook', format: json, on: [drift]}\n",
+        )
+        repo.commit("notify on drift")
+        assert run("--env", "prod", "reconcile").exit_code == 0
+        other = log_model(repo.prod, "Fraud", "made in prod", {})
+        client(repo.prod).set_registered_model_alias("Fraud", "champion", other)  # outside git
+
+        result = run("plan", "--all-envs", "--notify-drift", "--detailed-exitcode")
+        assert result.exit_code == 3, result.output  # drift
+        [(_headers, body)] = hook.got  # prod drifted; dev did not
+        notice = json.loads(body)
+        assert (notice["event"], notice["environment"]) == ("drift", "prod")
+        assert [i["model"] for i in notice["items"]] == ["Fraud"]
+        assert "outside git" in notice["items"][0]["text"]
+        assert "notified" in result.stderr
+        assert run("plan", "--all-envs", "--detailed-exitcode").exit_code == 3
+        assert len(hook.got) == 1  # without --notify-drift, plan never sends
+    finally:
+        hook.close()
