@@ -113,10 +113,11 @@ def _plan(
     registry = registry or open_registry(settings)
     names = list(only) if only is not None else list(desired.models)
     ctx = rule_context(settings, desired, names)
-    live = with_run_metrics(registry, desired, registry.snapshot(names), names)
+    live = registry.snapshot(names)
     shown = registry_name or settings.registry_name or registry.display_uri
     refs = {k: r for k, r in promotion.copy_refs(desired).items() if k[0] in names}
     if not refs:
+        live = with_run_metrics(registry, desired, live, names)
         return diff(desired, live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
     if not isinstance(registry, MlflowRegistry):  # a snapshot (plan --live): no source in it
         from regops.core.planner import diff_snapshot
@@ -131,8 +132,11 @@ def _plan(
             rules=ctx,
         )
     res = _resolve_copies(settings, desired, live, refs)
-    p = diff(res.desired, res.live, only=only, registry=shown, created_at=audit.now(), rules=ctx)
-    return promotion.with_copies(p, res, live)
+    # The gates read the runs of the versions the keys resolved to: copies made (their runs
+    # here) and copies to make (their source runs, which _resolve_copies read there).
+    judged = with_run_metrics(registry, res.desired, res.live, names)
+    p = diff(res.desired, judged, only=only, registry=shown, created_at=audit.now(), rules=ctx)
+    return promotion.with_copies(p, replace(res, live=judged), live)
 
 
 def with_run_metrics(
@@ -147,11 +151,13 @@ def with_run_metrics(
     if not (run_ids or rule_runs) or not isinstance(registry, MlflowRegistry):
         return live
     # A rule may read any metric of a run (`version.metrics`): those runs are read whole,
-    # in the same batched searches as the gates' (None: every key).
+    # in the same batched searches as the gates' (None: every key). What a run logged here
+    # wins over what was known of it already (a copy's source run, see promotion.resolve).
     wanted = None if rule_runs else keys
-    return replace(
-        live, run_metrics=MappingProxyType(registry.run_metrics(run_ids | rule_runs, wanted))
-    )
+    merged = {k: dict(m) for k, m in (live.run_metrics or {}).items()}
+    for run_id, metrics in registry.run_metrics(run_ids | rule_runs, wanted).items():
+        merged[run_id] = {**merged.get(run_id, {}), **metrics}
+    return replace(live, run_metrics=MappingProxyType(merged))
 
 
 # Who gave the overrides (the apply workflow: the PR label's author); default: the actor.
@@ -187,7 +193,11 @@ def _resolve_copies(
     live: LiveState,
     refs: dict[tuple[str, str], promotion.CopyRef],
 ) -> promotion.Resolution:
-    """Read every source environment a copy key names (with its login), then resolve."""
+    """Read every source environment a copy key names (with its login), then resolve.
+
+    Where a model's gates or rules read metrics, the source versions' runs are read there
+    too (one batched search per source environment): a copy is judged by its source's
+    numbers, as by its source's evidence tags."""
     from regops.files.environments import credentials_of
 
     env, config = settings.environment, settings.config
@@ -204,14 +214,35 @@ def _resolve_copies(
     for ref in refs.values():
         if ref.env in config.environments and ref.env != env.name:
             wanted.setdefault(ref.env, set()).add(ref.model)
+    gated = {
+        model
+        for model, _ in refs
+        if desired.models[model].policy.metric_gated()
+        or any(r.reads_metrics() for r in desired.models[model].policy.rules)
+    }
     sources: dict[tuple[str, str], LiveModel | None] = {}
+    source_runs: dict[str, dict[str, float]] | None = {} if gated else None
     for name, models in sorted(wanted.items()):
         src = config.get(name)
         with credentials_of(src):
-            snap = MlflowRegistry(src.tracking_uri).snapshot(sorted(models))
+            source = MlflowRegistry(src.tracking_uri)
+            snap = source.snapshot(sorted(models))
+            runs = {
+                lv.run_id
+                for (model, _), ref in refs.items()
+                if model in gated
+                and ref.env == name
+                and (lm := snap.models.get(ref.model)) is not None
+                and (lv := lm.versions.get(ref.version)) is not None
+                and lv.run_id
+            }
+            if source_runs is not None and runs:
+                source_runs.update(source.run_metrics(runs, None))
         for model in models:
             sources[(name, model)] = snap.models.get(model)
-    return promotion.resolve(desired, live, sources, env=env.name, known_envs=config.names)
+    return promotion.resolve(
+        desired, live, sources, env=env.name, known_envs=config.names, source_runs=source_runs
+    )
 
 
 def suspension(settings: Settings) -> str | None:

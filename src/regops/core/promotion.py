@@ -153,12 +153,17 @@ def resolve(
     *,
     env: str,
     known_envs: tuple[str, ...],
+    source_runs: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Resolution:
     """Replace copy keys by versions (found by lineage) or placeholders (to copy).
 
     `sources` maps (environment, model) to that model in the environment's registry
-    (None when it is not there) for every reference in `desired`.
+    (None when it is not there) for every reference in `desired`. `source_runs` (run id
+    -> metrics, read in the source registries) are a copy's numbers for its gates: a
+    placeholder's run is its source's, and a copy made already falls back on its
+    source's run for a metric its own run (in this registry) lacks.
     """
+    run_metrics: dict[str, Mapping[str, float]] = {}
     models: dict[str, ModelSpec] = dict(desired.models)
     live_models: dict[str, LiveModel] = dict(live.models)
     copies: list[Change] = []
@@ -190,6 +195,7 @@ def resolve(
                 )
                 continue
             origin = replace(vs, run_id=None)  # the copy's run is the target's own
+            numbers = source_runs.get(source.run_id) if source_runs and source.run_id else None
             found = find_copy(lm, ref)
             if found is not None:
                 if found in spec.versions:
@@ -201,14 +207,20 @@ def resolve(
                 resolved[(name, key)] = found
                 versions[found] = replace(origin, version=found)
                 assert lm is not None
+                copy_run = lm.versions[found].run_id
+                if copy_run and numbers is not None:
+                    run_metrics[copy_run] = numbers
                 placeholders[found] = replace(
                     lm.versions[found], origin_stage=source.stage, origin=ref.describe()
                 )
                 continue
             versions[key] = origin
+            if source.run_id and numbers is not None:
+                run_metrics[source.run_id] = numbers
             placeholders[key] = LiveVersion(
                 version=key,
                 stage="None",
+                run_id=source.run_id,  # the copy's numbers are its source run's until made
                 tags=MappingProxyType(copied_tags(source.tags)),
                 origin_stage=source.stage,
                 origin=ref.describe(),
@@ -220,6 +232,10 @@ def resolve(
             live_models[name] = replace(
                 base, versions=MappingProxyType({**base.versions, **placeholders})
             )
+    if source_runs is not None:
+        live = replace(
+            live, run_metrics=MappingProxyType({**(live.run_metrics or {}), **run_metrics})
+        )
     return Resolution(
         desired=replace(desired, models=MappingProxyType(models)),
         live=replace(live, models=MappingProxyType(live_models)),

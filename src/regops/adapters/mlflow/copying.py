@@ -183,6 +183,7 @@ class Copier:
             src_uri = src_env.tracking_uri
             source = self._open(src_uri)
             mv = source.model_version(ref.model, ref.version)
+            metrics = _run_metrics(source, mv.run_id)
         lineage = Lineage(lineage.env, lineage.model, lineage.version, mv.run_id, lineage.commit)
         tags = {**copied_tags(mv.tags or {}), LINEAGE_TAG: lineage.to_tag()}
         if src_uri == self.target.uri:
@@ -204,6 +205,7 @@ class Copier:
                 key=ref.ref,
                 run_name=f"copy of {ref.describe()}",
                 tags={LINEAGE_TAG: lineage.to_tag()},
+                metrics=metrics,
             )
             return self.target.create_version(model, uri, run_id, tags)
 
@@ -224,3 +226,15 @@ class Copier:
                 f"(copying {ref.describe()})"
             )
         return f"copying {ref.describe()} to {env.name} failed: {type(exc).__name__}: {text}"
+
+
+def _run_metrics(source: MlflowRegistry, run_id: str | None) -> dict[str, float]:
+    """The metrics of the source version's run, which its copy's run carries: a metric gate
+    in the target then reads them there. Best effort: a login that may read the source's
+    models but not its runs still copies (the plan read the numbers a gate needed)."""
+    if not run_id:
+        return {}
+    try:
+        return dict(source.run_metrics([run_id], None).get(run_id, {}))
+    except Exception:  # noqa: BLE001 - the copy itself does not depend on them
+        return {}

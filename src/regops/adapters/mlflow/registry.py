@@ -762,9 +762,17 @@ class MlflowRegistry:
                 raise
 
     def upload_model(
-        self, local: Path, *, experiment: str, key: str, run_name: str, tags: dict[str, str]
+        self,
+        local: Path,
+        *,
+        experiment: str,
+        key: str,
+        run_name: str,
+        tags: dict[str, str],
+        metrics: Mapping[str, float] | None = None,
     ) -> tuple[str, str]:
-        """Log `local` as the artifacts of a run here; returns (run id, model source URI).
+        """Log `local` as the artifacts of a run here, with `metrics` (the source run's);
+        returns (run id, model source URI).
 
         A finished run already holding `key` (a copy cut between upload and register)
         is reused rather than uploaded again.
@@ -782,6 +790,11 @@ class MlflowRegistry:
         if done:
             return done[0].info.run_id, f"{done[0].info.artifact_uri}/model"
         run = c.create_run(exp_id, tags={**tags, COPY_KEY_TAG: key}, run_name=run_name)
+        if metrics:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            c.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         c.log_artifacts(run.info.run_id, str(local), "model")
         c.set_terminated(run.info.run_id)
         return run.info.run_id, f"{run.info.artifact_uri}/model"

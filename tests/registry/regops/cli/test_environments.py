@@ -395,3 +395,94 @@ def test_all_envs_drift_check_notifies_each_drifted_environment(
         assert len(hook.got) == 1  # without --notify-drift, plan never sends
     finally:
         hook.close()
+
+
+# ---- metric gates across environments --------------------------------------------------------
+
+GATED_PROD = """\
+apiVersion: regops/v1
+policy:
+  stages:
+    Production:
+      require_from: [Staging, Production]
+  aliases:
+    champion:
+      require_metrics:
+        auc: {min: 0.8}
+models:
+  Fraud:
+    versions:
+      dev@1: {stage: Production, aliases: [champion]}
+"""
+
+
+def test_a_metric_gate_on_a_copy_reads_the_source_run_then_the_copy_keeps_the_numbers(
+    repo: Repo,
+) -> None:
+    """prod gates its champion on `auc`, logged by dev's training run: the plan judges
+    the copy still to make by dev's run, and the copy's own run in prod carries the
+    numbers, so later plans (and a `beats` against it) read them in prod."""
+    dev_run = repo.versions(repo.dev, "Fraud")["1"].run_id  # type: ignore[attr-defined]
+    client(repo.dev).log_metric(dev_run, "auc", 0.91)
+    repo.write("registry-state/prod/fraud.yaml", GATED_PROD)
+    repo.commit("prod: champion needs auc >= 0.8")
+
+    doc = json.loads(run("--env", "prod", "plan", "--format", "json").stdout)
+    [gated] = [c for c in doc["changes"] if c["kind"] == "alias_set"]
+    assert gated["action"] == "apply", gated
+    [check] = gated["metrics"]
+    assert (check["metric"], check["candidate"], check["passed"]) == ("auc", 0.91, True)
+
+    assert run("--env", "prod", "reconcile").exit_code == 0
+    copy = repo.versions(repo.prod, "Fraud")["1"]
+    assert client(repo.prod).get_run(copy.run_id).data.metrics == {"auc": 0.91}  # type: ignore[attr-defined]
+    again = run("--env", "prod", "plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_copy_whose_source_run_misses_the_metric_is_blocked_saying_so(repo: Repo) -> None:
+    repo.write("registry-state/prod/fraud.yaml", GATED_PROD)
+    repo.commit("prod: champion needs auc >= 0.8")
+    result = run("--env", "prod", "plan")
+    assert result.exit_code == 1, result.output
+    assert "of version dev@1 has no metric auc" in result.output, result.output
+    assert run("--env", "prod", "reconcile").exit_code == 1
+    assert repo.versions(repo.prod, "Fraud") == {}  # nothing copied
+
+
+def test_a_copy_beats_the_champion_copied_before_it_by_the_numbers_both_carried(
+    repo: Repo,
+) -> None:
+    """dev@2 replaces dev@1 as prod's champion only if it beats it: the candidate's auc is
+    read from dev's run (not copied yet), the incumbent's from the run its copy holds in
+    prod."""
+    c = client(repo.dev)
+    c.log_metric(repo.versions(repo.dev, "Fraud")["1"].run_id, "auc", 0.91)  # type: ignore[attr-defined]
+    v2 = log_model(repo.dev, "Fraud", "dev-v2", {"validation_status": "passed"})
+    c.log_metric(repo.versions(repo.dev, "Fraud")[v2].run_id, "auc", 0.95)  # type: ignore[attr-defined]
+    beats = GATED_PROD.replace("{min: 0.8}", "{min: 0.8, beats: champion, by: MARGIN}")
+    repo.write("registry-state/prod/fraud.yaml", beats.replace("MARGIN", "0.01"))
+    repo.commit("prod: champion needs auc >= 0.8 and to beat the last one")
+    assert run("--env", "prod", "reconcile").exit_code == 0  # no incumbent yet
+
+    def promote(margin: str) -> dict[str, object]:
+        repo.write(
+            "registry-state/prod/fraud.yaml",
+            beats.replace("MARGIN", margin).replace(
+                "dev@1: {stage: Production, aliases: [champion]}",
+                "dev@1: {stage: Production}\n      dev@2: {aliases: [champion]}",
+            ),
+        )
+        doc = json.loads(run("--env", "prod", "plan", "--format", "json").stdout)
+        [moved] = [ch for ch in doc["changes"] if ch["kind"] == "alias_move"]
+        [check] = moved["metrics"]
+        return check
+
+    check = promote("0.01")
+    assert (check["candidate"], check["incumbent"], check["incumbent_version"]) == (
+        0.95,
+        0.91,
+        "1",
+    )
+    assert check["passed"] is True
+    assert promote("0.1")["passed"] is False  # 0.95 does not beat 0.91 by 0.1
