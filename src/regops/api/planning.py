@@ -23,6 +23,7 @@ from regops.core.plan import Plan
 from regops.core.planner import diff
 from regops.core.state import DesiredState
 from regops.errors import PlanError, RegopsError, UsageError
+from regops.files.environments import Config
 from regops.files.loader import load_state, state_files
 from regops.settings import Settings
 
@@ -168,9 +169,15 @@ def rule_context(
     settings: Settings, desired: DesiredState, names: Sequence[str]
 ) -> rules.RuleContext:
     """What `policy.rules` see besides the registry: the environment, the actor and the
-    overrides (`--override`), each of which must name a rule of the planned models."""
+    overrides (`--override`), each of which must name a rule of the planned models, or
+    (with --env) a rule of another environment of regops.yaml: the override labels of a
+    pull request reach every environment's apply, and each uses those that concern it."""
     known = rules.rule_names(desired, names)
     unknown = sorted({name for name, _ in settings.overrides} - known)
+    whole = set(names) == set(desired.models)  # no --model: the environment's whole state
+    env, config = settings.environment, settings.config
+    if unknown and env is not None and config is not None and whole:
+        unknown = sorted(set(unknown) - _rules_elsewhere(config, env.name))
     if unknown:
         have = ", ".join(sorted(known)) or "none"
         raise UsageError(
@@ -182,9 +189,23 @@ def rule_context(
     return rules.RuleContext(
         env=settings.env_name or "",
         actor=who,
-        overrides=MappingProxyType(dict(settings.overrides)),
+        overrides=MappingProxyType({r: why for r, why in settings.overrides if r in known}),
         override_actor=os.environ.get(OVERRIDE_ACTOR_ENV) or who,
     )
+
+
+def _rules_elsewhere(config: Config, here: str) -> set[str]:
+    """The rule names of the state files of regops.yaml's other environments (those that
+    load: a broken one's own plan reports it)."""
+    found: set[str] = set()
+    for env in config.environments.values():
+        if env.name == here:
+            continue
+        try:
+            found |= rules.rule_names(load_state(env.state_dir, stages_supported=True))
+        except RegopsError:
+            continue
+    return found
 
 
 def _resolve_copies(

@@ -13,6 +13,7 @@ import warnings
 import pytest
 from mlflow import MlflowClient
 
+from regops.core.audit import Stamp
 from tests.support.act import Sandbox, git, pr_payload, push_payload, state
 from tests.support.servers import MlflowServer, make_registry
 
@@ -28,6 +29,10 @@ environments:
     state_dir: registry-state/prod
 """
 DEV, PROD = "Wf_Env_Dev", "Wf_Env_Prod"
+SOFT_RULE = """policy:
+  rules:
+    - {name: no-changes-this-week, expr: 'false', level: soft}
+"""
 
 
 def stages(uri: str, name: str) -> dict[str, str]:
@@ -90,5 +95,34 @@ def test_two_environments_one_comment_applied_in_order_and_drift_per_environment
     [issue] = sandbox.github.fake.issues("open")
     assert issue["title"] == "Registry drift (prod)"
     assert "drift" in issue["body"]
+
+    # A soft rule in prod; PR #8 (which also restores prod's drifted v1) is merged with an
+    # override label. Each environment's apply gets the labels: prod lets the rule through
+    # (stamped with the label's author); dev, which has no such rule, applies without it.
+    sandbox.write_state(state({DEV: {"1": "Staging", "2": "Staging"}}), "dev/models.yaml")
+    sandbox.write_state(
+        state({PROD: {"1": "Production", "2": "Staging"}}, SOFT_RULE), "prod/models.yaml"
+    )
+    merged = sandbox.commit("prod: v2 to Staging past the freeze rule")
+    sandbox.push()
+    sandbox.github.fake.merge_pull(8, merged, "Stage v2 in prod during the freeze")
+    sandbox.github.fake.label(8, "regops-override:no-changes-this-week", "carol")
+    run = sandbox.act("push", "registry-environments.yml", push_payload(merged), secrets=secrets)
+    applies = {job: v for job, v in run.jobs.items() if job.startswith("apply")}
+    assert sorted(applies.values()) == ["succeeded"] * 2, run.output[-6000:]
+    assert stages(act_registry.url, DEV)["1"] == "Staging"
+    assert stages(act_registry.url, PROD)["2"] == "Staging"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        tags = MlflowClient(act_registry.url, act_registry.url).get_model_version(PROD, "2").tags
+    [(rule, reason, actor)] = {
+        (r.rule, r.override_reason, r.override_actor)
+        for r in (Stamp.from_tags(tags)[0] or Stamp()).rules
+    }
+    assert (rule, reason, actor) == (
+        "no-changes-this-week",
+        "PR #8: Stage v2 in prod during the freeze",
+        "carol",
+    )
     for secret in (act_registry.url, act_registry.url.split("://", 1)[1], sandbox.token):
         assert sandbox.published(secret) == [], f"{secret!r} was published"

@@ -358,6 +358,25 @@ def test_all_envs_overrides_reach_the_environments_with_that_rule(repo: Repo) ->
     assert run("plan", "--all-envs", "--override", "no-friday").exit_code == 64  # no --reason
 
 
+def test_an_override_of_another_environments_rule_is_not_an_error_here(repo: Repo) -> None:
+    """A merged PR's override labels reach every environment's apply: dev, which has no
+    such rule, applies without it; prod uses it. A rule of no environment stays 64."""
+    repo.write("registry-state/prod/fraud.yaml", PROD_STATE.replace("policy:\n", SOFT_RULE))
+    repo.commit("prod: a soft rule")
+    given = ("--override", "no-friday", "--reason", "PR #8: hotfix")
+    assert run("--env", "dev", "reconcile", *given).exit_code == 0
+    result = run("--env", "prod", "reconcile", *given)
+    assert result.exit_code == 0, result.output
+    [mv] = repo.versions(repo.prod, "Fraud").values()
+    stamp = Stamp.from_tags(mv.tags)[0]  # type: ignore[attr-defined]
+    assert stamp is not None
+    verdicts = {(r.rule, r.override_reason) for r in stamp.rules}
+    assert verdicts == {("no-friday", "PR #8: hotfix")}
+    nowhere = run("--env", "dev", "plan", "--override", "no-such", "--reason", "x")
+    assert nowhere.exit_code == 64
+    assert "--override names no rule of the planned models: no-such" in nowhere.output
+
+
 def test_all_envs_refuses_live_it_cannot_honour(repo: Repo, tmp_path: Path) -> None:
     snapshot = tmp_path / "snapshot.json"
     assert run("--env", "prod", "snapshot", "--out", str(snapshot)).exit_code == 0
